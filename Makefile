@@ -1,0 +1,69 @@
+# acmelab: `make run` runs the whole series against the lab, `make test` tests everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup pebble lab lab-up lab-down run test unit integration notebooks-test refresh-notebooks bench clean
+
+## setup: the venv with requirements and acmelab (editable), and Debian's pebble package.
+setup: $(STAMP) pebble
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+	@touch $@
+
+## pebble: Pebble and pebble-challtestsrv from Debian's `pebble` package, if missing.
+pebble:
+	@if command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "Installing Debian's pebble package (pebble + pebble-challtestsrv)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pebble >/dev/null; \
+	else \
+	  echo "pebble and pebble-challtestsrv are missing and apt-get is not available."; \
+	  echo "Install Let's Encrypt's Pebble (it ships both binaries), e.g. 'go install github.com/letsencrypt/pebble/v2/cmd/...@latest',"; \
+	  echo "and put them on PATH, then run make again."; exit 1; \
+	fi
+
+## lab: the workshop command -- the lab up, then JupyterLab on notebooks/.
+lab: setup
+	$(VENV)/bin/acmelab lab up
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+lab-up: setup
+	$(VENV)/bin/acmelab lab up
+
+lab-down: setup
+	$(VENV)/bin/acmelab lab down
+
+## run: the whole series, headless, against a fresh lab; executed copies and HTML in build/.
+run: setup
+	$(PY) -m acmelab.lab.run_series --out build
+
+## test: unit + integration tests and nbval over the notebooks (strict).
+test: setup
+	$(PY) -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg tests notebooks
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+integration: setup
+	$(PY) -m pytest tests/integration
+
+notebooks-test: setup
+	$(PY) -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+## refresh-notebooks: re-execute every notebook in place against a fresh lab (stored outputs).
+refresh-notebooks: setup
+	$(PY) -m acmelab.lab.run_series --in-place
+
+## bench: the benchmarks in bench/ (never part of make test).
+bench: setup
+	$(PY) bench/issuance.py
+	$(PY) bench/many_services.py
+
+clean:
+	rm -rf build .lab

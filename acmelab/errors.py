@@ -1,0 +1,362 @@
+"""Every error acmelab raises, in one place.
+
+One base class, :class:`AcmelabError`. Below it:
+
+* :class:`InputError` -- the caller gave us something we cannot use (a bad
+  domain name, a corrupt PEM, a wrong passphrase, a CSR that does not match
+  the order).  Raised *before* anything is sent or written.
+* :class:`ProtocolError` -- the server's answer breaks RFC 8555 (a body that
+  is not JSON, a response without ``Replay-Nonce``).
+* :class:`AcmeProblem` -- the ACME server answered with a problem document
+  (RFC 8555 §6.7, RFC 7807).  One subclass per problem type a caller acts
+  on, so ``except BadNonce:`` reads like the RFC.  Every instance carries
+  ``type``, ``detail``, ``status`` and ``subproblems``.
+* :class:`NetworkError`, :class:`PollTimeout`, :class:`ChallengeFailed`,
+  :class:`LabError`, :class:`DnsError`, :class:`AliyunError`,
+  :class:`DeployError` -- the rest of the course's moving parts.
+
+Messages never contain secrets: no private key, no access key secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+ACME_ERROR_PREFIX = "urn:ietf:params:acme:error:"
+
+
+class AcmelabError(Exception):
+    """Base class of every error acmelab raises."""
+
+
+class InputError(AcmelabError, ValueError):
+    """Bad input from the caller; nothing was sent or written."""
+
+
+class KeyExistsError(InputError, FileExistsError):
+    """Refusing to overwrite an existing private key (pass ``overwrite=True``)."""
+
+
+class ProtocolError(AcmelabError):
+    """The server's answer does not follow RFC 8555 (e.g. non-JSON body,
+    missing ``Replay-Nonce``, missing ``Location``)."""
+
+
+class NetworkError(AcmelabError):
+    """The server could not be reached, after bounded retries."""
+
+
+class PollTimeout(AcmelabError, TimeoutError):
+    """An object did not reach a final status before the deadline."""
+
+
+class LabError(AcmelabError):
+    """The local lab (Pebble, pebble-challtestsrv, the Alibaba endpoint)
+    could not be started, reached or stopped."""
+
+
+class DnsError(AcmelabError):
+    """A DNS record could not be published, found or removed."""
+
+
+class DeployError(AcmelabError):
+    """A certificate could not be installed or verified on a service."""
+
+
+# --------------------------------------------------------------------------
+# RFC 8555 §6.7 problem documents
+# --------------------------------------------------------------------------
+
+#: RFC 8555 §6.7, Table "Error types": short name -> description.
+PROBLEM_TYPES: dict[str, str] = {
+    "accountDoesNotExist": "The request specified an account that does not exist",
+    "alreadyRevoked": "The request specified a certificate to be revoked that has already been revoked",
+    "badCSR": "The CSR is unacceptable (e.g., due to a short key)",
+    "badNonce": "The client sent an unacceptable anti-replay nonce",
+    "badPublicKey": "The JWS was signed by a public key the server does not support",
+    "badRevocationReason": "The revocation reason provided is not allowed by the server",
+    "badSignatureAlgorithm": "The JWS was signed with an algorithm the server does not support",
+    "caa": "Certification Authority Authorization (CAA) records forbid the CA from issuing a certificate",
+    "compound": "Specific error conditions are indicated in the 'subproblems' array",
+    "connection": "The server could not connect to validation target",
+    "dns": "There was a problem with a DNS query during identifier validation",
+    "externalAccountRequired": "The request must include a value for the 'externalAccountBinding' field",
+    "incorrectResponse": "Response received didn't match the challenge's requirements",
+    "invalidContact": "A contact URL for an account was invalid",
+    "malformed": "The request message was malformed",
+    "orderNotReady": "The request attempted to finalize an order that is not ready to be finalized",
+    "rateLimited": "The request exceeds a rate limit",
+    "rejectedIdentifier": "The server will not issue certificates for the identifier",
+    "serverInternal": "The server experienced an internal error",
+    "tls": "The server received a TLS error during validation",
+    "unauthorized": "The client lacks sufficient authorization",
+    "unsupportedContact": "A contact URL for an account used an unsupported protocol scheme",
+    "unsupportedIdentifier": "An identifier is of an unsupported type",
+    "userActionRequired": "Visit the 'instance' URL and take actions specified there",
+}
+
+
+@dataclass(frozen=True)
+class Subproblem:
+    """One entry of a problem document's ``subproblems`` (RFC 8555 §6.7.1)."""
+
+    type: str
+    detail: str = ""
+    identifier: Mapping[str, str] | None = None
+
+
+class AcmeProblem(AcmelabError):
+    """A problem document from the ACME server (RFC 8555 §6.7, RFC 7807).
+
+    Attributes:
+        type: the full problem type URN, e.g.
+            ``"urn:ietf:params:acme:error:badNonce"``.
+        detail: the server's human-readable explanation.
+        status: the HTTP status code of the response (int), or None for a
+            problem found inside an object (a challenge's ``error``).
+        subproblems: list of :class:`Subproblem` (§6.7.1), possibly empty.
+        document: the whole problem document as parsed JSON (dict).
+
+    Use :meth:`from_document` to get the most specific subclass.
+    """
+
+    #: short problem name this class stands for ("" for the base class)
+    problem: str = ""
+    _by_name: dict[str, type["AcmeProblem"]] = {}
+
+    def __init__(
+        self,
+        type: str,
+        detail: str = "",
+        status: int | None = None,
+        subproblems: list[Subproblem] | None = None,
+        document: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.type = type
+        self.detail = detail
+        self.status = status
+        self.subproblems = list(subproblems or [])
+        self.document = dict(document or {})
+        super().__init__(str(self))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.problem:
+            AcmeProblem._by_name[cls.problem] = cls
+
+    @property
+    def name(self) -> str:
+        """The short problem name (``"badNonce"``), or the full type if it is
+        not in the ACME namespace."""
+        if self.type.startswith(ACME_ERROR_PREFIX):
+            return self.type[len(ACME_ERROR_PREFIX):]
+        return self.type
+
+    @property
+    def description(self) -> str:
+        """The RFC 8555 §6.7 description of this problem type ('' if unknown)."""
+        return PROBLEM_TYPES.get(self.name, "")
+
+    def __str__(self) -> str:
+        where = f" (HTTP {self.status})" if self.status else ""
+        text = f"{self.name}{where}: {self.detail or self.description}"
+        for sub in self.subproblems:
+            ident = ""
+            if sub.identifier:
+                ident = f" [{sub.identifier.get('type', '')}:{sub.identifier.get('value', '')}]"
+            short = sub.type[len(ACME_ERROR_PREFIX):] if sub.type.startswith(ACME_ERROR_PREFIX) else sub.type
+            text += f"\n  - {short}{ident}: {sub.detail}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(type={self.type!r}, status={self.status!r}, detail={self.detail!r})"
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], status: int | None = None) -> "AcmeProblem":
+        """Build the most specific :class:`AcmeProblem` subclass for a parsed
+        problem document (dict with ``type``, ``detail``, optional
+        ``subproblems``)."""
+        ptype = str(document.get("type") or "about:blank")
+        subs = [
+            Subproblem(
+                type=str(s.get("type", "")),
+                detail=str(s.get("detail", "")),
+                identifier=s.get("identifier"),
+            )
+            for s in document.get("subproblems") or []
+            if isinstance(s, Mapping)
+        ]
+        name = ptype[len(ACME_ERROR_PREFIX):] if ptype.startswith(ACME_ERROR_PREFIX) else ""
+        klass = AcmeProblem._by_name.get(name, AcmeProblem)
+        return klass(ptype, str(document.get("detail", "")), status, subs, document)
+
+
+# The problem types a caller acts on, as classes (spelled out for readers and
+# type checkers; each registers itself for AcmeProblem.from_document).
+class AccountDoesNotExist(AcmeProblem):
+    """The account does not exist (``accountDoesNotExist``, RFC 8555 §7.3.1)."""
+    problem = "accountDoesNotExist"
+
+
+class AlreadyRevoked(AcmeProblem):
+    """The certificate is already revoked (``alreadyRevoked``, RFC 8555 §7.6)."""
+    problem = "alreadyRevoked"
+
+
+class BadCSR(AcmeProblem):
+    """The CSR is unacceptable (``badCSR``, RFC 8555 §7.4)."""
+    problem = "badCSR"
+
+
+class BadNonce(AcmeProblem):
+    """The anti-replay nonce was rejected; retry with the nonce from this
+    response (``badNonce``, RFC 8555 §6.5)."""
+    problem = "badNonce"
+
+
+class BadPublicKey(AcmeProblem):
+    """The server does not support the JWS key (``badPublicKey``)."""
+    problem = "badPublicKey"
+
+
+class BadRevocationReason(AcmeProblem):
+    """The revocation reason is not allowed (``badRevocationReason``, RFC 8555 §7.6)."""
+    problem = "badRevocationReason"
+
+
+class BadSignatureAlgorithm(AcmeProblem):
+    """The JWS algorithm is not supported (``badSignatureAlgorithm``, RFC 8555 §6.2)."""
+    problem = "badSignatureAlgorithm"
+
+
+class Caa(AcmeProblem):
+    """CAA records forbid issuance (``caa``)."""
+    problem = "caa"
+
+
+class Compound(AcmeProblem):
+    """Several problems; see ``subproblems`` (``compound``, RFC 8555 §6.7.1)."""
+    problem = "compound"
+
+
+class Connection(AcmeProblem):
+    """The CA could not connect to the validation target (``connection``)."""
+    problem = "connection"
+
+
+class Dns(AcmeProblem):
+    """The CA's DNS query failed during validation (``dns``)."""
+    problem = "dns"
+
+
+class ExternalAccountRequired(AcmeProblem):
+    """The CA requires External Account Binding (``externalAccountRequired``, RFC 8555 §7.3.4)."""
+    problem = "externalAccountRequired"
+
+
+class IncorrectResponse(AcmeProblem):
+    """The challenge response did not match (``incorrectResponse``)."""
+    problem = "incorrectResponse"
+
+
+class InvalidContact(AcmeProblem):
+    """A contact URL was invalid (``invalidContact``, RFC 8555 §7.3)."""
+    problem = "invalidContact"
+
+
+class Malformed(AcmeProblem):
+    """The request was malformed (``malformed``)."""
+    problem = "malformed"
+
+
+class OrderNotReady(AcmeProblem):
+    """Finalize came before the order was ``ready`` (``orderNotReady``, RFC 8555 §7.4)."""
+    problem = "orderNotReady"
+
+
+class RateLimited(AcmeProblem):
+    """A rate limit was hit; see ``Retry-After`` (``rateLimited``)."""
+    problem = "rateLimited"
+
+
+class RejectedIdentifier(AcmeProblem):
+    """The CA will not issue for this identifier (``rejectedIdentifier``)."""
+    problem = "rejectedIdentifier"
+
+
+class ServerInternal(AcmeProblem):
+    """The CA had an internal error (``serverInternal``)."""
+    problem = "serverInternal"
+
+
+class Tls(AcmeProblem):
+    """A TLS error during validation (``tls``)."""
+    problem = "tls"
+
+
+class Unauthorized(AcmeProblem):
+    """The client lacks authorization (``unauthorized``)."""
+    problem = "unauthorized"
+
+
+class UnsupportedContact(AcmeProblem):
+    """A contact URL used an unsupported scheme (``unsupportedContact``)."""
+    problem = "unsupportedContact"
+
+
+class UnsupportedIdentifier(AcmeProblem):
+    """An identifier type is not supported (``unsupportedIdentifier``)."""
+    problem = "unsupportedIdentifier"
+
+
+class UserActionRequired(AcmeProblem):
+    """A human must visit the ``instance`` URL (``userActionRequired``)."""
+    problem = "userActionRequired"
+
+
+class ChallengeFailed(AcmelabError):
+    """A challenge or authorization ended ``invalid``.
+
+    Attributes:
+        identifier: the identifier value (e.g. ``"www.example.com"``).
+        challenge_type: e.g. ``"dns-01"``.
+        url: the challenge (or authorization) URL.
+        problem: the CA's error as an :class:`AcmeProblem` (or None if the
+            CA gave none).
+    """
+
+    def __init__(self, identifier: str, challenge_type: str, url: str, problem: AcmeProblem | None) -> None:
+        self.identifier = identifier
+        self.challenge_type = challenge_type
+        self.url = url
+        self.problem = problem
+        why = f": {problem}" if problem else ""
+        super().__init__(f"{challenge_type} challenge for {identifier} is invalid{why}")
+
+
+# --------------------------------------------------------------------------
+# Alibaba Cloud API errors
+# --------------------------------------------------------------------------
+
+class AliyunError(AcmelabError):
+    """An Alibaba Cloud OpenAPI call failed.
+
+    Attributes:
+        code: Alibaba's error ``Code`` (e.g. ``"SignatureDoesNotMatch"``).
+        message: a clear explanation (never containing the access key secret).
+        request_id: Alibaba's ``RequestId`` when the service returned one.
+        action: the API action called (e.g. ``"AddDomainRecord"``).
+        http_status: HTTP status code, when known.
+    """
+
+    def __init__(self, code: str, message: str, *, request_id: str | None = None,
+                 action: str | None = None, http_status: int | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.action = action
+        self.http_status = http_status
+        where = f"{action}: " if action else ""
+        rid = f" (RequestId {request_id})" if request_id else ""
+        super().__init__(f"{where}{code}: {message}{rid}")
