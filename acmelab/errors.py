@@ -360,3 +360,20 @@ class AliyunError(AcmelabError):
         where = f"{action}: " if action else ""
         rid = f" (RequestId {request_id})" if request_id else ""
         super().__init__(f"{where}{code}: {message}{rid}")
+
+
+class AliyunAuthError(AliyunError):
+    """The access key was refused: unknown ``AccessKeyId``
+    (``InvalidAccessKeyId.NotFound``), wrong secret (``SignatureDoesNotMatch``)
+    or a RAM user without the needed policy (``Forbidden.RAM``).  Retrying
+    will not help; fix the credentials or the RAM policy."""
+
+
+class AliyunThrottled(AliyunError):
+    """Alibaba Cloud kept answering ``Throttling.User`` (or another
+    ``Throttling`` code) after the bounded retries with back-off."""
+
+
+class AliyunNetworkError(AliyunError, NetworkError):
+    """The Alibaba Cloud endpoint could not be reached (DNS, TCP, TLS or
+    timeout), reported by the SDK as a ``ClientException``."""
