@@ -1,0 +1,724 @@
+"""The lab: Pebble, pebble-challtestsrv and the local Alibaba Cloud endpoint
+on loopback, up with one call.
+
+Theory of operation
+-------------------
+``Lab.start()``
+
+1. checks the binaries (``shutil.which``) and that every port is free;
+2. makes a throw-away CA and listener certificates for ``localhost`` /
+   ``127.0.0.1`` (:mod:`acmelab.lab.tls`), writes Pebble's config into the
+   run directory (:mod:`acmelab.lab.pebble`);
+3. starts ``pebble-challtestsrv`` (mock DNS + management API), then
+   ``pebble -dnsserver 127.0.0.1:<dns>`` and waits until the ACME directory
+   answers over verified HTTPS;
+4. starts ``python -m acmelab.lab.aliyun`` when that package has a
+   ``__main__`` (and ``aliyun=True``) and waits until it accepts TLS;
+5. writes ``lab.json`` (no secrets) so :func:`status` can find the lab again.
+
+Each process is recorded by pid and start time in ``<run_dir>/pids`` and
+stopped exactly by that record (:mod:`acmelab.lab.processes`).  A lab used as
+a context manager dies with its Python process (atexit, SIGTERM handler and
+the kernel's parent-death signal); a lab from :func:`ensure_running` is
+detached and lives until :func:`stop` (``acmelab lab down``).
+
+Run directory layout::
+
+    lab.json                 LabInfo without secrets
+    ca.pem                   the lab CA (pass as requests' verify=)
+    pebble-config.json       0600 (may hold EAB keys)
+    aliyun-access-key.json   0600, the lab's AccessKeyId/AccessKeySecret
+    tls/pebble/{cert,key}.pem, tls/aliyun/{cert,key}.pem
+    logs/{challtestsrv,pebble,aliyun}.log
+    pids/{challtestsrv,pebble,aliyun}.json
+    aliyun-state/            the Alibaba endpoint's state
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import string
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from acmelab.errors import InputError, LabError
+from acmelab.lab import pebble as pebble_config
+from acmelab.lab.processes import (
+    ProcessRecord,
+    log_tail,
+    python_module_argv,
+    read_records,
+    spawn,
+    stop_record,
+)
+from acmelab.lab.tls import LabCertificateAuthority, write_file_atomically
+
+START_TIMEOUT = 30.0  # seconds to wait for each component to answer
+ALIYUN_MODULE = "acmelab.lab.aliyun"
+ALIYUN_SECRET_ENV = "ACMELAB_LAB_ACCESS_KEY_SECRET"
+
+
+# --------------------------------------------------------------------------
+# Ports
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabPorts:
+    """The loopback ports the lab listens on (all on 127.0.0.1).
+
+    Attributes:
+        acme: Pebble's ACME listener (HTTPS; directory at ``/dir``).
+        management: Pebble's management listener (HTTPS; ``/roots/N``...).
+        dns: pebble-challtestsrv's DNS server (UDP and TCP).
+        challtestsrv: pebble-challtestsrv's management API (HTTP).
+        aliyun: the local Alibaba Cloud API endpoint (HTTPS).
+        cdn_edge: the CDN edge TLS listener of the Alibaba endpoint.
+        apigateway_edge: the API Gateway edge TLS listener.
+    """
+
+    acme: int = 14000
+    management: int = 15000
+    dns: int = 8053
+    challtestsrv: int = 8055
+    aliyun: int = 8443
+    cdn_edge: int = 9443
+    apigateway_edge: int = 9444
+
+    def __post_init__(self) -> None:
+        values = [getattr(self, f.name) for f in fields(self)]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                raise InputError(f"LabPorts.{f.name} must be a port number 1..65535 (got {value!r})")
+        if len(set(values)) != len(values):
+            raise InputError(f"LabPorts must be seven different ports (got {values})")
+
+    @classmethod
+    def free(cls) -> "LabPorts":
+        """Seven distinct free ephemeral ports (the DNS one free for UDP and
+        TCP), chosen by the kernel.  Use this in tests."""
+        held: list[socket.socket] = []
+        ports: list[int] = []
+        try:
+            while len(ports) < 7:
+                tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                tcp.bind(("127.0.0.1", 0))
+                held.append(tcp)
+                port = tcp.getsockname()[1]
+                if len(ports) == 2:  # the DNS port: UDP too
+                    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    try:
+                        udp.bind(("127.0.0.1", port))
+                    except OSError:
+                        udp.close()
+                        continue
+                    held.append(udp)
+                ports.append(port)
+        finally:
+            for sock in held:
+                sock.close()
+        return cls(*ports)
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _port_user(port: int, kind: int = socket.SOCK_STREAM) -> str | None:
+    """None if ``port`` can be bound on 127.0.0.1, else the OS error text."""
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
+        sock.bind(("127.0.0.1", port))
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        sock.close()
+    return None
+
+
+def check_ports_free(ports: dict[str, int], udp: tuple[str, ...] = ("dns",)) -> None:
+    """Raise :class:`LabError` naming every port of ``ports`` (name -> port)
+    that cannot be bound on 127.0.0.1 (TCP; also UDP for names in ``udp``)."""
+    taken = []
+    for name, port in ports.items():
+        problem = _port_user(port)
+        if problem is None and name in udp:
+            problem = _port_user(port, socket.SOCK_DGRAM)
+        if problem:
+            taken.append(f"{name} port {port} ({problem})")
+    if taken:
+        raise LabError(
+            "cannot start the lab, port already in use: " + ", ".join(taken)
+            + ". Stop what uses it (is a lab already up? `acmelab lab status`) or choose other ports."
+        )
+
+
+# --------------------------------------------------------------------------
+# LabInfo
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabInfo:
+    """Where a running lab is and how to trust it.
+
+    Attributes:
+        directory_url: the ACME directory, e.g. ``"https://localhost:14000/dir"``.
+        ca_bundle: PEM file of the lab's throw-away CA, which signed the TLS
+            certificates of Pebble's listeners and of the Alibaba endpoint;
+            pass it as ``requests``' ``verify=``.
+        management_url: Pebble's management API, e.g. ``"https://localhost:15000"``.
+        challtestsrv_url: pebble-challtestsrv's management API, e.g.
+            ``"http://127.0.0.1:8055"`` (see :class:`acmelab.lab.challtestsrv.ChallTestSrv`).
+        dns_server: ``("127.0.0.1", 8053)``, the mock DNS Pebble validates against.
+        aliyun_endpoint: ``"localhost:8443"`` (HTTPS) or None when the
+            Alibaba endpoint is not running.
+        aliyun_access_key_id: the AccessKeyId the endpoint accepts.
+        aliyun_access_key_secret: its AccessKeySecret (hidden from repr and JSON).
+        cdn_edge_port: port of the CDN edge TLS listener.
+        apigateway_edge_port: port of the API Gateway edge TLS listener.
+        run_dir: the lab's run directory (logs, config, pids).
+        eab_keys: External Account Binding keys, kid -> base64url HMAC key
+            (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
+    """
+
+    directory_url: str
+    ca_bundle: Path
+    management_url: str
+    challtestsrv_url: str
+    dns_server: tuple[str, int]
+    aliyun_endpoint: str | None
+    aliyun_access_key_id: str
+    aliyun_access_key_secret: str = field(repr=False)
+    cdn_edge_port: int
+    apigateway_edge_port: int
+    run_dir: Path
+    eab_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    # -- JSON ------------------------------------------------------------
+    def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
+        """A JSON-serialisable dict.  Secrets (the access key secret, EAB
+        HMAC keys) are left out unless ``include_secrets``; EAB key ids are
+        listed as ``eab_kids``."""
+        data: dict[str, Any] = {
+            "directory_url": self.directory_url,
+            "ca_bundle": str(self.ca_bundle),
+            "management_url": self.management_url,
+            "challtestsrv_url": self.challtestsrv_url,
+            "dns_server": [self.dns_server[0], self.dns_server[1]],
+            "aliyun_endpoint": self.aliyun_endpoint,
+            "aliyun_access_key_id": self.aliyun_access_key_id,
+            "cdn_edge_port": self.cdn_edge_port,
+            "apigateway_edge_port": self.apigateway_edge_port,
+            "run_dir": str(self.run_dir),
+            "eab_kids": sorted(self.eab_keys),
+        }
+        if include_secrets:
+            data["aliyun_access_key_secret"] = self.aliyun_access_key_secret
+            data["eab_keys"] = dict(self.eab_keys)
+        return data
+
+    def to_json(self, *, include_secrets: bool = False, indent: int | None = 2) -> str:
+        """The JSON text of :meth:`to_dict` (no secrets unless asked)."""
+        return json.dumps(self.to_dict(include_secrets=include_secrets), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, aliyun_access_key_secret: str = "",
+                  eab_keys: dict[str, str] | None = None) -> "LabInfo":
+        """Rebuild a LabInfo from :meth:`to_dict` output (secrets from the
+        dict if present, else from the keyword arguments)."""
+        return cls(
+            directory_url=data["directory_url"],
+            ca_bundle=Path(data["ca_bundle"]),
+            management_url=data["management_url"],
+            challtestsrv_url=data["challtestsrv_url"],
+            dns_server=(str(data["dns_server"][0]), int(data["dns_server"][1])),
+            aliyun_endpoint=data.get("aliyun_endpoint"),
+            aliyun_access_key_id=data["aliyun_access_key_id"],
+            aliyun_access_key_secret=data.get("aliyun_access_key_secret", aliyun_access_key_secret),
+            cdn_edge_port=int(data["cdn_edge_port"]),
+            apigateway_edge_port=int(data["apigateway_edge_port"]),
+            run_dir=Path(data["run_dir"]),
+            eab_keys=dict(data.get("eab_keys") or eab_keys or {}),
+        )
+
+    # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
+    def _management_get(self, path: str) -> requests.Response:
+        try:
+            return requests.get(f"{self.management_url}{path}", verify=str(self.ca_bundle), timeout=10)
+        except requests.RequestException as error:
+            raise LabError(f"Pebble's management API at {self.management_url} is not reachable: {error}") from error
+
+    def _numbered_pems(self, kind: str) -> list[str]:
+        pems: list[str] = []
+        for number in range(64):
+            response = self._management_get(f"/{kind}/{number}")
+            if response.status_code == 404:
+                break
+            if response.status_code != 200:
+                raise LabError(f"GET /{kind}/{number} answered HTTP {response.status_code}")
+            pems.append(response.text)
+        return pems
+
+    def roots(self) -> list[str]:
+        """Pebble's issuing roots, PEM strings: ``GET {management}/roots/N``
+        for N = 0, 1, ... until 404 (more than one with
+        ``PEBBLE_ALTERNATE_ROOTS``).  Regenerated at every Pebble start.
+
+        Raises:
+            LabError: the management API is unreachable or answers an error.
+        """
+        return self._numbered_pems("roots")
+
+    def intermediates(self) -> list[str]:
+        """Pebble's intermediates, PEM strings: ``GET
+        {management}/intermediates/N`` until 404 (one per root chain).
+
+        Raises:
+            LabError: as :meth:`roots`.
+        """
+        return self._numbered_pems("intermediates")
+
+    def cert_status(self, serial_hex: str) -> dict[str, Any]:
+        """A certificate's status from ``GET
+        {management}/cert-status-by-serial/<serial>``: a dict with
+        ``Certificate`` (PEM), ``Status`` ("Valid"/"Revoked"), ``Serial``,
+        and for revoked certificates ``Reason`` (RFC 5280 code) and ``RevokedAt``.
+
+        Args:
+            serial_hex: the serial in hex, no ``0x``, any case (leading
+                zeros are dropped as Pebble expects).
+
+        Raises:
+            InputError: ``serial_hex`` is not hexadecimal.
+            LabError: unknown serial (404) or the API is unreachable.
+        """
+        text = serial_hex.strip().lower().replace(":", "")
+        if text.startswith("0x"):
+            text = text[2:]
+        try:
+            number = int(text, 16)
+        except ValueError:
+            raise InputError(f"not a hexadecimal serial number: {serial_hex!r}") from None
+        response = self._management_get(f"/cert-status-by-serial/{number:x}")
+        if response.status_code == 404:
+            raise LabError(f"Pebble knows no certificate with serial {number:x}")
+        if response.status_code != 200:
+            raise LabError(f"cert-status-by-serial answered HTTP {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+
+# --------------------------------------------------------------------------
+# Run directory helpers
+# --------------------------------------------------------------------------
+
+def default_run_dir() -> Path:
+    """``$ACMELAB_LAB_DIR``, else ``<repo>/.lab`` in a source checkout, else
+    ``~/.acmelab/lab``."""
+    configured = os.environ.get("ACMELAB_LAB_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / ".git").exists():
+        return repo / ".lab"
+    return Path.home() / ".acmelab" / "lab"
+
+
+def _access_key(run_dir: Path) -> tuple[str, str]:
+    """The run directory's lab AccessKeyId/AccessKeySecret, made once
+    (random) and kept in ``aliyun-access-key.json`` (0600)."""
+    path = run_dir / "aliyun-access-key.json"
+    try:
+        data = json.loads(path.read_text())
+        return str(data["AccessKeyId"]), str(data["AccessKeySecret"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    alphabet = string.ascii_letters + string.digits
+    key_id = "LTAI" + "".join(secrets.choice(alphabet) for _ in range(20))
+    key_secret = "".join(secrets.choice(alphabet) for _ in range(30))
+    write_file_atomically(path, json.dumps({"AccessKeyId": key_id, "AccessKeySecret": key_secret}).encode(),
+                          mode=0o600)
+    return key_id, key_secret
+
+
+def _aliyun_available() -> bool:
+    try:
+        return importlib.util.find_spec(f"{ALIYUN_MODULE}.__main__") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _read_eab_keys(run_dir: Path) -> dict[str, str]:
+    try:
+        config = json.loads((run_dir / "pebble-config.json").read_text())
+        return dict(config["pebble"].get("externalAccountMACKeys") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+# --------------------------------------------------------------------------
+# Lab
+# --------------------------------------------------------------------------
+
+class Lab:
+    """Start the lab; stop exactly what was started.
+
+    Example::
+
+        with Lab(tmp_path, ports=LabPorts.free()) as info:
+            requests.get(info.directory_url, verify=info.ca_bundle)
+
+    Args:
+        run_dir: where config, certificates, logs and pid files go; None makes
+            a temporary directory that is removed on stop.
+        ports: :class:`LabPorts` (default: the lab's well-known ports).
+        pebble_env: Pebble knobs, e.g. ``{"PEBBLE_WFE_NONCEREJECT": "0"}``
+            (see :mod:`acmelab.lab.pebble`); ``PEBBLE_VA_NOSLEEP=1`` is the default.
+        strict: run ``pebble -strict``.
+        eab_keys: ``{kid: base64url HMAC key}``; non-empty makes Pebble require
+            External Account Binding (RFC 8555 §7.3.4).
+        aliyun: start the local Alibaba Cloud endpoint if it is installed.
+        detached: processes outlive this Python process (used by
+            :func:`ensure_running`); otherwise they die with it.
+
+    Raises (``start``):
+        InputError: bad ``pebble_env`` / ``eab_keys`` / ``ports``.
+        LabError: a binary is missing, a port is taken, a lab already runs in
+            ``run_dir``, or a component died or did not answer in time (the
+            message includes the tail of its log).
+    """
+
+    def __init__(self, run_dir: Path | None = None, *, ports: LabPorts | None = None,
+                 pebble_env: dict[str, str] | None = None, strict: bool = False,
+                 eab_keys: dict[str, str] | None = None, aliyun: bool = True,
+                 detached: bool = False) -> None:
+        self._temporary = run_dir is None
+        self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
+        self.ports = ports or LabPorts()
+        self.pebble_environment = pebble_config.pebble_environment(pebble_env)
+        self.strict = bool(strict)
+        self.eab_keys = pebble_config.check_eab_keys(eab_keys)
+        self.aliyun = aliyun
+        self.detached = detached
+        self.info: LabInfo | None = None
+        self._records: list[ProcessRecord] = []
+        self._previous_sigterm: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "running" if self.info else "stopped"
+        return f"Lab(run_dir={str(self.run_dir)!r}, ports={self.ports!r}, {state})"
+
+    def __enter__(self) -> LabInfo:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- start -----------------------------------------------------------
+    def start(self) -> LabInfo:
+        """Start everything and return its :class:`LabInfo` (see class doc)."""
+        if self.info is not None:
+            return self.info
+        challtestsrv = shutil.which("pebble-challtestsrv")
+        pebble = shutil.which("pebble")
+        missing = [name for name, path in (("pebble", pebble), ("pebble-challtestsrv", challtestsrv)) if not path]
+        if missing:
+            raise LabError(
+                f"{' and '.join(missing)} not found on PATH. Install Debian's `pebble` package "
+                "(`make setup` does it: apt-get install pebble), or put Let's Encrypt's Pebble binaries on PATH."
+            )
+        start_aliyun = self.aliyun and _aliyun_available()
+        ports = self.ports.to_dict()
+        if not start_aliyun:
+            for name in ("aliyun", "cdn_edge", "apigateway_edge"):
+                ports.pop(name)
+        if self.run_dir is None:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="acmelab-lab-")).resolve()
+        run_dir = self.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        alive = [record.name for record in read_records(run_dir) if record.is_ours()]
+        if alive:
+            raise LabError(f"a lab is already running in {run_dir} ({', '.join(alive)}); "
+                           "stop it first (`acmelab lab down`) or use another run directory")
+        check_ports_free(ports)
+
+        if not self.detached:
+            self._install_exit_handlers()
+        try:
+            return self._start_components(run_dir, pebble, challtestsrv, start_aliyun)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_components(self, run_dir: Path, pebble: str, challtestsrv: str, start_aliyun: bool) -> LabInfo:
+        ports = self.ports
+        # The throw-away CA and the listener certificates.
+        authority = LabCertificateAuthority.generate()
+        ca_bundle = authority.write_bundle(run_dir / "ca.pem")
+        pebble_tls = authority.issue_listener(run_dir / "tls" / "pebble")
+        config = pebble_config.write_pebble_config(
+            run_dir / "pebble-config.json", acme_port=ports.acme, management_port=ports.management,
+            certificate=pebble_tls.certificate, private_key=pebble_tls.private_key, eab_keys=self.eab_keys,
+        )
+        key_id, key_secret = _access_key(run_dir)
+        base_env = {key: value for key, value in os.environ.items()
+                    if not key.startswith("PEBBLE_") and key != ALIYUN_SECRET_ENV}
+
+        # pebble-challtestsrv: the mock DNS Pebble validates against.
+        challtestsrv_url = f"http://127.0.0.1:{ports.challtestsrv}"
+        process, record = self._spawn(
+            "challtestsrv", pebble_config.challtestsrv_argv(challtestsrv, ports.dns, ports.challtestsrv), base_env)
+        self._wait(record, process, lambda: _tcp_accepts(ports.challtestsrv) and _udp_bound(ports.dns))
+
+        # Pebble.
+        directory_url = f"https://localhost:{ports.acme}/dir"
+        process, record = self._spawn(
+            "pebble", pebble_config.pebble_argv(pebble, config, ports.dns, strict=self.strict),
+            self.pebble_environment)
+        self._wait(record, process, lambda: _directory_answers(directory_url, ca_bundle)
+                   and _https_answers(f"https://localhost:{ports.management}/roots/0", ca_bundle))
+
+        # The local Alibaba Cloud endpoint (another engineer's package).
+        aliyun_endpoint = None
+        if start_aliyun:
+            aliyun_tls = authority.issue_listener(run_dir / "tls" / "aliyun")
+            state_dir = run_dir / "aliyun-state"
+            state_dir.mkdir(exist_ok=True)
+            argv = python_module_argv(ALIYUN_MODULE) + [
+                "--listen", f"127.0.0.1:{ports.aliyun}",
+                "--cert", str(aliyun_tls.certificate), "--key", str(aliyun_tls.private_key),
+                "--challtestsrv", challtestsrv_url, "--state-dir", str(state_dir),
+                "--access-key-id", key_id,
+                "--cdn-edge-port", str(ports.cdn_edge), "--apigateway-edge-port", str(ports.apigateway_edge),
+            ]
+            env = dict(base_env, **{ALIYUN_SECRET_ENV: key_secret})
+            process, record = self._spawn("aliyun", argv, env)
+            self._wait(record, process, lambda: _tls_accepts(ports.aliyun, ca_bundle))
+            aliyun_endpoint = f"localhost:{ports.aliyun}"
+
+        info = LabInfo(
+            directory_url=directory_url,
+            ca_bundle=ca_bundle,
+            management_url=f"https://localhost:{ports.management}",
+            challtestsrv_url=challtestsrv_url,
+            dns_server=("127.0.0.1", ports.dns),
+            aliyun_endpoint=aliyun_endpoint,
+            aliyun_access_key_id=key_id,
+            aliyun_access_key_secret=key_secret,
+            cdn_edge_port=ports.cdn_edge,
+            apigateway_edge_port=ports.apigateway_edge,
+            run_dir=run_dir,
+            eab_keys=dict(self.eab_keys),
+        )
+        state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached,
+                     pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")})
+        write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
+        self.info = info
+        return info
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]):
+        process, record = spawn(name, argv, run_dir=self.run_dir, env=env, die_with_parent=not self.detached)
+        self._records.append(record)
+        return process, record
+
+    def _wait(self, record: ProcessRecord, process, ready) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise LabError(
+                    f"{record.name} exited at start (exit status {process.returncode}); "
+                    f"last lines of its log {record.log}:\n{log_tail(record.log)}"
+                )
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"{record.name} did not answer within {START_TIMEOUT:.0f} s; "
+                    f"last lines of its log {record.log}:\n{log_tail(record.log)}"
+                )
+            time.sleep(0.05)
+
+    # -- stop ------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the processes this Lab started (by pid, verified), newest
+        first; remove ``lab.json``; remove the run directory if it was a
+        temporary one.  Safe to call twice."""
+        with self._lock:
+            records, self._records = self._records, []
+            for record in reversed(records):
+                stop_record(record, self.run_dir)
+            if self.run_dir is not None:
+                try:
+                    (self.run_dir / "lab.json").unlink()
+                except FileNotFoundError:
+                    pass
+                if self._temporary:
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
+                    self.run_dir = None
+            self.info = None
+            self._remove_exit_handlers()
+
+    # -- dying with Python -------------------------------------------------
+    def _install_exit_handlers(self) -> None:
+        atexit.register(self.stop)
+        if threading.current_thread() is threading.main_thread():
+            try:
+                current = signal.getsignal(signal.SIGTERM)
+            except ValueError:
+                return
+            if current in (signal.SIG_DFL, None):
+                self._previous_sigterm = current
+                signal.signal(signal.SIGTERM, _raise_system_exit)
+
+    def _remove_exit_handlers(self) -> None:
+        atexit.unregister(self.stop)
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is _raise_system_exit:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    """SIGTERM -> SystemExit, so ``with Lab()`` blocks and atexit clean up."""
+    raise SystemExit(128 + signum)
+
+
+# --------------------------------------------------------------------------
+# Readiness probes
+# --------------------------------------------------------------------------
+
+def _tcp_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _udp_bound(port: int) -> bool:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return True  # somebody (challtestsrv) holds it
+    finally:
+        sock.close()
+    return False
+
+
+def _https_answers(url: str, ca_bundle: Path) -> bool:
+    try:
+        return requests.get(url, verify=str(ca_bundle), timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _directory_answers(url: str, ca_bundle: Path) -> bool:
+    try:
+        response = requests.get(url, verify=str(ca_bundle), timeout=2)
+        return response.status_code == 200 and "newNonce" in response.json()
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def _tls_accepts(port: int, ca_bundle: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(ca_bundle))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost"):
+                return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
+# --------------------------------------------------------------------------
+# The detached lab (acmelab lab up | status | down)
+# --------------------------------------------------------------------------
+
+def status(run_dir: Path | None = None) -> LabInfo | None:
+    """The :class:`LabInfo` of the lab running in ``run_dir`` (default:
+    :func:`default_run_dir`), or None if none is running there (also when
+    only part of it is still alive)."""
+    run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
+    try:
+        state = json.loads((run_dir / "lab.json").read_text())
+    except (OSError, ValueError):
+        return None
+    records = read_records(run_dir)
+    names = {record.name for record in records}
+    if not records or not {"pebble", "challtestsrv"} <= names:
+        return None
+    if not all(record.is_ours() for record in records):
+        return None
+    _, key_secret = _access_key(run_dir)
+    try:
+        return LabInfo.from_dict(state, aliyun_access_key_secret=key_secret, eab_keys=_read_eab_keys(run_dir))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
+    """Return the detached lab running in ``run_dir``, starting one if
+    needed (it survives this Python process; stop it with :func:`stop` or
+    ``acmelab lab down``).
+
+    Args:
+        run_dir: default :func:`default_run_dir`.
+        **options: :class:`Lab` keyword arguments (``ports``,
+            ``pebble_env``, ``strict``, ``eab_keys``, ``aliyun``) used when a
+            lab has to be started; ignored when one is already up.
+
+    Raises:
+        LabError, InputError: as :meth:`Lab.start`.
+    """
+    run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
+    info = status(run_dir)
+    if info is not None:
+        return info
+    stop(run_dir)  # leftovers of a half-dead lab
+    options.pop("detached", None)
+    lab = Lab(run_dir, detached=True, **options)
+    info = lab.start()
+    _DETACHED.append(lab)
+    return info
+
+
+_DETACHED: list[Lab] = []  # keeps Popen objects of detached labs referenced
+
+
+def stop(run_dir: Path | None = None) -> bool:
+    """Stop the lab in ``run_dir``: exactly the processes recorded in its pid
+    files, each only if it is still the process that was started.
+
+    Returns:
+        True if any process was stopped.
+    """
+    run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
+    records = read_records(run_dir)
+    stopped = False
+    order = {"aliyun": 0, "pebble": 1, "challtestsrv": 2}
+    for record in sorted(records, key=lambda r: order.get(r.name, -1)):
+        stopped = record.is_ours() or stopped
+        stop_record(record, run_dir)
+    try:
+        (run_dir / "lab.json").unlink()
+    except FileNotFoundError:
+        pass
+    for lab in [lab for lab in _DETACHED if lab.run_dir == run_dir]:
+        _DETACHED.remove(lab)
+    return stopped

@@ -1,0 +1,131 @@
+"""Pebble's configuration: the JSON config file, the command lines and the
+``PEBBLE_*`` environment knobs.
+
+Pebble 2.4.0 reads (README "Testing at full speed" and following):
+
+=============================  ==============================================
+``PEBBLE_VA_NOSLEEP``          ``1``: validate challenges without random sleeps (lab default)
+``PEBBLE_VA_ALWAYS_VALID``     ``1``: skip validation, every challenge succeeds
+``PEBBLE_WFE_NONCEREJECT``     percent of valid nonces rejected as ``badNonce`` (Pebble default 5)
+``PEBBLE_AUTHZREUSE``          percent of valid authorizations reused (Pebble default 50)
+``PEBBLE_ALTERNATE_ROOTS``     number of extra root chains (``Link: rel="alternate"``)
+``PEBBLE_CHAIN_LENGTH``        intermediates per chain (default/minimum 1)
+``PEBBLE_WFE_ORDERS_PER_PAGE`` orders per page of an account's order list (default 3)
+=============================  ==============================================
+
+``-strict`` turns on upcoming breaking changes; the config's
+``externalAccountBindingRequired`` / ``externalAccountMACKeys`` turn on
+External Account Binding (RFC 8555 §7.3.4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from acmelab.errors import InputError
+from acmelab.lab.tls import write_file_atomically
+
+#: the Pebble environment knobs the lab knows about (others are passed on too,
+#: as long as they start with PEBBLE_)
+PEBBLE_KNOBS = (
+    "PEBBLE_VA_NOSLEEP",
+    "PEBBLE_VA_ALWAYS_VALID",
+    "PEBBLE_VA_SLEEPTIME",
+    "PEBBLE_WFE_NONCEREJECT",
+    "PEBBLE_AUTHZREUSE",
+    "PEBBLE_ALTERNATE_ROOTS",
+    "PEBBLE_CHAIN_LENGTH",
+    "PEBBLE_WFE_ORDERS_PER_PAGE",
+)
+
+#: what the lab sets unless the caller overrides it
+DEFAULT_PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1"}
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def pebble_environment(pebble_env: dict[str, str] | None) -> dict[str, str]:
+    """The environment Pebble runs with: ours minus any inherited
+    ``PEBBLE_*`` (so a stray shell variable cannot change the lab), then
+    :data:`DEFAULT_PEBBLE_ENV`, then ``pebble_env``.
+
+    Raises:
+        InputError: a key that is not ``PEBBLE_*`` or a value that is not a
+            string/int.
+    """
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PEBBLE_")}
+    environment.update(DEFAULT_PEBBLE_ENV)
+    for key, value in (pebble_env or {}).items():
+        if not isinstance(key, str) or not key.startswith("PEBBLE_"):
+            raise InputError(f"pebble_env keys must start with PEBBLE_ (got {key!r})")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InputError(f"pebble_env[{key!r}] must be a string or int (got {type(value).__name__})")
+        environment[key] = str(value)
+    return environment
+
+
+def check_eab_keys(eab_keys: dict[str, str] | None) -> dict[str, str]:
+    """Validate External Account Binding keys: ``{kid: base64url HMAC key}``.
+
+    Raises:
+        InputError: empty kid or a key that is not base64url.
+    """
+    checked: dict[str, str] = {}
+    for kid, hmac_key in (eab_keys or {}).items():
+        if not isinstance(kid, str) or not kid:
+            raise InputError("EAB key ids must be non-empty strings")
+        if not isinstance(hmac_key, str) or not _B64URL.match(hmac_key):
+            raise InputError(f"EAB key for {kid!r} must be a base64url string (no padding)")
+        checked[kid] = hmac_key
+    return checked
+
+
+def write_pebble_config(path: Path, *, acme_port: int, management_port: int,
+                        certificate: Path, private_key: Path,
+                        eab_keys: dict[str, str] | None = None,
+                        http_port: int = 5002, tls_port: int = 5001) -> Path:
+    """Write Pebble's JSON config (mode 0600: it may hold EAB keys).
+
+    Both listeners bind to 127.0.0.1 only.  ``httpPort``/``tlsPort`` are the
+    ports Pebble's validation authority *connects to* for http-01 and
+    tls-alpn-01; the lab validates with DNS-01 and binds neither.
+    """
+    config = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{acme_port}",
+            "managementListenAddress": f"127.0.0.1:{management_port}",
+            "certificate": str(certificate),
+            "privateKey": str(private_key),
+            "httpPort": http_port,
+            "tlsPort": tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": bool(eab_keys),
+        }
+    }
+    if eab_keys:
+        config["pebble"]["externalAccountMACKeys"] = dict(eab_keys)
+    return write_file_atomically(Path(path), json.dumps(config, indent=2).encode(), mode=0o600)
+
+
+def pebble_argv(pebble: str, config: Path, dns_port: int, *, strict: bool) -> list[str]:
+    """``pebble -config CONFIG -dnsserver 127.0.0.1:DNS [-strict]``."""
+    argv = [pebble, "-config", str(config), "-dnsserver", f"127.0.0.1:{dns_port}"]
+    if strict:
+        argv.append("-strict")
+    return argv
+
+
+def challtestsrv_argv(challtestsrv: str, dns_port: int, management_port: int) -> list[str]:
+    """pebble-challtestsrv with DNS and management on loopback and the
+    HTTP-01/TLS-ALPN-01 responders switched off."""
+    return [
+        challtestsrv,
+        "-dns01", f"127.0.0.1:{dns_port}",
+        "-management", f"127.0.0.1:{management_port}",
+        "-http01", "",
+        "-https01", "",
+        "-tlsalpn01", "",
+    ]
