@@ -163,7 +163,19 @@ def _payload_bytes(payload: Mapping[str, Any] | list[Any] | bytes | None) -> byt
     raise InputError(f"JWS payload must be a dict, bytes or None, not {type(payload).__name__}")
 
 
-def _flattened(protected: Mapping[str, Any], payload: bytes, key: PrivateKey) -> dict[str, str]:
+def flattened(protected: Mapping[str, Any], payload: bytes, key: PrivateKey) -> dict[str, str]:
+    """Sign ``payload`` under an arbitrary protected header (RFC 7515 §5.1,
+    flattened JSON serialisation §7.2.2).  :func:`sign` builds the ACME
+    header and calls this; it is public for the RFC 7515 examples.
+
+    Args:
+        protected: the protected header (serialised as compact JSON).
+        payload: the exact payload bytes.
+        key: RSA or EC private key; ``protected["alg"]`` should match it.
+
+    Returns:
+        ``{"protected", "payload", "signature"}``, all base64url.
+    """
     protected_b64 = b64url(json_bytes(dict(protected)))
     payload_b64 = b64url(payload)
     signature = sign_bytes(key, f"{protected_b64}.{payload_b64}".encode("ascii"))
@@ -201,7 +213,7 @@ def sign(payload: Mapping[str, Any] | bytes | None, key: PrivateKey, *, url: str
     if nonce is not None:
         protected["nonce"] = nonce
     protected["url"] = url
-    return _flattened(protected, _payload_bytes(payload), key)
+    return flattened(protected, _payload_bytes(payload), key)
 
 
 def _decode_json(text: str, what: str) -> Any:
