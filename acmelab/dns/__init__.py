@@ -1,0 +1,62 @@
+"""DNS-01 providers: who publishes the ``_acme-challenge`` TXT records.
+
+A *DNS provider* is any object with two methods (RFC 8555 §8.4):
+
+* ``present(name, value)`` -- publish TXT ``value`` at ``name``;
+* ``cleanup(name, value)`` -- remove exactly that (name, value) record and
+  nothing else (a wildcard and its base name put two values on one name,
+  and both must stay published until each is cleaned up);
+
+and optionally
+
+* ``wait_until_visible(name, value, timeout)`` -- return once the record is
+  visible to the CA's resolvers; raise :class:`~acmelab.errors.DnsError` at
+  the deadline (``timeout`` in seconds).
+
+``name`` is the full validation domain name without trailing dot, e.g.
+``"_acme-challenge.www.example.com"`` (see :func:`validation_name`), and
+``value`` the TXT value, base64url(SHA-256(key authorization)).
+
+Providers: :mod:`acmelab.dns.challtestsrv` (the lab's mock DNS) and
+:mod:`acmelab.dns.alidns` (Alibaba Cloud DNS).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+__all__ = ["DnsProvider", "VisibilityCheck", "validation_name"]
+
+
+@runtime_checkable
+class DnsProvider(Protocol):
+    """Publishes and removes DNS-01 TXT records (RFC 8555 §8.4)."""
+
+    def present(self, name: str, value: str) -> None:
+        """Publish TXT ``value`` at ``name``.  Raises DnsError (or the
+        provider's own AcmelabError subclass)."""
+        ...
+
+    def cleanup(self, name: str, value: str) -> None:
+        """Remove the TXT record (``name``, ``value``) only.  Raises DnsError."""
+        ...
+
+
+@runtime_checkable
+class VisibilityCheck(Protocol):
+    """The optional propagation check of a DnsProvider."""
+
+    def wait_until_visible(self, name: str, value: str, timeout: float) -> None:
+        """Return when TXT ``value`` is visible at ``name``; DnsError after
+        ``timeout`` seconds."""
+        ...
+
+
+def validation_name(domain: str) -> str:
+    """Where the dns-01 TXT record of ``domain`` goes (RFC 8555 §8.4):
+    ``"_acme-challenge." + domain``; a wildcard ``"*.example.com"``
+    validates at ``"_acme-challenge.example.com"``.  No trailing dot."""
+    domain = domain.rstrip(".")
+    if domain.startswith("*."):
+        domain = domain[2:]
+    return f"_acme-challenge.{domain}"

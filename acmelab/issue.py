@@ -1,0 +1,178 @@
+"""One call from names to a certificate: the common path of RFC 8555 with dns-01.
+
+:func:`issue_certificate` runs, with an :class:`~acmelab.client.AcmeClient`
+that has an account:
+
+1. newOrder for the names (§7.4);
+2. fetch each authorization (§7.5); one already ``valid`` (reused by the CA)
+   needs nothing more;
+3. for every other one, publish the dns-01 TXT record (§8.4) through the DNS
+   provider, wait until it is visible (if the provider can check), answer
+   the challenge (§7.5.1) and poll the authorization until ``valid``;
+4. finalize with a CSR for a fresh certificate key (§7.4), download the chain
+   (§7.4.2), choosing the preferred one if asked;
+5. remove every TXT record it published, on every path (``finally``, also
+   on KeyboardInterrupt).
+
+For one name with no reused authorization that is 7 ACME requests: newOrder,
+authorization, challenge, authorization poll, finalize, order poll (only if
+``processing``), certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+from cryptography.hazmat.primitives import serialization
+
+from acmelab import csr as csr_module
+from acmelab import keys
+from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization
+from acmelab.dns import DnsProvider, validation_name
+from acmelab.errors import ChallengeFailed, DnsError, InputError
+
+__all__ = ["IssuedCertificate", "issue_certificate"]
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate fresh from the CA.
+
+    Attributes:
+        certificate_pem: the leaf certificate, PEM (str).
+        chain_pem: the full chain PEM: leaf, then intermediates (str).
+        private_key: the certificate's private key (object; not shown by repr).
+        order_url: the order's URL.
+        names: the certificate's names, normalised, in order.
+        serial_hex: the serial number in lower-case hex, no ``0x`` (the form
+            Pebble's ``/cert-status-by-serial/`` takes).
+        not_after: the expiry (aware datetime, UTC).
+    """
+
+    certificate_pem: str = field(repr=False)
+    chain_pem: str = field(repr=False)
+    private_key: keys.PrivateKey = field(repr=False)
+    order_url: str
+    names: tuple[str, ...]
+    serial_hex: str
+    not_after: datetime
+
+    def private_key_pem(self, passphrase: bytes | str | None = None) -> bytes:
+        """The private key as PEM (PKCS#8), optionally encrypted."""
+        return keys.private_key_pem(self.private_key, passphrase)
+
+
+def _challenge_for(client: AcmeClient, authorization: Authorization) -> tuple[str, str]:
+    """(TXT name, TXT value) for the dns-01 challenge of an authorization."""
+    challenge = authorization.challenge("dns-01")
+    return validation_name(authorization.identifier.get("value", "")), client.dns01_txt_value(challenge)
+
+
+def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvider,
+                      key_type: str = "ec256", certificate_key: keys.PrivateKey | None = None,
+                      preferred_chain: str | None = None, timeout: float = POLL_TIMEOUT,
+                      propagation_timeout: float = 60.0) -> IssuedCertificate:
+    """Get a certificate for ``names`` by dns-01 (RFC 8555 §7.4, §8.4).
+
+    Args:
+        names: DNS names (wildcards as ``"*.example.com"``); normalised by
+            :func:`acmelab.csr.normalize_names` before anything is sent.
+        client: an AcmeClient with an account (``new_account`` done).
+        dns: a DnsProvider (``present``/``cleanup``, optional
+            ``wait_until_visible``), see :mod:`acmelab.dns`.
+        key_type: the certificate key to generate (:data:`acmelab.keys.KEY_TYPES`).
+        certificate_key: use this key instead of generating one (never the
+            account key).
+        preferred_chain: subject CN or DN of the topmost certificate of the
+            chain to prefer (or the root it leads to); default chain otherwise.
+        timeout: seconds to wait for each authorization and for the order.
+        propagation_timeout: seconds to wait for each TXT record to be visible.
+
+    Returns:
+        IssuedCertificate.
+
+    Raises:
+        InputError: bad names or key type, or the account key as certificate
+            key (before any request).
+        ChallengeFailed: an authorization ended invalid (with the CA's error).
+        DnsError: a TXT record could not be published, seen or removed.
+        AcmeProblem, ProtocolError, NetworkError, PollTimeout: from the client.
+    """
+    # Everything the caller gave is checked before the first request.
+    names = csr_module.normalize_names(names)
+    if certificate_key is None:
+        if key_type not in keys.KEY_TYPES:
+            raise InputError(f"unknown key type {key_type!r}; choose one of {', '.join(keys.KEY_TYPES)}")
+        certificate_key = keys.generate_key(key_type)
+    if keys.public_jwk(certificate_key) == keys.public_jwk(client.account_key):
+        raise InputError("the certificate key must not be the account key")
+    csr = csr_module.make_csr(certificate_key, names)
+
+    published: list[tuple[str, str]] = []
+    try:
+        # §7.4 newOrder, then §7.5 each authorization (reused ones are valid)
+        order = client.new_order(names)
+        pending = []
+        for url in order.authorizations:
+            authorization = client.fetch_authorization(url)
+            if authorization.status == "valid":
+                continue
+            if authorization.status != "pending":
+                raise ChallengeFailed(authorization.name, "dns-01", url, authorization.problem)
+            pending.append(authorization)
+
+        # §8.4 publish every TXT record first (a wildcard and its base name
+        # share one name with two values), then wait until they are visible
+        records = [_challenge_for(client, a) for a in pending]
+        for name, value in records:
+            published.append((name, value))
+            dns.present(name, value)
+        wait = getattr(dns, "wait_until_visible", None)
+        if callable(wait):
+            for name, value in records:
+                wait(name, value, propagation_timeout)
+
+        # §7.5.1 answer each challenge, then poll its authorization
+        for authorization in pending:
+            client.answer_challenge(authorization.challenge("dns-01"))
+        for authorization in pending:
+            client.poll_authorization(authorization, timeout=timeout)
+
+        # §7.4 finalize, §7.4.2 download the (preferred) chain
+        order = client.finalize(order, csr, timeout=timeout)
+        chain = client.download_preferred_chain(order, preferred_chain)
+    except BaseException as error:  # also KeyboardInterrupt: clean up, re-raise
+        for note in _remove_records(dns, published):
+            error.add_note(note)
+        raise
+    failures = _remove_records(dns, published)
+    if failures:
+        raise DnsError("; ".join(failures))
+
+    leaf = chain.certificates[0]
+    return IssuedCertificate(
+        certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        chain_pem=chain.pem,
+        private_key=certificate_key,
+        order_url=order.url,
+        names=tuple(names),
+        serial_hex=format(leaf.serial_number, "x"),
+        not_after=leaf.not_valid_after_utc,
+    )
+
+
+def _remove_records(dns: DnsProvider, published: list[tuple[str, str]]) -> list[str]:
+    """cleanup() every published record, carrying on past failures.
+
+    Returns one message per record that could not be removed (empty list
+    when all went)."""
+    failures = []
+    for name, value in reversed(published):
+        try:
+            dns.cleanup(name, value)
+        except Exception as error:  # noqa: BLE001 - keep removing the others
+            failures.append(f"could not remove the TXT record at {name}: {error}")
+    published.clear()
+    return failures
