@@ -1,0 +1,221 @@
+"""Checks before a certificate leaves the machine.
+
+Installing a certificate on CDN or API Gateway that cannot work -- a key from
+another certificate, a chain in the wrong order, a certificate for another
+domain, one that has expired -- breaks a live site.  Alibaba Cloud refuses
+some of these itself, but only after the private key has crossed the
+network.  So every deploy client calls :func:`check_certificate` first and
+sends nothing when it raises.
+
+Every failure is an :class:`~acmelab.errors.InputError` whose message names
+what differs (subjects, serials, names, dates) and never contains the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from acmelab.errors import InputError
+
+
+@dataclass(frozen=True)
+class CheckedCertificate:
+    """A certificate, its chain and key that passed :func:`check_certificate`.
+
+    Attributes:
+        domain: the domain it was checked for (normalised, str).
+        chain: the certificates, leaf first (tuple of x509.Certificate).
+        chain_pem: the same as PEM text, leaf first (what ``SSLPub`` /
+            ``CertificateBody`` / ``Cert`` carry).
+        private_key_pem: the key as unencrypted PEM (traditional OpenSSL
+            format, ``BEGIN RSA PRIVATE KEY`` / ``BEGIN EC PRIVATE KEY``,
+            which every Alibaba product accepts); hidden from ``repr``.
+        names: the DNS names the leaf covers (tuple of str).
+        serial_hex: the leaf's serial number, lower-case hex.
+        not_after: the leaf's expiry (aware UTC datetime).
+    """
+
+    domain: str
+    chain: tuple[x509.Certificate, ...] = field(repr=False)
+    chain_pem: str = field(repr=False)
+    private_key_pem: str = field(repr=False)
+    names: tuple[str, ...]
+    serial_hex: str
+    not_after: dt.datetime
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain[0]
+
+
+def normalize_domain(domain: str) -> str:
+    """Lower-case, strip a trailing dot, IDNA-encode non-ASCII labels.
+
+    Raises:
+        InputError: empty or not a string.
+    """
+    if not isinstance(domain, str) or not domain.strip().rstrip("."):
+        raise InputError(f"not a domain name: {domain!r}")
+    name = domain.strip().rstrip(".").lower()
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InputError(f"not a valid internationalised domain name: {domain!r}") from None
+    return name
+
+
+def parse_chain(chain_pem: str | bytes) -> list[x509.Certificate]:
+    """The certificates of a PEM text, in order.
+
+    Raises:
+        InputError: no PEM certificate in the text, or a corrupt one.
+    """
+    data = chain_pem.encode("ascii", "replace") if isinstance(chain_pem, str) else bytes(chain_pem)
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise InputError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+    try:
+        return list(x509.load_pem_x509_certificates(data))
+    except ValueError as exc:
+        raise InputError(f"corrupt PEM certificate: {exc}") from None
+
+
+def load_key(private_key) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """A private key object from an object or unencrypted PEM (str/bytes).
+
+    Raises:
+        InputError: not an unencrypted PEM RSA or EC private key.
+    """
+    if isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        return private_key
+    if isinstance(private_key, (str, bytes)):
+        data = private_key.encode("ascii", "replace") if isinstance(private_key, str) else private_key
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError):
+            raise InputError("the private key is not an unencrypted PEM private key") from None
+        if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            return key
+        raise InputError(f"unsupported private key type {type(key).__name__}; use RSA or EC")
+    raise InputError(f"expected a private key object or PEM, got {type(private_key).__name__}")
+
+
+def _spki(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_matches_certificate(private_key, certificate: x509.Certificate) -> bool:
+    """True when the certificate's public key is the private key's public half."""
+    return _spki(load_key(private_key).public_key()) == _spki(certificate.public_key())
+
+
+def certificate_names(certificate: x509.Certificate) -> list[str]:
+    """The DNS names a certificate covers: its subjectAltName DNS entries, or
+    (only when it has no SAN extension) its common name."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return [name.lower() for name in san.value.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        return [str(a.value).lower() for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def name_matches(pattern: str, domain: str) -> bool:
+    """RFC 6125 §6.4.3 matching: exact, or ``*.example.com`` for exactly one
+    extra leftmost label (``www.example.com``, not ``example.com`` nor
+    ``a.b.example.com``)."""
+    pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = domain.partition(".")
+        return bool(head) and head != "*" and rest == pattern[2:]
+    return pattern == domain
+
+
+def describe(certificate: x509.Certificate) -> str:
+    """One line naming a certificate: subject, serial, issuer."""
+    return (f"{certificate.subject.rfc4514_string() or '(empty subject)'} "
+            f"(serial {certificate.serial_number:x}, issuer {certificate.issuer.rfc4514_string()})")
+
+
+def check_chain_order(chain: list[x509.Certificate]) -> None:
+    """Each certificate must be issued and signed by the next one (leaf first).
+
+    Raises:
+        InputError: naming the first pair out of order.
+    """
+    for position, (child, parent) in enumerate(zip(chain, chain[1:])):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            raise InputError(
+                f"chain out of order at position {position}: {describe(child)} "
+                f"is not issued by the next certificate, {describe(parent)}; "
+                "give the leaf first, then each issuer") from None
+
+
+def check_validity(certificate: x509.Certificate, now: dt.datetime | None = None) -> None:
+    """Raises InputError when the certificate is expired or not yet valid."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if certificate.not_valid_after_utc <= now:
+        raise InputError(f"certificate {describe(certificate)} expired on "
+                         f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    if certificate.not_valid_before_utc > now:
+        raise InputError(f"certificate {describe(certificate)} is not valid before "
+                         f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def check_certificate(chain_pem: str | bytes, private_key, domain: str, *,
+                      now: dt.datetime | None = None,
+                      require_intermediate: bool = True) -> CheckedCertificate:
+    """Every pre-send check at once; nothing is sent when this raises.
+
+    Checks, in order: the PEM parses; the leaf is valid now; the key matches
+    the leaf's public key; the chain is leaf first, each certificate signed
+    by the next; at least one intermediate is present (a leaf alone makes
+    browsers without the intermediate cached fail); the leaf covers
+    ``domain`` (a wildcard covers exactly one label).
+
+    Args:
+        chain_pem: full chain PEM, leaf first (``IssuedCertificate.chain_pem``).
+        private_key: the certificate's private key (object or unencrypted PEM).
+        domain: the domain the service will serve (str).
+        now: the time to check validity at (aware datetime, default now).
+        require_intermediate: refuse a leaf without its issuer (default True).
+
+    Returns:
+        :class:`CheckedCertificate` with the PEM texts to send.
+
+    Raises:
+        InputError: naming what is wrong.
+    """
+    domain = normalize_domain(domain)
+    chain = parse_chain(chain_pem)
+    leaf = chain[0]
+    check_validity(leaf, now)
+    key = load_key(private_key)
+    if not key_matches_certificate(key, leaf):
+        raise InputError(f"the private key does not match the certificate {describe(leaf)}: "
+                         "its public key is a different one (key from another certificate?)")
+    check_chain_order(chain)
+    if require_intermediate and len(chain) == 1 and leaf.issuer != leaf.subject:
+        raise InputError(f"only the leaf {describe(leaf)} was given; send the full chain "
+                         "(leaf + intermediates, e.g. IssuedCertificate.chain_pem)")
+    names = certificate_names(leaf)
+    if not any(name_matches(name, domain) for name in names):
+        raise InputError(f"certificate {describe(leaf)} covers {', '.join(names) or 'no names'}, "
+                         f"not {domain}")
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode("ascii")
+    chain_text = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain)
+    return CheckedCertificate(domain=domain, chain=tuple(chain), chain_pem=chain_text,
+                              private_key_pem=key_pem, names=tuple(names),
+                              serial_hex=format(leaf.serial_number, "x"),
+                              not_after=leaf.not_valid_after_utc)
