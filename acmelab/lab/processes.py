@@ -138,6 +138,9 @@ def spawn(name: str, argv: list[str], *, run_dir: Path, env: dict[str, str],
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== acmelab lab: starting {name} at {stamp}: {' '.join(argv)}\n".encode())
+        log.flush()
         try:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

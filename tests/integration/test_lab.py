@@ -88,3 +88,153 @@ def test_port_in_use_is_named(tmp_path):
         with pytest.raises(LabError, match=rf"port already in use: acme port {ports.acme}"):
             Lab(tmp_path, ports=ports, aliyun=False).start()
     assert read_records(tmp_path) == []
+
+
+def test_missing_binary_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(LabError, match=r"pebble and pebble-challtestsrv not found on PATH"):
+        Lab(tmp_path, ports=LabPorts.free(), aliyun=False).start()
+    assert read_records(tmp_path) == []
+
+
+def test_invalid_pebble_config_reports_pebble_log(tmp_path, monkeypatch):
+    import acmelab.lab.core as core
+
+    original = core.pebble_config.write_pebble_config
+
+    def with_garbage_certificate(path, **options):
+        garbage = tmp_path / "garbage.pem"
+        garbage.write_text("this is not a certificate\n")
+        options["certificate"] = garbage
+        return original(path, **options)
+
+    monkeypatch.setattr(core.pebble_config, "write_pebble_config", with_garbage_certificate)
+    run_dir = tmp_path / "run"
+    with pytest.raises(LabError) as caught:
+        Lab(run_dir, ports=LabPorts.free(), aliyun=False).start()
+    message = str(caught.value)
+    assert "pebble exited at start" in message
+    assert str(run_dir / "logs" / "pebble.log") in message
+    assert "failed to find any PEM data in certificate input" in message  # Pebble's own words
+    # Whatever had started (challtestsrv) is stopped again.
+    assert read_records(run_dir) == []
+
+
+def test_pebble_knobs_strict_and_eab(lab_factory):
+    eab_keys = {"kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"}
+    info = lab_factory(
+        pebble_env={"PEBBLE_ALTERNATE_ROOTS": "1", "PEBBLE_CHAIN_LENGTH": "2", "PEBBLE_WFE_NONCEREJECT": "0"},
+        strict=True, eab_keys=eab_keys, aliyun=False,
+    )
+    directory = requests.get(info.directory_url, verify=str(info.ca_bundle), timeout=10).json()
+    assert directory["meta"]["externalAccountRequired"] is True
+    assert info.eab_keys == eab_keys
+    assert len(info.roots()) == 2  # the default root plus one alternate
+    assert len(info.intermediates()) == 2
+    pebble_record = next(r for r in read_records(info.run_dir) if r.name == "pebble")
+    assert "-strict" in pebble_record.argv
+    log = (info.run_dir / "logs" / "pebble.log").read_text()
+    assert "Configured to reject 0% of good nonces" in log
+    # EAB keys are secrets: never in JSON or repr.
+    assert eab_keys["kid-1"] not in info.to_json() and eab_keys["kid-1"] not in repr(info)
+
+
+def test_cert_status_of_unknown_serial_is_a_lab_error(lab):
+    with pytest.raises(LabError, match="no certificate with serial 1234abcd"):
+        lab.cert_status("0x1234ABCD")
+
+
+# --------------------------------------------------------------------------
+# No orphans: the lab dies with the Python process that owns it
+# --------------------------------------------------------------------------
+
+_OWNER_SCRIPT = """
+import json, sys, time
+from acmelab.lab import Lab, LabPorts
+from acmelab.lab.processes import read_records
+with Lab(sys.argv[1], ports=LabPorts.free(), aliyun=sys.argv[2] == "aliyun") as info:
+    print(json.dumps([[r.pid, r.start_time] for r in read_records(info.run_dir)]), flush=True)
+    time.sleep(600)
+"""
+
+
+def _wait_until_gone(processes, seconds=15.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(process_start_time(pid) != start for pid, start in processes):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signal_name, aliyun", [("SIGINT", "no"), ("SIGTERM", "no"), ("SIGKILL", "aliyun")])
+def test_no_orphans_when_python_is_interrupted(tmp_path, signal_name, aliyun):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, str(run_dir), aliyun],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = owner.stdout.readline()
+        assert line, owner.stderr.read()
+        processes = json.loads(line)
+        assert len(processes) == (3 if aliyun == "aliyun" else 2)
+        assert all(process_start_time(pid) == start for pid, start in processes)
+        owner.send_signal(getattr(signal, signal_name))
+        owner.wait(timeout=30)
+        assert _wait_until_gone(processes), f"lab processes survived {signal_name}"
+        if signal_name != "SIGKILL":  # a clean exit also removes the pid files
+            assert read_records(run_dir) == []
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+# --------------------------------------------------------------------------
+# acmelab lab up | status --json | down
+# --------------------------------------------------------------------------
+
+def test_cli_up_status_down(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ACMELAB_LAB_DIR=str(tmp_path / "lab"))
+
+    def acmelab(*args):
+        return subprocess.run([sys.executable, "-m", "acmelab.cli", "lab", *args],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    assert acmelab("status").returncode == 3
+    up = acmelab("up", "--free-ports", "--json", "--pebble-env", "PEBBLE_WFE_NONCEREJECT=0")
+    try:
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout)
+        assert info["run_dir"] == str(tmp_path / "lab")
+        status = acmelab("status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout) == info
+        directory = requests.get(info["directory_url"], verify=info["ca_bundle"], timeout=10).json()
+        assert "newOrder" in directory
+        # Secrets stay out of the output.
+        secret = json.loads((tmp_path / "lab" / "aliyun-access-key.json").read_text())["AccessKeySecret"]
+        assert secret not in up.stdout + status.stdout + up.stderr
+        assert oct((tmp_path / "lab" / "aliyun-access-key.json").stat().st_mode & 0o777) == "0o600"
+        # `up` again is a no-op reporting the same lab.
+        again = acmelab("up", "--json")
+        assert again.returncode == 0 and json.loads(again.stdout) == info
+        processes = [(r.pid, r.start_time) for r in read_records(tmp_path / "lab")]
+        assert len(processes) >= 2
+    finally:
+        down = acmelab("down")
+    assert down.returncode == 0, down.stderr
+    assert "is down" in down.stdout
+    assert _wait_until_gone(processes)
+    assert acmelab("status").returncode == 3
