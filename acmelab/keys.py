@@ -191,10 +191,10 @@ def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: 
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if not overwrite and target.exists():
-            # Someone created it while we wrote: still refuse.
-            raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)")
-        os.replace(temp_name, target)
+        if overwrite:
+            os.replace(temp_name, target)
+        else:
+            _publish_without_overwrite(temp_name, target)
     except BaseException:
         try:
             os.unlink(temp_name)
@@ -210,6 +210,25 @@ def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     except OSError:
         pass
     return target
+
+
+def _publish_without_overwrite(temp_name: str, target: Path) -> None:
+    """Give the finished temp file its final name unless that name exists.
+
+    ``os.link`` fails if ``target`` exists, so a file created by someone
+    else between our check and now is never replaced.  On file systems
+    without hard links we fall back to check-then-rename.
+    """
+    try:
+        os.link(temp_name, target)
+    except FileExistsError:
+        raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)") from None
+    except OSError:  # no hard links here (some FUSE/SMB mounts)
+        if target.exists():
+            raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)") from None
+        os.replace(temp_name, target)
+        return
+    os.unlink(temp_name)
 
 
 def save_private_key(key: PrivateKey, path: str | os.PathLike[str], *,

@@ -197,3 +197,21 @@ def test_private_key_pem_never_in_errors_or_repr(tmp_path, generated) -> None:
         with pytest.raises(InputError) as info:
             bad()
         assert secret_line not in str(info.value) and secret_line not in repr(info.value)
+
+
+def test_file_created_during_save_is_not_replaced(tmp_path, generated, monkeypatch) -> None:
+    # Someone else creates the key file after our existence check: the final
+    # step (a hard link, which fails if the name exists) must still refuse.
+    path = tmp_path / "k.pem"
+    real_mkstemp = keys.tempfile.mkstemp
+
+    def mkstemp_then_race(*args, **kwargs):
+        result = real_mkstemp(*args, **kwargs)
+        path.write_bytes(b"the other writer's key")
+        return result
+
+    monkeypatch.setattr(keys.tempfile, "mkstemp", mkstemp_then_race)
+    with pytest.raises(KeyExistsError):
+        keys.save_private_key(generated["ec256"], path)
+    assert path.read_bytes() == b"the other writer's key"
+    assert sorted(os.listdir(tmp_path)) == ["k.pem"]  # our temp file is gone
