@@ -1,0 +1,38 @@
+"""The ``acmelab lab`` command line (parsing and error reporting; the real
+round trip is in tests/integration/test_lab.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from acmelab import cli
+
+
+def test_parser_has_lab_commands():
+    parser = cli.build_parser()
+    args = parser.parse_args(["lab", "up", "--free-ports", "--pebble-env", "PEBBLE_AUTHZREUSE=100",
+                              "--eab", "kid-1=abc", "--strict", "--json"])
+    assert args.func is cli.cmd_lab_up
+    assert args.pebble_env == [("PEBBLE_AUTHZREUSE", "100")] and args.eab == [("kid-1", "abc")]
+    assert parser.parse_args(["lab", "status", "--json"]).func is cli.cmd_lab_status
+    assert parser.parse_args(["lab", "down"]).func is cli.cmd_lab_down
+    assert parser.parse_args(["lab", "up", "--acme-port", "4000"]).acme_port == 4000
+
+
+def test_bad_key_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["lab", "up", "--pebble-env", "NOEQUALS"])
+    assert exit_info.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_free_ports_with_explicit_port_is_a_clear_error(capsys, tmp_path):
+    assert cli.main(["lab", "up", "--run-dir", str(tmp_path), "--free-ports", "--acme-port", "4000"]) == 1
+    assert "--free-ports cannot be combined" in capsys.readouterr().err
+
+
+def test_status_of_empty_run_dir(capsys, tmp_path):
+    assert cli.main(["lab", "status", "--run-dir", str(tmp_path), "--json"]) == cli.EXIT_NOT_RUNNING
+    assert capsys.readouterr().out.strip() == "null"
+    assert cli.main(["lab", "down", "--run-dir", str(tmp_path)]) == 0
+    assert "No lab was running" in capsys.readouterr().out
