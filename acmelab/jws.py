@@ -97,8 +97,15 @@ _B64URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 
 def json_bytes(value: Any) -> bytes:
-    """Compact JSON (no spaces) as UTF-8, the form we sign."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact JSON (no spaces) as UTF-8, the form we sign.
+
+    Raises:
+        InputError: the value is not JSON-serialisable (or holds NaN/Infinity).
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot serialise as JSON: {exc}") from None
 
 
 # --------------------------------------------------------------------------
@@ -175,7 +182,13 @@ def flattened(protected: Mapping[str, Any], payload: bytes, key: PrivateKey) -> 
 
     Returns:
         ``{"protected", "payload", "signature"}``, all base64url.
+
+    Raises:
+        InputError: unsupported key, or ``protected["alg"]`` not the key's.
     """
+    alg = jws_algorithm(key)
+    if protected.get("alg") != alg:
+        raise InputError(f"protected header alg {protected.get('alg')!r} does not match the key ({alg})")
     protected_b64 = b64url(json_bytes(dict(protected)))
     payload_b64 = b64url(payload)
     signature = sign_bytes(key, f"{protected_b64}.{payload_b64}".encode("ascii"))

@@ -253,3 +253,17 @@ def test_key_change_same_key_refused(account_keys) -> None:
     key = account_keys["ec256"]
     with pytest.raises(InputError, match="same"):
         jws.key_change(account_url="https://ca/acct/7", old_key=key, new_key=key, url="https://ca/key-change")
+
+
+def test_flattened_refuses_alg_that_does_not_match_the_key(account_keys) -> None:
+    with pytest.raises(InputError, match="does not match"):
+        jws.flattened({"alg": "RS256"}, b"{}", account_keys["ec256"])
+    with pytest.raises(InputError, match="does not match"):
+        jws.flattened({"alg": "none"}, b"{}", account_keys["rsa2048"])
+
+
+def test_payload_that_is_not_json_serialisable(account_keys) -> None:
+    with pytest.raises(InputError, match="JSON"):
+        jws.sign({"when": object()}, account_keys["ec256"], url="https://ca/x", nonce="n")
+    with pytest.raises(InputError, match="JSON"):
+        jws.sign({"value": float("nan")}, account_keys["ec256"], url="https://ca/x", nonce="n")
