@@ -215,3 +215,16 @@ def test_file_created_during_save_is_not_replaced(tmp_path, generated, monkeypat
         keys.save_private_key(generated["ec256"], path)
     assert path.read_bytes() == b"the other writer's key"
     assert sorted(os.listdir(tmp_path)) == ["k.pem"]  # our temp file is gone
+
+
+def test_traditional_encrypted_pem(generated) -> None:
+    # "-----BEGIN EC PRIVATE KEY-----" with "Proc-Type: 4,ENCRYPTED" (OpenSSL's legacy form)
+    key = generated["ec256"]
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.BestAvailableEncryption(b"legacy"))
+    assert b"Proc-Type: 4,ENCRYPTED" in pem
+    assert keys.load_private_key(pem, "legacy").private_numbers() == key.private_numbers()
+    with pytest.raises(InputError, match="passphrase is required"):
+        keys.load_private_key(pem)
+    with pytest.raises(InputError, match="wrong passphrase"):
+        keys.load_private_key(pem, "not legacy")
