@@ -20,6 +20,7 @@ import json
 
 import pytest
 
+from acmelab.errors import LabError
 from acmelab.lab import Lab, LabInfo, LabPorts
 from acmelab.lab.challtestsrv import ChallTestSrv
 
@@ -37,8 +38,15 @@ def lab_factory(tmp_path_factory):
         key = json.dumps(kwargs, sort_keys=True, default=str)
         if not fresh and key in shared:
             return shared[key]
-        lab = Lab(tmp_path_factory.mktemp("lab"), ports=LabPorts.free(), **kwargs)
-        info = lab.start()
+        for attempt in range(3):
+            lab = Lab(tmp_path_factory.mktemp("lab"), ports=LabPorts.free(), **kwargs)
+            try:
+                info = lab.start()
+                break
+            except LabError as error:
+                # Another test run may grab a just-chosen free port; choose again.
+                if attempt == 2 or "in use" not in str(error):
+                    raise
         labs.append(lab)
         if not fresh:
             shared[key] = info
