@@ -263,7 +263,8 @@ class AliyunClient:
 
         attempt = 0
         while True:
-            logger.debug("Alibaba Cloud %s %s -> https://%s params=%s", product, action, host, params)
+            logger.debug("Alibaba Cloud %s %s -> https://%s (AccessKeyId %s) params=%s",
+                         product, action, host, self.credentials.access_key_id, params)
             try:
                 body = self._sdk.do_action_with_exception(request)
             except ServerException as error:

@@ -66,15 +66,19 @@ def txt_values(name: str, server: Server, *, timeout: float = 2.0,
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise DnsError(f"DNS server {server[0]}:{server[1]} answered {dns.rcode.to_text(rcode)} for TXT {current}")
         values: set[str] = set()
+        found_at = current
         target = None
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.TXT:
+                found_at = rrset.name          # the CNAME target, if the server followed it
                 for record in rrset:
                     values.add(b"".join(record.strings).decode("utf-8", "replace"))
             elif rrset.rdtype == dns.rdatatype.CNAME and rrset.name == current:
                 target = rrset[0].target
+        if not follow_cname and found_at != current:
+            values = set()                     # only records at the name itself count
         if values or not follow_cname or target is None:
-            return values, current.to_text(omit_final_dot=True)
+            return values, found_at.to_text(omit_final_dot=True)
         logger.debug("%s is a CNAME to %s", current, target)
         current = target
     raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {name}")
