@@ -30,7 +30,7 @@ class CheckedCertificate:
     """A certificate, its chain and key that passed :func:`check_certificate`.
 
     Attributes:
-        domain: the domain it was checked for (normalised, str).
+        domain: the domain it was checked for (normalised, str), or None.
         chain: the certificates, leaf first (tuple of x509.Certificate).
         chain_pem: the same as PEM text, leaf first (what ``SSLPub`` /
             ``CertificateBody`` / ``Cert`` carry).
@@ -42,7 +42,7 @@ class CheckedCertificate:
         not_after: the leaf's expiry (aware UTC datetime).
     """
 
-    domain: str
+    domain: str | None
     chain: tuple[x509.Certificate, ...] = field(repr=False)
     chain_pem: str = field(repr=False)
     private_key_pem: str = field(repr=False)
@@ -171,7 +171,7 @@ def check_validity(certificate: x509.Certificate, now: dt.datetime | None = None
                          f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
 
 
-def check_certificate(chain_pem: str | bytes, private_key, domain: str, *,
+def check_certificate(chain_pem: str | bytes, private_key, domain: str | None, *,
                       now: dt.datetime | None = None,
                       require_intermediate: bool = True) -> CheckedCertificate:
     """Every pre-send check at once; nothing is sent when this raises.
@@ -185,7 +185,8 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str, *,
     Args:
         chain_pem: full chain PEM, leaf first (``IssuedCertificate.chain_pem``).
         private_key: the certificate's private key (object or unencrypted PEM).
-        domain: the domain the service will serve (str).
+        domain: the domain the service will serve (str); None skips that
+            check (a CAS upload is not tied to one domain).
         now: the time to check validity at (aware datetime, default now).
         require_intermediate: refuse a leaf without its issuer (default True).
 
@@ -195,7 +196,7 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str, *,
     Raises:
         InputError: naming what is wrong.
     """
-    domain = normalize_domain(domain)
+    domain = normalize_domain(domain) if domain is not None else None
     chain = parse_chain(chain_pem)
     leaf = chain[0]
     check_validity(leaf, now)
@@ -208,7 +209,7 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str, *,
         raise InputError(f"only the leaf {describe(leaf)} was given; send the full chain "
                          "(leaf + intermediates, e.g. IssuedCertificate.chain_pem)")
     names = certificate_names(leaf)
-    if not any(name_matches(name, domain) for name in names):
+    if domain is not None and not any(name_matches(name, domain) for name in names):
         raise InputError(f"certificate {describe(leaf)} covers {', '.join(names) or 'no names'}, "
                          f"not {domain}")
     key_pem = key.private_bytes(serialization.Encoding.PEM,
