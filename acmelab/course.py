@@ -1,0 +1,379 @@
+"""The course's working directory: what one notebook saves, the next one picks up.
+
+Theory of operation
+-------------------
+The notebooks of the series build on each other: 01 makes the account key,
+02 the certificate key and the CSR, 05 the account, 06 the order, and so on.
+Each notebook must also run on its own.  So every artefact lives at a fixed
+path under the course directory, and every notebook gets it through one
+helper here that *loads it if an earlier notebook saved it, or creates and
+saves it otherwise* -- one visible call, the same output either way.
+
+Where things are::
+
+    notebooks/course/            (git-ignored; env ACMELAB_COURSE_DIR overrides)
+      lab/                       one folder per ACME target: lab, staging, production, custom
+        account.key              the account key (PEM PKCS#8, mode 0600, never overwritten)
+        state.json               small facts worth keeping: account URL, order URL, ...
+        certificates/<label>/
+          privkey.pem            that certificate's own key (0600)
+          request.csr            its CSR (PEM)
+          fullchain.pem          leaf + intermediates, once issued
+          cert.pem               the leaf alone
+
+Which CA and which names (the environment variables, documented in
+notebook 00 and the README):
+
+==============================  ============================================
+``ACMELAB_ACME``                ``lab`` (default), ``staging``, ``production``
+                                or a directory URL
+``ACMELAB_PRODUCTION``          must be ``yes`` to use Let's Encrypt production
+``ACMELAB_DOMAIN``              the domain the course's certificate is for
+                                (default ``example.com``; required outside the lab)
+``ACMELAB_CONTACT``             e-mail address for the account (optional)
+``ACMELAB_COURSE_DIR``          where the course directory is
+``ALIBABA_CLOUD_ACCESS_KEY_ID``
+``ALIBABA_CLOUD_ACCESS_KEY_SECRET``  a real Alibaba Cloud RAM user (outside the lab)
+==============================  ============================================
+
+Nothing here prints or returns key material in text form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acmelab.errors import InputError
+
+#: RFC 8555 directory URLs of Let's Encrypt.
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+
+#: The domain the course uses in the lab (the lab's DNS answers for anything).
+LAB_DOMAIN = "example.com"
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def base_directory() -> Path:
+    """The course directory: ``$ACMELAB_COURSE_DIR``, else
+    ``<checkout>/notebooks/course`` in a source checkout, else
+    ``~/.acmelab/course``.  Created (mode 0700) if missing."""
+    configured = os.environ.get("ACMELAB_COURSE_DIR")
+    if configured:
+        path = Path(configured).expanduser()
+    elif (_REPO / "notebooks").is_dir() and (_REPO / "pyproject.toml").is_file():
+        path = _REPO / "notebooks" / "course"
+    else:
+        path = Path.home() / ".acmelab" / "course"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Which CA: the lab, Let's Encrypt staging or production, or any directory
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """The ACME server and names the course talks to.
+
+    Attributes:
+        environment: ``"lab"``, ``"staging"``, ``"production"`` or ``"custom"``.
+        directory_url: the RFC 8555 §7.1.1 directory URL.
+        verify: what to pass as requests' ``verify=``: the lab CA's PEM
+            bundle (Path) for the lab, ``True`` (the system's trust store)
+            otherwise.  Never False.
+        domain: the registered domain the course certificate is for.
+        contact: account contact URLs (``["mailto:..."]``) or ``[]``.
+        lab: the :class:`acmelab.lab.LabInfo` when ``environment == "lab"``.
+    """
+
+    environment: str
+    directory_url: str
+    verify: Path | bool
+    domain: str
+    contact: list[str] = field(default_factory=list)
+    lab: Any = field(default=None, repr=False)
+
+
+def target() -> Target:
+    """Read the environment variables and return the :class:`Target`.
+
+    For the lab (the default) the lab is started if it is not running
+    (:func:`acmelab.lab.ensure_running`).
+
+    Raises:
+        InputError: production without ``ACMELAB_PRODUCTION=yes``, a
+            directory that is not an https URL, or no ``ACMELAB_DOMAIN``
+            outside the lab.
+        LabError: the lab could not be started.
+    """
+    choice = os.environ.get("ACMELAB_ACME", "lab").strip() or "lab"
+    contact_address = os.environ.get("ACMELAB_CONTACT", "").strip()
+    contact = [contact_address if contact_address.startswith("mailto:") else f"mailto:{contact_address}"] \
+        if contact_address else []
+    domain = os.environ.get("ACMELAB_DOMAIN", "").strip().rstrip(".").lower()
+
+    if choice == "lab":
+        info = lab()
+        return Target("lab", info.directory_url, Path(info.ca_bundle), domain or LAB_DOMAIN, contact, info)
+
+    if choice == "staging":
+        environment, url = "staging", LETSENCRYPT_STAGING
+    elif choice == "production":
+        environment, url = "production", LETSENCRYPT_PRODUCTION
+    elif choice.startswith("https://"):
+        environment, url = "custom", choice
+        if choice.rstrip("/") == LETSENCRYPT_PRODUCTION:
+            environment = "production"
+        elif choice.rstrip("/") == LETSENCRYPT_STAGING:
+            environment = "staging"
+    else:
+        raise InputError(f"ACMELAB_ACME must be lab, staging, production or an https:// directory URL, not {choice!r}")
+    if environment == "production" and os.environ.get("ACMELAB_PRODUCTION") != "yes":
+        raise InputError("Let's Encrypt production issues real certificates and has strict rate limits: "
+                         "set ACMELAB_PRODUCTION=yes to confirm (try ACMELAB_ACME=staging first)")
+    if not domain:
+        raise InputError("set ACMELAB_DOMAIN to a domain whose DNS you control (e.g. in Alibaba Cloud DNS)")
+    return Target(environment, url, True, domain, contact, None)
+
+
+#: How the course runs Pebble: no random sleeps, no randomly rejected nonces
+#: and no reuse of valid authorizations (so every run of the series shows the
+#: same statuses), one alternate chain (notebook 08).  Let's Encrypt itself
+#: does reject nonces now and then and does reuse authorizations; the client
+#: copes with both, and the tests exercise them.
+LAB_PEBBLE_ENV = {
+    "PEBBLE_VA_NOSLEEP": "1",
+    "PEBBLE_WFE_NONCEREJECT": "0",
+    "PEBBLE_AUTHZREUSE": "0",
+    "PEBBLE_ALTERNATE_ROOTS": "1",
+}
+
+
+def lab():
+    """The course's lab (default run dir and ports), started if needed with
+    :data:`LAB_PEBBLE_ENV`.  A lab already running in the default run dir
+    with other Pebble settings is restarted with the course's (accounts and
+    orders on it are forgotten; keys in the course directory are kept).
+
+    Returns:
+        :class:`acmelab.lab.LabInfo`.
+
+    Raises:
+        LabError: the lab could not be started.
+    """
+    from acmelab import lab as lab_module
+
+    info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
+    try:
+        running = json.loads((Path(info.run_dir) / "lab.json").read_text()).get("pebble_env", {})
+    except (OSError, ValueError):
+        running = None
+    if running is not None and any(running.get(k) != v for k, v in LAB_PEBBLE_ENV.items()):
+        lab_module.stop(info.run_dir)
+        info = lab_module.ensure_running(info.run_dir, pebble_env=LAB_PEBBLE_ENV)
+    return info
+
+
+def directory() -> Path:
+    """The course directory of the current target, e.g.
+    ``notebooks/course/lab`` (created, mode 0700)."""
+    path = base_directory() / target().environment
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def names() -> list[str]:
+    """The names of the course's certificate: the API Gateway and the CDN
+    host of the domain, e.g. ``["api.example.com", "cdn.example.com"]``."""
+    domain = target().domain
+    return [f"api.{domain}", f"cdn.{domain}"]
+
+
+def relative(path: Path) -> str:
+    """``path`` as ``course/lab/...`` when it is inside the course directory
+    (for printing: the same text on every machine), else unchanged."""
+    path = Path(path)
+    base = base_directory()
+    try:
+        return str(Path("course") / path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------
+# Keys, CSRs, chains
+# --------------------------------------------------------------------------
+
+def account_key_path() -> Path:
+    """Where the account key lives: ``<course>/<target>/account.key``."""
+    return directory() / "account.key"
+
+
+def account_key(key_type: str = "ec256"):
+    """The course's account key: loaded if saved (by notebook 01), otherwise
+    generated (``key_type``, see :data:`acmelab.keys.KEY_TYPES`) and saved
+    atomically with mode 0600.  An existing key is never replaced.
+
+    Returns:
+        a ``cryptography`` RSA or EC private key.
+
+    Raises:
+        InputError: the saved file is not a usable private key.
+    """
+    from acmelab.keys import generate_key, load_private_key, save_private_key
+
+    path = account_key_path()
+    if path.exists():
+        return load_private_key(path)
+    key = generate_key(key_type)
+    try:
+        save_private_key(key, path)
+    except FileExistsError:  # another process saved one meanwhile: use that one
+        return load_private_key(path)
+    return key
+
+
+def certificate_directory(label: str = "course") -> Path:
+    """``<course>/<target>/certificates/<label>/`` (created, mode 0700)."""
+    if not label or "/" in label or label.startswith("."):
+        raise InputError(f"certificate label must be a plain folder name, not {label!r}")
+    path = directory() / "certificates" / label
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def certificate_key_path(label: str = "course") -> Path:
+    return certificate_directory(label) / "privkey.pem"
+
+
+def csr_path(label: str = "course") -> Path:
+    return certificate_directory(label) / "request.csr"
+
+
+def chain_path(label: str = "course") -> Path:
+    """Full chain PEM (leaf + intermediates) of certificate ``label``."""
+    return certificate_directory(label) / "fullchain.pem"
+
+
+def leaf_path(label: str = "course") -> Path:
+    """The leaf certificate PEM of certificate ``label``."""
+    return certificate_directory(label) / "cert.pem"
+
+
+def certificate_key(label: str = "course", key_type: str = "ec256"):
+    """The private key of certificate ``label`` -- one key per certificate,
+    never the account key.  Loaded if saved (notebook 02), else generated and
+    saved (0600)."""
+    from acmelab.keys import generate_key, load_private_key, save_private_key
+
+    path = certificate_key_path(label)
+    if path.exists():
+        return load_private_key(path)
+    key = generate_key(key_type)
+    try:
+        save_private_key(key, path)
+    except FileExistsError:
+        return load_private_key(path)
+    return key
+
+
+def csr(label: str = "course", certificate_names: list[str] | None = None):
+    """The CSR of certificate ``label`` for ``certificate_names`` (default
+    :func:`names`), signed by :func:`certificate_key`.  Loaded if saved
+    and for the same names, else made and saved (PEM).
+
+    Returns:
+        ``cryptography.x509.CertificateSigningRequest``.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from acmelab.csr import inspect_csr, make_csr, normalize_name
+
+    wanted = [normalize_name(n) for n in (certificate_names or names())]
+    path = csr_path(label)
+    if path.exists():
+        request = x509.load_pem_x509_csr(path.read_bytes())
+        if sorted(inspect_csr(request).names) == sorted(wanted):
+            return request
+    request = make_csr(certificate_key(label), wanted)
+    write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
+    return request
+
+
+def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder
+    and ``os.replace`` (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(handle, mode)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------
+# Small state: account URL, order URL, ...
+# --------------------------------------------------------------------------
+
+def state_path() -> Path:
+    return directory() / "state.json"
+
+
+def load_state() -> dict[str, Any]:
+    """The course's saved facts (dict; empty if nothing saved yet)."""
+    path = state_path()
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise InputError(f"{relative(path)} is not JSON; delete it to start over") from None
+
+
+def remember(**facts: Any) -> dict[str, Any]:
+    """Save JSON-serialisable facts (e.g. ``order_url=...``) into
+    ``state.json`` and return the whole state."""
+    state = load_state()
+    state.update(facts)
+    write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+    return state
+
+
+def recall(name: str, default: Any = None) -> Any:
+    """One saved fact, or ``default``."""
+    return load_state().get(name, default)
+
+
+# --------------------------------------------------------------------------
+# The client and the account
+# --------------------------------------------------------------------------
+
+def client(key=None, **options: Any):
+    """An :class:`acmelab.client.AcmeClient` for the current target, signing
+    with ``key`` (default: :func:`account_key`); TLS verified against the
+    lab's CA (lab) or the system trust store (Let's Encrypt)."""
+    from acmelab.client import AcmeClient
+
+    chosen = target()
+    return AcmeClient(chosen.directory_url, key if key is not None else account_key(),
+                      verify=chosen.verify, **options)

@@ -1,0 +1,356 @@
+"""Readable displays for the notebooks: HTTP exchanges, JWS, JSON, certificates.
+
+Theory of operation
+-------------------
+The course shows what goes over the wire.  Every display here is a small
+object with a plain-text ``__repr__`` (what a terminal and nbval's
+``text/plain`` see) and a ``_repr_html_`` (what JupyterLab and nbconvert's
+HTML show): the same text in a ``<pre>`` block, so the two never disagree.
+
+* :func:`exchange` -- one ``requests.Response``: the request line, the JWS
+  body decoded (protected header, payload, signature), then the status
+  line, the ACME headers (``Replay-Nonce``, ``Location``, ``Link``,
+  ``Retry-After``) and the JSON body.
+* :class:`Wire` -- records every exchange of a ``requests.Session`` (or of
+  an object with a ``session`` attribute, such as the ACME client) while a
+  ``with`` block runs.
+* :func:`jws` -- the anatomy of a flattened JWS.
+* :func:`json_view` -- JSON, indented, keys in the server's order.
+* :func:`certificate`, :func:`chain`, :func:`csr` -- the fields a reader
+  checks (names, issuer, validity, key, policy OIDs), never key material.
+
+Outputs stay free of secrets: private keys are never rendered, and request
+headers other than ``Content-Type`` are left out.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+#: Response headers RFC 8555 gives meaning to (§6.5, §7.1, §7.3, §6.6).
+ACME_RESPONSE_HEADERS = ("Content-Type", "Replay-Nonce", "Location", "Link", "Retry-After")
+
+#: CA/Browser Forum certificate policy OIDs (Baseline Requirements §7.1.6.1, EV Guidelines).
+CABF_POLICIES = {
+    "2.23.140.1.2.1": "Domain Validated (DV)",
+    "2.23.140.1.2.2": "Organization Validated (OV)",
+    "2.23.140.1.2.3": "Individual Validated (IV)",
+    "2.23.140.1.1": "Extended Validation (EV)",
+}
+
+
+class Text:
+    """Preformatted text with a ``<pre>`` HTML twin (the base of every display)."""
+
+    def __init__(self, text: str, title: str | None = None) -> None:
+        self.text = text.rstrip("\n")
+        self.title = title
+
+    def __repr__(self) -> str:
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def _repr_html_(self) -> str:
+        title = f"<strong>{html.escape(self.title, quote=False)}</strong>" if self.title else ""
+        return (f'<div class="acmelab">{title}<pre style="margin:0.2em 0;white-space:pre-wrap">'
+                f"{html.escape(self.text, quote=False)}</pre></div>")
+
+
+def json_text(value: Any) -> str:
+    """JSON indented by two spaces, non-ASCII kept readable."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def json_view(value: Any, title: str | None = None) -> Text:
+    """Display a JSON value (dict/list) indented."""
+    return Text(json_text(value), title)
+
+
+# --------------------------------------------------------------------------
+# JWS
+# --------------------------------------------------------------------------
+
+def _decode_jws(body: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    from acmelab.jws import b64url_decode
+
+    protected = json.loads(b64url_decode(body["protected"]))
+    raw = b64url_decode(body["payload"])
+    if raw == b"":
+        payload: Any = ""
+    else:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = raw.decode("ascii", "replace")
+    return protected, payload
+
+
+def _short(text: str, keep: int = 24) -> str:
+    return text if len(text) <= keep * 2 else f"{text[:keep]}...({len(text)} characters)"
+
+
+def jws_lines(body: Mapping[str, Any]) -> list[str]:
+    """The three parts of a flattened JWS, decoded, as text lines."""
+    protected, payload = _decode_jws(body)
+    lines = ["protected (decoded): " + json_text(protected).replace("\n", "\n  ")]
+    if payload == "":
+        lines.append('payload (decoded):   ""   <- empty: a POST-as-GET (RFC 8555 §6.3)')
+    else:
+        lines.append("payload (decoded):   " + json_text(payload).replace("\n", "\n  "))
+    lines.append(f"signature:           {_short(body['signature'])}")
+    return lines
+
+
+def jws(body: Mapping[str, Any], title: str | None = "flattened JWS") -> Text:
+    """Display a flattened JWS ``{"protected", "payload", "signature"}``:
+    the protected header and payload decoded from base64url."""
+    return Text("\n".join(jws_lines(body)), title)
+
+
+# --------------------------------------------------------------------------
+# HTTP exchanges
+# --------------------------------------------------------------------------
+
+def _reason(response: Any) -> str:
+    return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+
+
+def exchange_text(response: Any, *, body_limit: int = 4000) -> str:
+    """The text of one request/response pair (a ``requests.Response``)."""
+    request = response.request
+    lines = [f">>> {request.method} {request.url}"]
+    content_type = request.headers.get("Content-Type")
+    if content_type:
+        lines.append(f"Content-Type: {content_type}")
+    raw = request.body
+    if raw:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and {"protected", "payload", "signature"} <= body.keys():
+            lines.extend(jws_lines(body))
+        else:
+            lines.append(text[:body_limit])
+    lines.append("")
+    lines.append(f"<<< {_reason(response)}")
+    for name in ACME_RESPONSE_HEADERS:
+        value = response.headers.get(name)
+        if value is None:
+            continue
+        if name == "Link":  # several Link headers arrive joined by ", "
+            for part in value.split(", <"):
+                lines.append(f"Link: {part if part.startswith('<') else '<' + part}")
+        else:
+            lines.append(f"{name}: {value}")
+    content = response.headers.get("Content-Type", "")
+    if response.content:
+        if "json" in content:
+            try:
+                lines.append(json_text(response.json()))
+            except ValueError:
+                lines.append(response.text[:body_limit])
+        elif "pem" in content or content.startswith("text/"):
+            text = response.text
+            lines.append(text if len(text) <= body_limit else text[:body_limit] + "...")
+        else:
+            lines.append(f"({len(response.content)} bytes of {content or 'data'})")
+    return "\n".join(lines)
+
+
+def exchange(response: Any, title: str | None = None) -> Text:
+    """Display one HTTP exchange: request line, decoded JWS body, status,
+    the ACME response headers and the JSON body."""
+    return Text(exchange_text(response), title)
+
+
+@dataclass
+class Wire:
+    """Record every HTTP exchange made through a ``requests.Session``.
+
+    Use as ``with Wire(session_or_client) as wire: ...`` then display
+    ``wire`` (all exchanges) or ``wire.exchanges[-1]``.  ``target`` is a
+    ``requests.Session``, an :class:`acmelab.client.AcmeClient` or any
+    object with a ``session`` attribute.
+
+    ``only`` keeps exchanges whose URL contains one of the given strings.
+    """
+
+    target: Any
+    only: Iterable[str] | None = None
+    exchanges: list[Any] = field(default_factory=list)
+
+    def _session(self) -> Any:
+        holder = getattr(self.target, "transport", self.target)  # AcmeClient -> AcmeTransport
+        session = getattr(holder, "session", holder)
+        if not hasattr(session, "hooks"):
+            raise TypeError("Wire needs a requests.Session or an object with a .session")
+        return session
+
+    def _hook(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.only is None or any(part in response.url for part in self.only):
+            self.exchanges.append(response)
+        return response
+
+    def __enter__(self) -> "Wire":
+        self._session().hooks.setdefault("response", []).append(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        hooks = self._session().hooks.get("response", [])
+        if self._hook in hooks:
+            hooks.remove(self._hook)
+
+    def text(self) -> str:
+        separator = "\n" + "-" * 60 + "\n"
+        return separator.join(exchange_text(r) for r in self.exchanges) or "(no HTTP exchanges)"
+
+    def summary(self) -> Text:
+        """One line per exchange: method, path, status."""
+        lines = []
+        for response in self.exchanges:
+            lines.append(f"{response.request.method:5} {response.request.path_url:30} -> {_reason(response)}")
+        return Text("\n".join(lines) or "(no HTTP exchanges)")
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        return Text(self.text())._repr_html_()
+
+
+# --------------------------------------------------------------------------
+# Certificates, chains, CSRs
+# --------------------------------------------------------------------------
+
+def _load_certificates(value: Any) -> list[Any]:
+    from cryptography import x509
+
+    if isinstance(value, x509.Certificate):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [c for item in value for c in _load_certificates(item)]
+    data = value.encode() if isinstance(value, str) else bytes(value)
+    return x509.load_pem_x509_certificates(data)
+
+
+def _key_description(public_key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA {public_key.key_size} bits"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {public_key.curve.name}"
+    return type(public_key).__name__
+
+
+def _names(extensions: Any) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in san.get_values_for_type(x509.DNSName)] + \
+        [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+
+
+def certificate_lines(cert: Any) -> list[str]:
+    """Fields of one ``x509.Certificate`` as text lines."""
+    from cryptography import x509
+
+    lines = [
+        f"subject:      {cert.subject.rfc4514_string() or '(empty)'}",
+        f"issuer:       {cert.issuer.rfc4514_string()}",
+        f"serial:       {cert.serial_number:x}",
+        f"not before:   {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
+        f"not after:    {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
+        f"key:          {_key_description(cert.public_key())}",
+    ]
+    names = _names(cert.extensions)
+    if names:
+        lines.append(f"names (SAN):  {', '.join(names)}")
+    try:
+        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+        for policy in policies:
+            oid = policy.policy_identifier.dotted_string
+            lines.append(f"policy:       {oid} {CABF_POLICIES.get(oid, '')}".rstrip())
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        lines.append(f"CA:           {'yes' if basic.ca else 'no'}")
+    except x509.ExtensionNotFound:
+        pass
+    return lines
+
+
+def certificate(value: Any, title: str | None = "certificate") -> Text:
+    """Display one certificate (``x509.Certificate`` or PEM text/bytes; the
+    first certificate of a PEM bundle)."""
+    return Text("\n".join(certificate_lines(_load_certificates(value)[0])), title)
+
+
+def chain(value: Any, title: str | None = "certificate chain") -> Text:
+    """Display a chain (PEM bundle or list of certificates), leaf first,
+    each certificate's subject and issuer, and whether each one is signed
+    by the next."""
+    certificates = _load_certificates(value)
+    lines = []
+    for position, cert in enumerate(certificates):
+        role = "leaf" if position == 0 else ("intermediate" if cert.issuer != cert.subject else "root")
+        lines.append(f"[{position}] {role}")
+        lines.extend("    " + line for line in certificate_lines(cert))
+        if position + 1 < len(certificates):
+            try:
+                cert.verify_directly_issued_by(certificates[position + 1])
+                lines.append(f"    signed by [{position + 1}]: yes")
+            except Exception as exc:  # the display states it, it does not raise
+                lines.append(f"    signed by [{position + 1}]: NO ({type(exc).__name__})")
+    return Text("\n".join(lines), title)
+
+
+def csr(value: Any, title: str | None = "certificate signing request") -> Text:
+    """Display a CSR (``x509.CertificateSigningRequest`` or PEM): subject,
+    names, key, whether its self-signature verifies."""
+    from cryptography import x509
+
+    request = value if isinstance(value, x509.CertificateSigningRequest) else \
+        x509.load_pem_x509_csr(value.encode() if isinstance(value, str) else bytes(value))
+    lines = [
+        f"subject:      {request.subject.rfc4514_string() or '(empty)'}",
+        f"names (SAN):  {', '.join(_names(request.extensions)) or '(none)'}",
+        f"key:          {_key_description(request.public_key())}",
+        f"signature:    {request.signature_hash_algorithm.name if request.signature_hash_algorithm else '?'}, "
+        f"{'valid' if request.is_signature_valid else 'INVALID'}",
+    ]
+    return Text("\n".join(lines), title)
+
+
+def table(rows: Iterable[Iterable[Any]], header: Iterable[str] | None = None) -> Text:
+    """A small aligned text table."""
+    data = [[str(cell) for cell in row] for row in rows]
+    if header is not None:
+        data.insert(0, [str(cell) for cell in header])
+    if not data:
+        return Text("(empty)")
+    widths = [max(len(row[i]) for row in data if i < len(row)) for i in range(max(len(r) for r in data))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in data]
+    if header is not None:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return Text("\n".join(lines))
+
+
+def error(exc: BaseException, *, tmp: Any = None, title: str | None = None) -> Text:
+    """Display a caught exception as ``Type: message``; occurrences of the
+    folder ``tmp`` (a temporary directory) are shown as ``<tmp>``."""
+    text = f"{type(exc).__name__}: {exc}"
+    if tmp is not None:
+        text = text.replace(str(tmp), "<tmp>")
+    return Text(text, title)

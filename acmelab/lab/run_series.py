@@ -1,0 +1,199 @@
+"""Run the whole notebook series headless against the lab.
+
+Usage::
+
+    python -m acmelab.lab.run_series --out build     # make run
+    python -m acmelab.lab.run_series --in-place      # make refresh-notebooks
+    python -m acmelab.lab.run_series --out build 04 05   # only some notebooks
+
+``--out DIR`` executes every ``notebooks/NN_*.ipynb`` in order (each in its
+own kernel, working directory ``notebooks/``, like nbval) and writes the
+executed copy and an HTML page (nbconvert) of each into DIR.  It uses the
+course's lab (:func:`acmelab.course.lab`: started if it is not running,
+stopped again at the end if this command started it).
+
+``--in-place`` stops the course's lab, starts a fresh one, executes the
+notebooks and writes their outputs back into ``notebooks/`` -- the stored
+outputs nbval compares against.  The ACME target is forced to the lab.
+
+Either way the run fails (exit status 1) on the first cell error, or if any
+output contains ``PRIVATE KEY`` or the lab's access key secret; per-notebook
+and total seconds are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+
+#: Environment variables that point the course away from the lab.
+TARGET_VARIABLES = ("ACMELAB_ACME", "ACMELAB_PRODUCTION", "ACMELAB_DOMAIN", "ACMELAB_CONTACT")
+
+#: Text that must never appear in a notebook output.
+FORBIDDEN_MARKERS = ("PRIVATE KEY",)
+
+
+def notebook_paths(selection: Iterable[str] = ()) -> list[Path]:
+    """``notebooks/NN_*.ipynb`` in order; ``selection`` keeps the given
+    numbers ("04") or names."""
+    wanted = set(selection)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if wanted:
+        paths = [p for p in paths if p.stem.split("_", 1)[0] in wanted or p.stem in wanted or p.name in wanted]
+    return paths
+
+
+def output_texts(outputs: Iterable[Any]) -> Iterable[str]:
+    """Every text of a code cell's outputs (streams, every MIME type,
+    error values and tracebacks)."""
+    for output in outputs:
+        if "text" in output:
+            yield str(output["text"])
+        for value in (output.get("data") or {}).values():
+            yield value if isinstance(value, str) else str(value)
+        if "traceback" in output:
+            yield "\n".join(output["traceback"])
+        if "evalue" in output:
+            yield str(output["evalue"])
+
+
+def output_leaks(outputs: Iterable[Any], secrets: Iterable[str] = ()) -> list[str]:
+    """Problems in one cell's outputs: ``PRIVATE KEY`` material or one of
+    ``secrets`` (e.g. the lab's access key secret).  Secrets are never echoed."""
+    found = []
+    secrets = [s for s in secrets if s]
+    for text in output_texts(outputs):
+        found.extend(f"output contains {marker!r}" for marker in FORBIDDEN_MARKERS if marker in text)
+        if any(secret in text for secret in secrets):
+            found.append("output contains the lab's access key secret")
+    return found
+
+
+def leaks(notebook: Any, secrets: Iterable[str] = ()) -> list[str]:
+    """:func:`output_leaks` over every code cell of a notebook."""
+    secrets = list(secrets)
+    return [f"cell {index}: {problem}"
+            for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            for problem in output_leaks(cell.get("outputs", []), secrets)]
+
+
+def clean_metadata(notebook: Any) -> None:
+    """Drop per-run metadata so a refresh only changes real outputs."""
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    notebook.metadata.pop("papermill", None)
+    notebook.metadata.pop("widgets", None)
+
+
+def execute(path: Path, timeout: int) -> tuple[Any, float, str | None]:
+    """Execute one notebook; returns ``(executed notebook, seconds, error or None)``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    started = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        error = f"{error}\n{_failing_cell(notebook)}"
+    except Exception as exc:  # kernel died, timeout: report, do not hide
+        error = f"{type(exc).__name__}: {exc}"
+    clean_metadata(notebook)
+    return notebook, time.perf_counter() - started, error
+
+
+def _failing_cell(notebook: Any) -> str:
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"in cell {index}:\n{cell.source}"
+    return ""
+
+
+def write_html(notebook: Any, target: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    target.write_text(body, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m acmelab.lab.run_series", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--out", type=Path, help="write executed copies and HTML into this folder")
+    mode.add_argument("--in-place", action="store_true",
+                      help="re-execute against a fresh lab and store the outputs in notebooks/")
+    parser.add_argument("--fresh", action="store_true", help="restart the lab first (implied by --in-place)")
+    parser.add_argument("--timeout", type=int, default=180, help="seconds allowed per cell (default 180)")
+    parser.add_argument("notebooks", nargs="*", help="numbers or names to run (default: all)")
+    options = parser.parse_args(argv)
+
+    import nbformat
+
+    from acmelab import course
+    from acmelab import lab as lab_module
+
+    if options.in_place:
+        for name in TARGET_VARIABLES:  # stored outputs always come from the lab
+            os.environ.pop(name, None)
+    paths = notebook_paths(options.notebooks)
+    if not paths:
+        print("no notebooks matched", file=sys.stderr)
+        return 2
+
+    uses_lab = os.environ.get("ACMELAB_ACME", "lab") in ("", "lab")
+    was_running = lab_module.status() is not None
+    secret = ""
+    if uses_lab:
+        started = time.perf_counter()
+        if was_running and (options.in_place or options.fresh):
+            lab_module.stop()  # a fresh lab; left running at the end, as it was
+        info = course.lab()
+        secret = info.aliyun_access_key_secret
+        fresh = not was_running or options.in_place or options.fresh
+        print(f"lab {'started' if fresh else 'running'} at {info.directory_url} "
+              f"({time.perf_counter() - started:.1f} s)")
+    if options.out:
+        options.out.mkdir(parents=True, exist_ok=True)
+
+    total = 0.0
+    failed = False
+    try:
+        for path in paths:
+            notebook, seconds, error = execute(path, options.timeout)
+            total += seconds
+            problems = leaks(notebook, [secret])
+            if options.out:
+                nbformat.write(notebook, options.out / path.name)
+                write_html(notebook, options.out / f"{path.stem}.html")
+            elif not error and not problems:
+                nbformat.write(notebook, path)
+            status = "ok" if not error and not problems else "FAILED"
+            print(f"{seconds:6.1f} s  {path.name}  {status}", flush=True)
+            if error or problems:
+                failed = True
+                for line in ([error] if error else []) + problems:
+                    print(f"         {line}", file=sys.stderr)
+                break
+    finally:
+        if uses_lab and not was_running:
+            lab_module.stop()
+    print(f"{total:6.1f} s  total ({len(paths)} notebooks{', stopped early' if failed else ''})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

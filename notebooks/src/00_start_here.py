@@ -1,0 +1,186 @@
+# %% [markdown]
+# # 00 · Start here: certificates, Let's Encrypt, ACME, and the lab
+#
+# **Goal:** know what a TLS certificate is and who issues it, see the whole ACME flow on one
+# picture, and start the lab that every later notebook talks to.
+#
+# **Needs:** nothing. This is the first notebook.
+#
+# **Next:** [01 · The account key](01_account_key.ipynb)
+
+# %% [markdown]
+# ## What a TLS certificate is
+#
+# When a browser opens `https://api.example.com`, the server proves who it is with a
+# **certificate**: a small signed document that says *"the public key K belongs to the names
+# api.example.com, cdn.example.com, valid from … until …"*. The server holds the matching
+# private key and proves it during the TLS handshake. The browser believes the document because
+# it is signed by a **certificate authority (CA)** it already trusts.
+#
+# Browsers and operating systems ship a short list of **root** certificates. Roots rarely sign
+# server certificates themselves; they sign **intermediate** certificates, which sign the
+# **leaf** (your server's certificate). The server sends the leaf plus the intermediates — the
+# **chain** — and the browser walks it up to a root it knows.
+#
+# ```mermaid
+# flowchart LR
+#     root["Root CA<br/>(in the browser's trust store)"] -- signs --> inter["Intermediate CA"]
+#     inter -- signs --> leaf["Leaf: api.example.com<br/>(your server's certificate)"]
+#     leaf -. "sent with the intermediate<br/>in the TLS handshake" .-> browser["Browser"]
+# ```
+
+# %% [markdown]
+# ## DV, OV and EV
+#
+# CAs differ in *what they check* before they sign. The CA/Browser Forum's Baseline
+# Requirements name three levels, and a certificate says which one it is with a
+# **certificate policy OID** in its Certificate Policies extension:
+#
+# | level | the CA checked | policy OID |
+# |---|---|---|
+# | Domain Validated (DV) | the applicant controls the domain names | `2.23.140.1.2.1` |
+# | Organization Validated (OV) | … and the organisation exists, by documents | `2.23.140.1.2.2` |
+# | Extended Validation (EV) | … and a longer, stricter identity vetting | `2.23.140.1.1` |
+#
+# Browsers show the same padlock for all three; the encryption is identical. What differs is
+# how much identity the certificate vouches for. `acmelab.display` knows these OIDs and
+# names them when it shows a certificate:
+
+# %%
+from acmelab import display
+
+display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
+
+# %% [markdown]
+# ## Let's Encrypt and ACME
+#
+# **Let's Encrypt** is a free, automated CA. It issues **DV** certificates only, valid for
+# 90 days, so that renewal is something a program does, not a person. The program talks to
+# the CA with **ACME** (Automatic Certificate Management Environment), standardised as
+# **RFC 8555**: JSON over HTTPS, every request signed with the *account key*.
+#
+# Proving control of a name is a **challenge**. This course uses **DNS-01**: the CA gives you a
+# token, you publish a TXT record derived from it at `_acme-challenge.<name>`, the CA looks it
+# up. DNS-01 is the only challenge that also works for wildcard names (`*.example.com`) and for
+# hosts that are not reachable from the internet — such as a domain served by Alibaba Cloud
+# CDN and API Gateway, where we control the DNS but not the web servers.
+#
+# The whole flow, which the notebooks walk through one step at a time:
+#
+# ```mermaid
+# sequenceDiagram
+#     autonumber
+#     participant C as Client (acmelab)
+#     participant CA as ACME server (Let's Encrypt / Pebble)
+#     participant DNS as Alibaba Cloud DNS
+#     participant Svc as API Gateway and CDN
+#     C->>CA: GET directory (03)
+#     C->>CA: HEAD newNonce → Replay-Nonce (03)
+#     C->>CA: POST newAccount, JWS signed with the account key (04, 05)
+#     CA-->>C: 201 Created, Location: account URL (the kid)
+#     C->>CA: POST newOrder for api.example.com, cdn.example.com (06)
+#     CA-->>C: order + one authorization per name, each with challenges
+#     C->>DNS: AddDomainRecord TXT _acme-challenge.api … (07)
+#     C->>CA: POST challenge URL {} — "ready, check it"
+#     CA->>DNS: TXT lookup _acme-challenge.api.example.com
+#     CA-->>C: authorization valid → order ready
+#     C->>DNS: DeleteDomainRecord (cleanup)
+#     C->>CA: POST finalize with the CSR (08)
+#     CA-->>C: order valid, certificate URL
+#     C->>CA: POST-as-GET certificate → PEM chain
+#     C->>Svc: upload certificate and key (09)
+#     Note over C,Svc: renew before expiry, revoke if the key leaks (11)
+# ```
+
+# %% [markdown]
+# ## The lab
+#
+# Talking to Let's Encrypt while learning would hit its rate limits, and would need a real
+# domain and a real Alibaba Cloud account. The lab runs everything on this machine instead,
+# offline, on loopback:
+#
+# * **Pebble** — Let's Encrypt's small ACME test server (RFC 8555, like the real thing, with a
+#   throw-away CA of its own);
+# * **pebble-challtestsrv** — a mock DNS server; Pebble asks it for the TXT records;
+# * **a local Alibaba Cloud API endpoint** — speaks the Alibaba Cloud DNS, CDN and API Gateway
+#   APIs (signed requests and all), and writes DNS records into the mock DNS.
+#
+# One call starts it (or finds it already running) and tells us where everything is.
+# `course` is the small helper module that keeps what the notebooks share:
+
+# %%
+from acmelab import course
+
+lab = course.lab()
+print("directory     ", lab.directory_url)
+print("mock DNS      ", "%s port %d" % lab.dns_server)
+print("Alibaba Cloud ", lab.aliyun_endpoint)
+print("CA bundle     ", lab.ca_bundle.name, "(the lab's own CA; we trust it explicitly)")
+
+# %% [markdown]
+# The lab's HTTPS listeners use certificates from a throw-away CA made for this lab. We never
+# switch TLS verification off; we tell `requests` to trust that CA with `verify=`. Let's ask
+# Pebble for its directory — the one URL an ACME client needs to know:
+
+# %%
+import requests
+
+response = requests.get(lab.directory_url, verify=lab.ca_bundle, timeout=10)
+print(response.status_code, response.headers["Content-Type"])
+sorted(response.json())
+
+# %% [markdown]
+# Pebble's own CA is different from the lab's listener CA: it is the one that will sign our
+# certificates, and Pebble makes a new one every time it starts (so certificates from a
+# previous run are not trusted by the next one). Its root:
+
+# %%
+display.certificate(lab.roots()[0], title="Pebble's root (changes at every lab start)")
+
+# %% [markdown]
+# ## Pointing the course at Let's Encrypt and a real Alibaba Cloud account
+#
+# Everything runs against the lab by default. The same notebooks talk to Let's Encrypt and a
+# real Alibaba Cloud account when these environment variables are set before starting Jupyter:
+#
+# | variable | meaning |
+# |---|---|
+# | `ACMELAB_ACME` | `lab` (default), `staging` (Let's Encrypt staging), `production`, or any directory URL |
+# | `ACMELAB_PRODUCTION=yes` | required with `production`: real certificates, strict rate limits |
+# | `ACMELAB_DOMAIN` | your domain, hosted in Alibaba Cloud DNS (required outside the lab) |
+# | `ACMELAB_CONTACT` | e-mail for the ACME account (expiry notices) |
+# | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` | a RAM user's access key (see notebook 12 for least privilege) |
+# | `ACMELAB_COURSE_DIR` | where keys and CSRs are kept (default `notebooks/course/`) |
+#
+# Start with staging: its certificates are not trusted by browsers, but its rate limits are
+# generous. Keys for each target live in their own folder (`course/lab/`, `course/staging/`, …),
+# so a lab key is never used against Let's Encrypt. Here is what the course talks to now:
+
+# %%
+target = course.target()
+print("ACME target:", target.environment)
+print("directory:  ", target.directory_url)
+print("domain:     ", target.domain)
+print("names:      ", course.names())
+
+# %% [markdown]
+# ## Summary
+#
+# * A certificate binds a public key to names; a CA signs it; browsers trust a few roots, and
+#   the server sends leaf + intermediates.
+# * DV / OV / EV differ in what the CA checked: policy OIDs `2.23.140.1.2.1`, `2.23.140.1.2.2`,
+#   `2.23.140.1.1`. Let's Encrypt issues DV only, automatically, through ACME (RFC 8555).
+# * The lab (Pebble, a mock DNS, a local Alibaba Cloud endpoint) runs offline; `course.lab()`
+#   starts it, and environment variables switch the course to Let's Encrypt.
+#
+# ## Exercises
+#
+# 1. Open `https://` any site in your browser and look at its certificate: which policy OID does
+#    it carry? Is it DV, OV or EV?
+# 2. `lab.intermediates()` returns Pebble's intermediate. Show it with `display.certificate` and
+#    check that its issuer is the root shown above.
+# 3. Run `acmelab lab status` in a terminal. Restart the lab (`acmelab lab down`, then run this
+#    notebook again) and compare Pebble's root: why is a new root at every start useful for a
+#    test CA?
+#
+# **Next:** [01 · The account key](01_account_key.ipynb)

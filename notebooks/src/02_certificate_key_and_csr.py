@@ -1,0 +1,134 @@
+# %% [markdown]
+# # 02 · The certificate key and the CSR
+#
+# **Goal:** make a key for the certificate (a different one from the account key), write a
+# certificate signing request (CSR) that names every host the certificate is for — including a
+# wildcard and an internationalised name — and inspect it.
+#
+# **Needs:** nothing from earlier notebooks (the lab is not used yet).
+#
+# **Previous:** [01 · The account key](01_account_key.ipynb) · **Next:** [03 · The directory and nonces](03_directory_and_nonces.ipynb)
+
+# %% [markdown]
+# ## One key per certificate
+#
+# The certificate key is the one your web server (here: API Gateway and CDN) uses in every
+# TLS handshake. It has to be copied to those services, which makes it the key most at risk.
+# So each certificate gets its own, fresh key: a leak then affects one certificate, never the
+# ACME account, and never the other certificates. Renewing (notebook 11) makes a new key again.
+
+# %%
+from acmelab import display, keys
+
+certificate_key = keys.generate_key("ec256")
+print("certificate key:", keys.key_type_of(certificate_key))
+
+# %% [markdown]
+# ## Names first: what a CA will accept
+#
+# A certificate lists its host names in the **Subject Alternative Name** (SAN) extension.
+# Before they go in, names are normalised: lower case, no trailing dot, and international
+# names in their ASCII form (IDNA "A-labels", `xn--…`), which is what DNS and certificates
+# carry. A wildcard is allowed only as the whole leftmost label. `acmelab.csr.normalize_name`
+# does that and refuses anything else with an `InputError`:
+
+# %%
+from acmelab.csr import normalize_name
+from acmelab.errors import InputError
+
+for name in ["WWW.Example.COM.", "bücher.example.com", "*.example.com", "www.*.example.com", "-bad.example.com"]:
+    try:
+        print(f"{name!r:24} -> {normalize_name(name)}")
+    except InputError as error:
+        print(f"{name!r:24} refused: {error}")
+
+# %% [markdown]
+# `bücher.example.com` becomes `xn--bcher-kva.example.com`: the same name, spelled so that
+# DNS can carry it. A wildcard `*.example.com` covers `api.example.com` and `cdn.example.com`
+# but not `example.com` itself, nor `a.b.example.com`; that is why certificates often list the
+# bare domain next to the wildcard.
+
+# %% [markdown]
+# ## The CSR
+#
+# A **certificate signing request** (PKCS#10, RFC 2986) carries the public key and the names,
+# and is signed with the certificate key, which proves that whoever asks for the certificate
+# holds the private key. ACME sends it at the very end, when the order is finalised
+# (notebook 08). The CA takes only the public key and the names from it; everything else
+# (validity, issuer, policies) is the CA's choice.
+#
+# ```mermaid
+# flowchart LR
+#     key["certificate key<br/>(private, stays with you)"] -- "public half" --> csr
+#     names["names<br/>example.com, *.example.com,<br/>xn--bcher-kva.example.com"] --> csr
+#     csr["CSR<br/>subject CN + SAN names + public key"] -- "signed by the certificate key" --> sig["self-signature"]
+# ```
+
+# %%
+from acmelab.csr import inspect_csr, make_csr
+
+request = make_csr(certificate_key, ["example.com", "*.example.com", "bücher.example.com"])
+display.csr(request)
+
+# %% [markdown]
+# The first name also becomes the subject's common name (CN), for old software that still
+# reads it; the SAN extension is what counts. `inspect_csr` reads any CSR back — handy when a
+# CSR comes from someone else — and checks its self-signature:
+
+# %%
+info = inspect_csr(request)
+print("names:          ", info.names)
+print("common name:    ", info.common_name)
+print("key type:       ", info.key_type)
+print("signature valid:", info.signature_valid)
+
+# %% [markdown]
+# The CSR is not secret; its PEM form is what you would paste into a CA's web form. It begins
+# like this:
+
+# %%
+from acmelab.csr import csr_pem
+
+pem = csr_pem(request).decode().splitlines()
+print(pem[0])
+print("… base64 of the DER encoding …")
+print(pem[-1])
+
+# %% [markdown]
+# ## The course's certificate key and CSR
+#
+# The course's certificate is for the API Gateway and the CDN host of our domain. As with the
+# account key, one helper call either loads what was saved earlier or makes and saves it:
+# `course.csr()` uses `course.certificate_key()`, which is kept in
+# `course/<target>/certificates/course/privkey.pem` (mode 0600) next to `request.csr`.
+
+# %%
+from acmelab import course
+
+course_request = course.csr()
+display.csr(course_request, title="the course's CSR")
+
+# %%
+for path in (course.certificate_key_path(), course.csr_path()):
+    print(f"{course.relative(path):45} mode {oct(path.stat().st_mode & 0o777)}")
+print("certificate key is not the account key:",
+      keys.thumbprint(course.certificate_key()) != keys.thumbprint(course.account_key()))
+
+# %% [markdown]
+# ## Summary
+#
+# * Every certificate has its own key; it is never the account key.
+# * Names are normalised before use: lower case, A-labels for international names, wildcards
+#   only as the leftmost label.
+# * The CSR carries the public key and the names, signed by the certificate key; the CA reads
+#   only those two things from it.
+#
+# ## Exercises
+#
+# 1. Make a CSR with an `rsa2048` key and compare `display.csr` with the ECDSA one.
+# 2. Try a name longer than 64 characters as the first name: what happens to the common name,
+#    and why (hint: the X.520 upper bound of CN)?
+# 3. Which names would a certificate for `*.example.com` *not* cover among `example.com`,
+#    `api.example.com`, `v1.api.example.com`?
+#
+# **Previous:** [01 · The account key](01_account_key.ipynb) · **Next:** [03 · The directory and nonces](03_directory_and_nonces.ipynb)
