@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import certifi
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
@@ -183,7 +184,7 @@ class AliyunClient:
         endpoint: if given, *every* call goes to this host (``"host:port"``
             or ``"https://host:port"``), e.g. the lab's ``aliyun_endpoint``;
             otherwise each product's public endpoint (:data:`DEFAULT_ENDPOINTS`).
-        verify: ``True`` (system CA store) or the path of a CA bundle PEM (the
+        verify: ``True`` (the ``certifi`` CA bundle) or the path of a CA bundle PEM (the
             lab's ``ca_bundle``).  ``False`` is refused.
         timeout: read timeout per HTTP request, seconds.
         connect_timeout: connect timeout, seconds.
@@ -205,7 +206,8 @@ class AliyunClient:
         self.credentials = credentials
         self.region_id = region_id
         self.endpoint = _host_of(endpoint) if endpoint else None
-        self.verify: bool | str = verify if verify is True else str(verify)
+        # verify=True: the current certifi bundle, not the SDK's vendored (old) copy.
+        self.verify: str = certifi.where() if verify is True else str(verify)
         self.max_retries = max(0, int(max_retries))
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)

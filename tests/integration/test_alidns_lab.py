@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import io
 import logging
+import time
+
+from urllib.parse import parse_qsl, urlsplit
 
 import dns.message
 import dns.query
 import pytest
+import requests
+from aliyunsdkcore.auth.composer import rpc_signature_composer
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 
 from acmelab import keys
@@ -24,8 +29,10 @@ from acmelab.client import AcmeClient
 from acmelab.dns import validation_name
 from acmelab.dns.alidns import AlidnsProvider
 from acmelab.dns.propagation import wait_for_txt
-from acmelab.errors import AliyunAuthError, AliyunError, AliyunThrottled, ChallengeFailed, DnsError
+from acmelab.errors import (AliyunAuthError, AliyunError, AliyunNetworkError, AliyunThrottled, ChallengeFailed,
+                            DnsError)
 from acmelab.issue import issue_certificate
+from acmelab.lab.aliyun.server import signature, string_to_sign
 
 pytestmark = pytest.mark.lab
 
@@ -285,6 +292,57 @@ def test_throttling_gives_up_after_the_bound(lab):
         assert client.call("DescribeDomains", "2015-01-09", {}, product="Alidns")["TotalCount"] > 20
     finally:
         _throttle(lab, 0)
+
+
+def _signed_url(lab, params: dict, secret: str | None = None) -> str:
+    url, _ = rpc_signature_composer.get_signed_url(
+        dict(params), lab.aliyun_access_key_id, secret or lab.aliyun_access_key_secret, "JSON", "GET", {})
+    return f"https://{lab.aliyun_endpoint}{url}"
+
+
+def test_endpoint_refuses_a_replayed_nonce_and_an_old_timestamp(lab):
+    params = {"Action": "DescribeDomains", "Version": "2015-01-09", "RegionId": "cn-hangzhou"}
+    url = _signed_url(lab, params)
+    first = requests.get(url, verify=lab.ca_bundle, timeout=10)
+    assert first.status_code == 200 and first.json()["TotalCount"] > 20
+    replay = requests.get(url, verify=lab.ca_bundle, timeout=10)
+    assert replay.status_code == 400 and replay.json()["Code"] == "SignatureNonceUsed"
+    assert set(replay.json()) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
+
+    # The SDK always stamps "now", so sign a two-hour-old request by hand.
+    signed = dict(parse_qsl(urlsplit(_signed_url(lab, params)).query))
+    signed["Timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7200))
+    signed["SignatureNonce"] = "old-" + signed["SignatureNonce"]
+    signed["Signature"] = signature(lab.aliyun_access_key_secret, string_to_sign("GET", signed))
+    answer = requests.get(f"https://{lab.aliyun_endpoint}/", params=signed, verify=lab.ca_bundle, timeout=10)
+    assert answer.status_code == 400 and answer.json()["Code"] == "InvalidTimeStamp.Expired"
+    unknown = _signed_url(lab, dict(params, Action="NoSuchAction"))
+    answer = requests.get(unknown, verify=lab.ca_bundle, timeout=10)
+    assert answer.status_code == 404 and answer.json()["Code"] == "InvalidAction.NotFound"
+
+
+def test_tls_is_verified(lab):
+    """Without the lab's CA the endpoint's certificate is not trusted."""
+    client = AliyunClient(Credentials(lab.aliyun_access_key_id, lab.aliyun_access_key_secret),
+                          endpoint=lab.aliyun_endpoint)          # verify=True: certifi's bundle
+    with pytest.raises(AliyunNetworkError, match="(?i)certificate") as caught:
+        client.call("DescribeDomains", "2015-01-09", {}, product="Alidns")
+    remember(caught.value)
+
+
+class InterruptedProvider(AlidnsProvider):
+    """Ctrl-C while waiting for propagation."""
+
+    def wait_until_visible(self, name, value, timeout=120.0):
+        raise KeyboardInterrupt
+
+
+def test_interrupt_leaves_no_record(lab, acme):
+    provider = InterruptedProvider.for_lab(lab)
+    with pytest.raises(KeyboardInterrupt):
+        issue_certificate(["*.shop01.example", "shop01.example"], client=acme, dns=provider)
+    assert challenge_txt_records(lab, "shop01.example") == []
+    assert served_txt(lab, "_acme-challenge.shop01.example") == set()
 
 
 # -- the secret is nowhere -----------------------------------------------------------------
