@@ -149,12 +149,15 @@ def spawn(name: str, argv: list[str], *, run_dir: Path, env: dict[str, str],
             )
         except OSError as error:
             raise LabError(f"could not start {name} ({argv[0]}): {error}") from error
+    # Right after exec the kernel may still show an empty /proc/<pid>/cmdline
+    # (the new arguments are set up after close-on-exec fds are closed, which
+    # is when Popen returns); wait for it so is_ours() holds from the start.
     start_time = None
-    for _ in range(100):  # /proc entry appears immediately; be tolerant anyway
+    for _ in range(200):
         start_time = process_start_time(process.pid)
-        if start_time is not None or process.poll() is not None:
+        if process.poll() is not None or (start_time is not None and process_command_line(process.pid)):
             break
-        time.sleep(0.01)
+        time.sleep(0.005)
     record = ProcessRecord(name, process.pid, start_time or 0, tuple(argv), log_path)
     write_file_atomically(pid_directory(run_dir) / f"{name}.json",
                           json.dumps(record.to_dict(), indent=2).encode(), mode=0o644)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,6 +23,10 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)", ""]  # note the
 @pytest.fixture
 def sleeper():
     process = subprocess.Popen(SLEEPER)
+    for _ in range(400):  # just after exec the kernel briefly shows an empty command line
+        if process_command_line(process.pid):
+            break
+        time.sleep(0.005)
     yield process
     process.kill()
     process.wait()
@@ -41,6 +46,7 @@ def test_stop_leaves_a_recycled_pid_alone(sleeper, tmp_path):
     start = process_start_time(sleeper.pid)
     other_start = ProcessRecord("pebble", sleeper.pid, start + 1, tuple(SLEEPER), tmp_path / "log")
     other_command = ProcessRecord("pebble", sleeper.pid, start, ("/usr/bin/pebble",), tmp_path / "log")
+    assert ProcessRecord("pebble", sleeper.pid, start, tuple(SLEEPER), tmp_path / "log").is_ours()
     for record in (other_start, other_command):
         assert not record.is_ours()
         stop_record(record, tmp_path, grace=0.2)
