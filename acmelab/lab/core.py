@@ -506,7 +506,10 @@ class Lab:
                 "--access-key-id", key_id,
                 "--cdn-edge-port", str(ports.cdn_edge), "--apigateway-edge-port", str(ports.apigateway_edge),
             ]
-            env = dict(base_env, **{ALIYUN_SECRET_ENV: key_secret})
+            # acmelab importable from the run directory too (source checkout without install)
+            package_root = str(Path(__file__).resolve().parents[2])
+            python_path = os.pathsep.join(p for p in (package_root, base_env.get("PYTHONPATH", "")) if p)
+            env = dict(base_env, PYTHONPATH=python_path, **{ALIYUN_SECRET_ENV: key_secret})
             process, record = self._spawn("aliyun", argv, env)
             self._wait(record, process, lambda: _tls_accepts(ports.aliyun, ca_bundle))
             aliyun_endpoint = f"localhost:{ports.aliyun}"
@@ -532,7 +535,11 @@ class Lab:
         return info
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]):
-        process, record = spawn(name, argv, run_dir=self.run_dir, env=env, die_with_parent=not self.detached)
+        # The kernel's parent-death signal fires when the *thread* that
+        # started the child ends, so it is only used from the main thread;
+        # elsewhere atexit has to do.
+        die_with_parent = not self.detached and threading.current_thread() is threading.main_thread()
+        process, record = spawn(name, argv, run_dir=self.run_dir, env=env, die_with_parent=die_with_parent)
         self._records.append(record)
         return process, record
 
