@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,25 @@ RAM_POLICY_HINTS: dict[str, str] = {
     "cloudapi": "the system policy AliyunApiGatewayFullAccess (or a custom policy allowing apigateway:SetDomainCertificate)",
     "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate)",
 }
+
+class _StringToSignFilter(logging.Filter):
+    """The SDK logs every ServerException at ERROR.  For SignatureDoesNotMatch
+    the text holds the server's StringToSign, which contains every parameter
+    -- including POST body ones such as a certificate's private key (CAS, CDN).
+    This filter, on the SDK's logger, cuts the StringToSign out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "string to sign is:" in text.lower():
+            record.msg = re.sub(r"(?i)(string to sign is:)\S*", r"\1<omitted by acmelab>", text)
+            record.args = ()
+        return True
+
+
+_SDK_FILTER = _StringToSignFilter()
+for _name in ("aliyunsdkcore.client", "aliyunsdkcore"):
+    if _SDK_FILTER not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_SDK_FILTER)
 
 #: error codes that mean "slow down"; retried with back-off
 THROTTLING_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api", "Throttling.System"})

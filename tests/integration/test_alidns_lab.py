@@ -347,6 +347,23 @@ def test_interrupt_leaves_no_record(lab, acme):
 
 # -- the secret is nowhere -----------------------------------------------------------------
 
+def test_body_parameters_do_not_leak_through_a_signature_error(lab):
+    """A wrong secret makes the server echo its StringToSign, which holds every
+    parameter; a private key sent in the POST body must not reach logs or errors."""
+    from aliyunsdkcore.request import CommonRequest
+
+    marker = "PRIVATE-KEY-MARKER-5f1c2b"
+    request = CommonRequest(version="2018-07-13", action_name="UploadUserCertificate", product="cas")
+    request.set_method("POST")
+    request.add_body_params("Key", marker)
+    with pytest.raises(AliyunAuthError) as caught:
+        lab_client(lab, secret="not-the-lab-secret-0000000000").send(request)
+    remember(caught.value)
+    assert caught.value.code == "SignatureDoesNotMatch"
+    assert marker not in "\n".join(TRANSCRIPT) and marker not in LOG.getvalue()
+    assert "string to sign is:<omitted by acmelab>" in LOG.getvalue()
+
+
 def test_secret_is_in_no_log_output_or_exception(lab, capfd):
     secret = lab.aliyun_access_key_secret
     assert len(secret) >= 16
