@@ -377,3 +377,28 @@ class AliyunThrottled(AliyunError):
 class AliyunNetworkError(AliyunError, NetworkError):
     """The Alibaba Cloud endpoint could not be reached (DNS, TCP, TLS or
     timeout), reported by the SDK as a ``ClientException``."""
+
+
+# --------------------------------------------------------------------------
+# The acmelab command (state directory, services file)
+# --------------------------------------------------------------------------
+
+class ConfigError(InputError):
+    """A services file or a command line that cannot be used (unknown key,
+    wrong type, unknown DNS provider, production without confirmation).
+    The ``acmelab`` command exits with status 2."""
+
+
+class StateError(AcmelabError):
+    """The state directory (``~/.acmelab``) holds something unusable, or
+    cannot be written."""
+
+
+class StateLocked(StateError):
+    """Another ``acmelab`` run holds the lock of this certificate (or of the
+    account); nothing was changed."""
+
+
+class Interrupted(AcmelabError):
+    """The run was interrupted (SIGINT) before this step; everything already
+    published (DNS records) has been removed."""
