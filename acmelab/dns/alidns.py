@@ -45,7 +45,7 @@ from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDom
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
 from acmelab.aliyun import AliyunClient, Credentials
-from acmelab.dns.propagation import Server, authoritative_servers, wait_for_txt
+from acmelab.dns.propagation import Server, wait_for_txt
 from acmelab.errors import AliyunError, DnsError, InputError
 
 logger = logging.getLogger(__name__)
@@ -270,18 +270,17 @@ class AlidnsProvider:
 
     def wait_until_visible(self, name: str, value: str, timeout: float = 120.0) -> None:
         """Return once TXT ``value`` is answered at ``name`` by every
-        authoritative server (the ``nameservers`` given, or the zone's NS),
-        following a CNAME at ``name``.
+        authoritative server (the ``nameservers`` given, or the zone's NS --
+        or, if ``name`` is a CNAME, the NS of the target's zone), following a
+        CNAME at ``name`` (RFC 8555 §8.4 delegated validation).
 
         Raises:
             DnsError: not visible within ``timeout`` seconds.
         """
         fqdn = a_label(name)
-        servers = self.nameservers
-        if servers is None:
-            zone, _rr = self.find_zone(fqdn)
-            servers = authoritative_servers(zone.puny_code)
-        wait_for_txt(fqdn, value, nameservers=servers, timeout=timeout, interval=self.propagation_interval)
+        zone = None if self.nameservers is not None else self.find_zone(fqdn)[0].puny_code
+        wait_for_txt(fqdn, value, nameservers=self.nameservers, zone=zone, timeout=timeout,
+                     interval=self.propagation_interval)
 
     # -- helpers -----------------------------------------------------------
     def sub_domain_records(self, zone: Zone, fqdn: str) -> list[dict[str, Any]]:

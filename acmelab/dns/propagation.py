@@ -132,7 +132,16 @@ def wait_for_txt(name: str, value: str, *, nameservers: Iterable[Server] | None 
         DnsError: not visible on every server within ``timeout``; the message
             names ``name``, ``value``, the servers and what they answered.
     """
-    servers = list(nameservers) if nameservers is not None else authoritative_servers(zone or _parent(name))
+    if nameservers is not None:
+        servers = list(nameservers)
+    else:
+        # Real DNS: a delegated _acme-challenge CNAME points into another zone,
+        # whose own servers hold the TXT record; ask those.
+        target = _cname_target(name) if follow_cname else name
+        if target != name:
+            logger.debug("%s is delegated by CNAME to %s", name, target)
+            name, zone = target, None
+        servers = authoritative_servers(zone or _parent(name))
     if not servers:
         raise DnsError(f"no name servers to check TXT {name}")
     deadline = time.monotonic() + timeout
@@ -158,6 +167,18 @@ def wait_for_txt(name: str, value: str, *, nameservers: Iterable[Server] | None 
             raise DnsError(f"TXT record {name} = {value!r} not visible on "
                            f"{', '.join(f'{h}:{p}' for h, p in servers)} after {timeout:g} s ({seen})")
         time.sleep(interval)
+
+
+def _cname_target(name: str) -> str:
+    """The end of the CNAME chain at ``name`` (system resolver); ``name`` if none."""
+    current = name
+    for _hop in range(MAX_CNAME_HOPS):
+        try:
+            answer = dns.resolver.resolve(current, "CNAME")
+        except dns.exception.DNSException:
+            return current
+        current = answer[0].target.to_text(omit_final_dot=True)
+    raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {name}")
 
 
 def _parent(name: str) -> str:
