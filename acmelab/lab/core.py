@@ -447,15 +447,16 @@ class Lab:
         if not start_aliyun:
             for name in ("aliyun", "cdn_edge", "apigateway_edge"):
                 ports.pop(name)
+        if self.run_dir is not None:
+            alive = [record.name for record in read_records(self.run_dir) if record.is_ours()]
+            if alive:
+                raise LabError(f"a lab is already running in {self.run_dir} ({', '.join(alive)}); "
+                               "stop it first (`acmelab lab down`) or use another run directory")
+        check_ports_free(ports)
         if self.run_dir is None:
             self.run_dir = Path(tempfile.mkdtemp(prefix="acmelab-lab-")).resolve()
         run_dir = self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        alive = [record.name for record in read_records(run_dir) if record.is_ours()]
-        if alive:
-            raise LabError(f"a lab is already running in {run_dir} ({', '.join(alive)}); "
-                           "stop it first (`acmelab lab down`) or use another run directory")
-        check_ports_free(ports)
 
         if not self.detached:
             self._install_exit_handlers()
@@ -570,10 +571,11 @@ class Lab:
             for record in reversed(records):
                 stop_record(record, self.run_dir)
             if self.run_dir is not None:
-                try:
-                    (self.run_dir / "lab.json").unlink()
-                except FileNotFoundError:
-                    pass
+                if records:  # only a lab.json we wrote
+                    try:
+                        (self.run_dir / "lab.json").unlink()
+                    except FileNotFoundError:
+                        pass
                 if self._temporary:
                     shutil.rmtree(self.run_dir, ignore_errors=True)
                     self.run_dir = None

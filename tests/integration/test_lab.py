@@ -238,3 +238,22 @@ def test_cli_up_status_down(tmp_path):
     assert "is down" in down.stdout
     assert _wait_until_gone(processes)
     assert acmelab("status").returncode == 3
+
+
+def test_second_lab_in_the_same_run_dir_is_refused_and_leaves_the_first_alone(lab):
+    records = read_records(lab.run_dir)
+    with pytest.raises(LabError, match="a lab is already running in"):
+        Lab(lab.run_dir, ports=LabPorts.free()).start()
+    assert read_records(lab.run_dir) == records
+    assert all(record.is_ours() for record in records)
+    assert (lab.run_dir / "lab.json").exists()
+    assert requests.get(lab.directory_url, verify=str(lab.ca_bundle), timeout=10).status_code == 200
+
+
+def test_lab_without_run_dir_uses_and_removes_a_temporary_one():
+    with Lab(ports=LabPorts.free(), aliyun=False) as info:
+        assert info.run_dir.is_dir() and info.ca_bundle.is_file()
+        records = read_records(info.run_dir)
+        assert requests.get(info.directory_url, verify=str(info.ca_bundle), timeout=10).status_code == 200
+    assert not info.run_dir.exists()
+    assert all(process_start_time(record.pid) != record.start_time for record in records)
