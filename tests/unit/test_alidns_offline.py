@@ -230,3 +230,19 @@ def test_lab_cname_is_mirrored_and_conflicts_like_alidns(lab_state):
 def test_lab_get_main_domain_name(lab_state, name, main, rr, level):
     answer = lab_alidns.get_main_domain_name(lab_state, {"InputString": name})
     assert (answer["DomainName"], answer["RR"], answer["DomainLevel"]) == (main, rr, level)
+
+
+def test_lab_zones_come_from_the_state_dir_file(tmp_path):
+    (tmp_path / lab_alidns.ZONES_FILE).write_text(
+        '[{"DomainName": "corp.example", "Records": [{"RR": "_acme-challenge", "Type": "TXT", "Value": "seed"}]},'
+        ' {"DomainName": "xn--bcher-kva.example"}]', encoding="utf-8")
+    state = LabState(access_key_id="LTAIlab", access_key_secret=SECRET, state_dir=tmp_path,
+                     challtestsrv=RecordingChallTestSrv())
+    domains = lab_alidns.describe_domains(state, {})["Domains"]["Domain"]
+    assert [(d["DomainName"], d["PunyCode"], d["RecordCount"]) for d in domains] == [
+        ("corp.example", "corp.example", 1), ("bücher.example", "xn--bcher-kva.example", 0)]
+    lab_alidns.mirror_all(state)
+    assert state.challtestsrv.txt == {"_acme-challenge.corp.example": ["seed"]}
+    records = lab_alidns.describe_sub_domain_records(state, {"SubDomain": "_acme-challenge.corp.example"})
+    assert [(r["RR"], r["Type"], r["Value"], r["TTL"]) for r in records["DomainRecords"]["Record"]] == [
+        ("_acme-challenge", "TXT", "seed", 600)]
