@@ -130,8 +130,11 @@ def certificate_names(certificate: x509.Certificate) -> list[str]:
 def name_matches(pattern: str, domain: str) -> bool:
     """RFC 6125 §6.4.3 matching: exact, or ``*.example.com`` for exactly one
     extra leftmost label (``www.example.com``, not ``example.com`` nor
-    ``a.b.example.com``)."""
+    ``a.b.example.com``).  A wildcard *domain* (a CDN wildcard accelerated
+    domain) is covered only by the same wildcard name."""
     pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
+    if pattern == domain:          # also a wildcard domain (CDN "*.img.example.com") by its own name
+        return True
     if pattern.startswith("*."):
         head, _, rest = domain.partition(".")
         return bool(head) and head != "*" and rest == pattern[2:]

@@ -206,3 +206,26 @@ def test_one_cas_upload_serves_a_cdn_domain(lab, aliyun, issued, installed):
     cdn.set_cdn_domain_cas_certificate(aliyun, CDN_DOMAIN, uploaded.cert_id)
     assert served_serial(lab, CDN_DOMAIN, lab.cdn_edge_port) == issued.serial_hex
     assert cdn.describe_domain_certificate_info(aliyun, CDN_DOMAIN)[0]["CertType"] == "cas"
+
+
+def test_https_off_stops_serving_and_system_store_does_not_trust_pebble(lab, aliyun, issued, installed):
+    # The system store does not know Pebble's root: verification stays on and fails.
+    with pytest.raises(DeployError, match="does not validate: depth"):
+        verify(CDN_DOMAIN, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=None)
+    cdn.disable_cdn_domain_ssl(aliyun, CDN_DOMAIN)
+    assert cdn.describe_domain_certificate_info(aliyun, CDN_DOMAIN)[0]["ServerCertificateStatus"] == "off"
+    with pytest.raises(DeployError, match="handshake .* failed"):
+        verify(CDN_DOMAIN, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())
+    cdn.set_cdn_domain_ssl_certificate(aliyun, CDN_DOMAIN, issued.chain_pem, issued.private_key)
+    assert served_serial(lab, CDN_DOMAIN, lab.cdn_edge_port) == issued.serial_hex
+
+
+def test_wildcard_cdn_domain_serves_one_label(lab, aliyun, provider, acme):
+    wildcard = f"*.img-{RUN}.example.com"
+    cdn.add_cdn_domain(aliyun, wildcard)
+    issued = issue_certificate([wildcard], client=acme, dns=provider, propagation_timeout=20)
+    cdn.set_cdn_domain_ssl_certificate(aliyun, wildcard, issued.chain_pem, issued.private_key)
+    served = verify(f"a.img-{RUN}.example.com", host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())
+    assert served.serial_hex == issued.serial_hex and served.names == (wildcard,)
+    with pytest.raises(DeployError, match="handshake"):
+        verify(f"a.b.img-{RUN}.example.com", host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())

@@ -38,6 +38,8 @@ def test_good_certificate_passes_and_key_is_hidden(pki, leaf):
     ("*.example.com", "example.com", False),
     ("*.example.com", "a.b.example.com", False),
     ("www.example.com", "example.com", False),
+    ("*.example.com", "*.example.com", True),
+    ("www.example.com", "*.example.com", False),
 ])
 def test_name_matches(pattern, domain, expected):
     assert name_matches(pattern, domain) is expected
