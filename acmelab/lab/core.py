@@ -37,6 +37,7 @@ Run directory layout::
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib.util
 import json
 import os
@@ -696,15 +697,20 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
         LabError, InputError: as :meth:`Lab.start`.
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
-    info = status(run_dir)
-    if info is not None:
-        return info
-    stop(run_dir)  # leftovers of a half-dead lab
+    run_dir.mkdir(parents=True, exist_ok=True)
     options.pop("detached", None)
-    lab = Lab(run_dir, detached=True, **options)
-    info = lab.start()
-    _DETACHED.append(lab)
-    return info
+    # One starter at a time per run directory (two notebooks, or a notebook
+    # and `acmelab lab up`, racing each other).
+    with open(run_dir / "lab.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = status(run_dir)
+        if info is not None:
+            return info
+        stop(run_dir)  # leftovers of a half-dead lab
+        lab = Lab(run_dir, detached=True, **options)
+        info = lab.start()
+        _DETACHED.append(lab)
+        return info
 
 
 _DETACHED: list[Lab] = []  # keeps Popen objects of detached labs referenced

@@ -257,3 +257,29 @@ def test_lab_without_run_dir_uses_and_removes_a_temporary_one():
         assert requests.get(info.directory_url, verify=str(info.ca_bundle), timeout=10).status_code == 200
     assert not info.run_dir.exists()
     assert all(process_start_time(record.pid) != record.start_time for record in records)
+
+
+def test_ensure_running_twice_concurrently_starts_one_lab(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from acmelab.lab import stop
+
+    ports = LabPorts.free()
+    script = ("import json, sys; from acmelab.lab import ensure_running, LabPorts; "
+              f"print(ensure_running(sys.argv[1], ports=LabPorts(**{ports.to_dict()!r}), aliyun=False).to_json())")
+    starters = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "lab")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [starter.communicate(timeout=120) for starter in starters]
+        assert all(starter.returncode == 0 for starter in starters), [err for _, err in outputs]
+        first, second = (json.loads(out) for out, _ in outputs)
+        assert first == second
+        assert len(read_records(tmp_path / "lab")) == 2  # one pebble, one challtestsrv
+    finally:
+        records = read_records(tmp_path / "lab")
+        assert stop(tmp_path / "lab") is True
+    assert all(process_start_time(record.pid) != record.start_time for record in records)
+    assert os.listdir(tmp_path / "lab" / "pids") == []
