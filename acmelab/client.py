@@ -674,6 +674,7 @@ class AcmeClient:
     def _post(self, url: str, payload: Mapping[str, Any] | None, *, idempotent: bool = False,
               accept: str | None = None) -> AcmeResponse:
         """A request signed by the account key with ``kid`` (§6.2)."""
+        self.directory  # the newNonce URL, should no nonce be in hand
         return self.transport.post(url, payload, self.account_key, kid=self._kid(),
                                               idempotent=idempotent, accept=accept)
 

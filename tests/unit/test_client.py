@@ -1,0 +1,431 @@
+"""The client's handling of bad input and of malformed server answers.
+
+Malformed answers come from a tiny local HTTP stub that serves canned
+responses per path -- only for the answers a real ACME server would never
+give (a non-JSON body, no Replay-Nonce, no Location, ...).  The ACME flow
+itself is tested against Pebble in tests/integration/test_client.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cryptography import x509
+
+from acmelab import USER_AGENT, jws, keys
+from acmelab.client import (
+    BAD_NONCE_RETRIES,
+    AcmeClient,
+    Authorization,
+    Challenge,
+    CertificateChain,
+    ReasonCode,
+    parse_retry_after,
+)
+from acmelab.dns import validation_name
+from acmelab.errors import (
+    AcmeProblem,
+    BadNonce,
+    InputError,
+    Malformed,
+    NetworkError,
+    ProtocolError,
+    RateLimited,
+)
+from acmelab.issue import issue_certificate
+
+PROBLEM = "application/problem+json"
+
+
+class Stub:
+    """An HTTP server answering canned (status, headers, body) per path and
+    recording each request (method, path, headers, body)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                stub.requests.append((self.command, self.path, dict(self.headers), body))
+                answers = stub.routes.get(self.path) or [(404, {"Content-Type": "text/plain"}, b"no route")]
+                status, headers, content = answers[0] if len(answers) == 1 else answers.pop(0)
+                self.send_response(status)
+                for name, value in headers.items():
+                    for one in value if isinstance(value, list) else [value]:
+                        self.send_header(name, one)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            do_GET = do_POST = do_HEAD = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+        self.count = 0
+
+    def nonce(self) -> str:
+        self.count += 1
+        return f"nonce{self.count}"
+
+    def route(self, path: str, *answers: tuple[int, dict, bytes | dict | str]) -> None:
+        encoded = []
+        for status, headers, body in answers:
+            if isinstance(body, dict):
+                body = json.dumps(body).encode()
+            elif isinstance(body, str):
+                body = body.encode()
+            encoded.append((status, headers, body))
+        self.routes[path] = encoded
+
+    def directory(self) -> None:
+        self.route("/dir", (200, {"Content-Type": "application/json"}, {
+            "newNonce": f"{self.url}/nonce", "newAccount": f"{self.url}/account",
+            "newOrder": f"{self.url}/order", "revokeCert": f"{self.url}/revoke",
+            "keyChange": f"{self.url}/key-change"}))
+        self.route("/nonce", (200, {"Replay-Nonce": "fresh-nonce"}, b""))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub():
+    server = Stub()
+    server.directory()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def account_key():
+    return keys.generate_key("ec256")
+
+
+@pytest.fixture
+def client(stub, account_key):
+    client = AcmeClient(f"{stub.url}/dir", account_key, account_url=f"{stub.url}/acct/1")
+    yield client
+    client.close()
+
+
+def _protected(request_body: bytes) -> dict:
+    return json.loads(jws.b64url_decode(json.loads(request_body)["protected"]))
+
+
+# -- malformed server answers ------------------------------------------------
+
+def test_directory_not_json(stub, client):
+    stub.route("/dir", (200, {"Content-Type": "text/html"}, "<html>maintenance</html>"))
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client.directory
+
+
+def test_directory_missing_urls(stub, client):
+    stub.route("/dir", (200, {"Content-Type": "application/json"}, {"newNonce": "x"}))
+    with pytest.raises(ProtocolError, match="newAccount"):
+        client.directory
+
+
+def test_new_nonce_without_replay_nonce(stub, client):
+    stub.route("/nonce", (200, {}, b""))
+    with pytest.raises(ProtocolError, match="Replay-Nonce"):
+        client.new_order(["www.example.com"])
+
+
+def test_post_answer_without_replay_nonce(stub, client):
+    stub.route("/order", (201, {"Content-Type": "application/json", "Location": f"{stub.url}/o/1"},
+                          {"status": "pending"}))
+    with pytest.raises(ProtocolError, match="Replay-Nonce"):
+        client.new_order(["www.example.com"])
+
+
+def test_post_answer_not_json(stub, client):
+    stub.route("/order", (201, {"Replay-Nonce": "n", "Location": f"{stub.url}/o/1"}, "not json {"))
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client.new_order(["www.example.com"])
+
+
+def test_post_answer_json_array(stub, client):
+    stub.route("/order", (201, {"Replay-Nonce": "n", "Location": f"{stub.url}/o/1"}, "[1, 2]"))
+    with pytest.raises(ProtocolError, match="not an object"):
+        client.new_order(["www.example.com"])
+
+
+def test_new_account_without_location(stub, client):
+    stub.route("/account", (201, {"Replay-Nonce": "n", "Content-Type": "application/json"}, {"status": "valid"}))
+    with pytest.raises(ProtocolError, match="Location"):
+        client.new_account()
+
+
+def test_error_without_problem_document(stub, client):
+    stub.route("/order", (502, {"Replay-Nonce": "n", "Content-Type": "text/html"}, "<h1>Bad Gateway</h1>"))
+    with pytest.raises(ProtocolError, match="HTTP 502"):
+        client.new_order(["www.example.com"])
+
+
+def test_problem_document_becomes_typed_error(stub, client):
+    stub.route("/order", (429, {"Replay-Nonce": "n", "Content-Type": PROBLEM, "Retry-After": "60"}, {
+        "type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many orders",
+        "subproblems": [{"type": "urn:ietf:params:acme:error:rejectedIdentifier", "detail": "no",
+                         "identifier": {"type": "dns", "value": "bad.example"}}]}))
+    with pytest.raises(RateLimited) as error:
+        client.new_order(["www.example.com"])
+    assert (error.value.status, error.value.detail) == (429, "too many orders")
+    assert error.value.subproblems[0].identifier == {"type": "dns", "value": "bad.example"}
+    assert "bad.example" in str(error.value)
+
+
+def test_problem_document_unknown_type(stub, client):
+    stub.route("/order", (400, {"Replay-Nonce": "n", "Content-Type": PROBLEM},
+                          {"type": "https://ca.example/problems/custom", "detail": "custom"}))
+    with pytest.raises(AcmeProblem) as error:
+        client.new_order(["www.example.com"])
+    assert type(error.value) is AcmeProblem
+    assert error.value.type == "https://ca.example/problems/custom"
+
+
+def test_problem_document_not_json(stub, client):
+    stub.route("/order", (400, {"Replay-Nonce": "n", "Content-Type": PROBLEM}, "oops"))
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client.new_order(["www.example.com"])
+
+
+def test_bad_nonce_retried_with_the_nonce_of_the_error(stub, client):
+    bad = {"type": "urn:ietf:params:acme:error:badNonce", "detail": "stale"}
+    stub.route("/order",
+               (400, {"Replay-Nonce": "from-error-1", "Content-Type": PROBLEM}, bad),
+               (400, {"Replay-Nonce": "from-error-2", "Content-Type": PROBLEM}, bad),
+               (201, {"Replay-Nonce": "next", "Content-Type": "application/json",
+                      "Location": f"{stub.url}/o/1"},
+                {"status": "pending", "identifiers": [{"type": "dns", "value": "www.example.com"}],
+                 "authorizations": [], "finalize": f"{stub.url}/o/1/finalize"}))
+    order = client.new_order(["www.example.com"])
+    assert order.url == f"{stub.url}/o/1"
+    posts = [r for r in stub.requests if r[0] == "POST"]
+    assert [_protected(r[3])["nonce"] for r in posts] == ["fresh-nonce", "from-error-1", "from-error-2"]
+    assert [r[0] for r in stub.requests].count("HEAD") == 1  # newNonce only once
+    assert all(r[2]["User-Agent"] == USER_AGENT for r in stub.requests)
+    assert all(r[2]["Content-Type"] == "application/jose+json" for r in posts)
+
+
+def test_bad_nonce_is_bounded(stub, client):
+    stub.route("/order", (400, {"Replay-Nonce": "again", "Content-Type": PROBLEM},
+                          {"type": "urn:ietf:params:acme:error:badNonce", "detail": "stale"}))
+    with pytest.raises(BadNonce):
+        client.new_order(["www.example.com"])
+    assert len([r for r in stub.requests if r[0] == "POST"]) == BAD_NONCE_RETRIES + 1
+
+
+def test_malformed_is_not_retried(stub, client):
+    stub.route("/order", (400, {"Replay-Nonce": "n", "Content-Type": PROBLEM},
+                          {"type": "urn:ietf:params:acme:error:malformed", "detail": "bad"}))
+    with pytest.raises(Malformed):
+        client.new_order(["www.example.com"])
+    assert len([r for r in stub.requests if r[0] == "POST"]) == 1
+
+
+def test_certificate_not_pem(stub, client):
+    stub.route("/cert/1", (200, {"Replay-Nonce": "n", "Content-Type": "application/pem-certificate-chain"},
+                           "this is not a certificate"))
+    with pytest.raises(ProtocolError, match="PEM"):
+        client.download_certificate(f"{stub.url}/cert/1")
+
+
+def test_alternate_links_from_several_link_headers(stub, client):
+    pem = _self_signed_pem()
+    stub.route("/cert/1", (200, {"Replay-Nonce": "n", "Content-Type": "application/pem-certificate-chain",
+                                 "Link": [f'<{stub.url}/cert/1/1>;rel="alternate"',
+                                          f'<{stub.url}/dir>;rel="index"',
+                                          f'<{stub.url}/cert/1/2>; rel="alternate"']}, pem))
+    chain = client.download_certificate(f"{stub.url}/cert/1")
+    assert chain.alternates == (f"{stub.url}/cert/1/1", f"{stub.url}/cert/1/2")
+    post = [r for r in stub.requests if r[0] == "POST"][0]
+    assert post[2]["Accept"] == "application/pem-certificate-chain"
+    assert json.loads(post[3])["payload"] == ""  # POST-as-GET
+
+
+def test_unreachable_server_is_network_error(account_key):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = AcmeClient(f"http://127.0.0.1:{port}/dir", account_key)
+    with pytest.raises(NetworkError, match="4 tries"):
+        client.directory
+    assert client.request_count == 4
+
+
+# -- bad input: refused before anything is sent ------------------------------
+
+def test_verify_false_refused(account_key):
+    with pytest.raises(InputError):
+        AcmeClient("https://localhost:14000/dir", account_key, verify=False)
+
+
+@pytest.mark.parametrize("url", ["", "localhost:14000/dir", "ftp://x/dir", None])
+def test_bad_directory_url(url, account_key):
+    with pytest.raises(InputError):
+        AcmeClient(url, account_key)
+
+
+def test_unsupported_account_key():
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    with pytest.raises(InputError):
+        AcmeClient("https://localhost:14000/dir", ed25519.Ed25519PrivateKey.generate())
+
+
+def test_no_account_yet(stub, account_key):
+    client = AcmeClient(f"{stub.url}/dir", account_key)
+    with pytest.raises(InputError, match="new_account"):
+        client.new_order(["www.example.com"])
+    assert [r for r in stub.requests if r[0] == "POST"] == []
+
+
+@pytest.mark.parametrize("names", [[], [""], [None]])
+def test_new_order_without_names(stub, client, names):
+    with pytest.raises(InputError):
+        client.new_order(names)
+    assert stub.requests == []
+
+
+def test_eab_needs_both_parts(stub, client):
+    with pytest.raises(InputError):
+        client.new_account(eab_kid="kid-1")
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("reason", [7, 11, -1, "keyCompromise"])
+def test_revoke_bad_reason(stub, client, reason):
+    with pytest.raises(InputError):
+        client.revoke_certificate(_self_signed_pem(), reason=reason)
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("certificate", ["not a certificate", b"\x30\x03\x02\x01\x00",
+                                         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
+def test_revoke_not_a_certificate(stub, client, certificate):
+    with pytest.raises(InputError):
+        client.revoke_certificate(certificate)
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("token", ["../../etc/passwd", "a b", "", "tok=en", "tøken"])
+def test_malformed_token_refused(client, token):
+    with pytest.raises(ProtocolError, match="base64url"):
+        client.key_authorization(token)
+
+
+def test_change_key_to_same_key_refused(stub, client, account_key):
+    with pytest.raises(InputError):
+        client.change_key(account_key)
+    assert [r for r in stub.requests if r[0] == "POST"] == []
+
+
+@pytest.mark.parametrize("names", [["bad name.example.com"], ["*.*.example.com"], "www.example.com",
+                                   ["www..example.com"], []])
+def test_issue_bad_names_sends_nothing(stub, client, names):
+    class NoDns:
+        def present(self, name, value):
+            raise AssertionError("must not be called")
+
+        cleanup = present
+
+    with pytest.raises(InputError):
+        issue_certificate(names, client=client, dns=NoDns())
+    assert stub.requests == []
+
+
+def test_issue_bad_key_type_and_account_key(stub, client, account_key):
+    with pytest.raises(InputError):
+        issue_certificate(["www.example.com"], client=client, dns=None, key_type="dsa1024")
+    with pytest.raises(InputError):
+        issue_certificate(["www.example.com"], client=client, dns=None, certificate_key=account_key)
+    assert stub.requests == []
+
+
+# -- pure functions --------------------------------------------------------------
+
+def test_key_authorization_and_dns01_value(client, account_key):
+    """§8.1 key authorization and §8.4 TXT value, recomputed independently."""
+    import base64
+    import hashlib
+    token = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+    thumb = keys.thumbprint(account_key)
+    assert client.key_authorization(token) == f"{token}.{thumb}"
+    digest = hashlib.sha256(f"{token}.{thumb}".encode()).digest()
+    assert client.dns01_txt_value(token) == base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    assert len(client.dns01_txt_value(token)) == 43
+    assert client.http01_body(token) == f"{token}.{thumb}"
+
+
+def test_validation_names():
+    assert validation_name("www.example.com") == "_acme-challenge.www.example.com"
+    assert validation_name("*.example.com") == "_acme-challenge.example.com"
+    assert validation_name("example.com.") == "_acme-challenge.example.com"
+    wildcard = Authorization("u", "pending", {"type": "dns", "value": "example.com"}, wildcard=True)
+    assert AcmeClient.dns01_name(wildcard) == "_acme-challenge.example.com"
+    assert wildcard.name == "*.example.com"
+
+
+def test_authorization_objects():
+    document = {"status": "invalid", "identifier": {"type": "dns", "value": "a.example"},
+                "challenges": [{"type": "http-01", "url": "h", "status": "pending", "token": "t"},
+                               {"type": "dns-01", "url": "d", "status": "invalid", "token": "t",
+                                "error": {"type": "urn:ietf:params:acme:error:dns", "detail": "NXDOMAIN"}}]}
+    authorization = Authorization.from_json("u", document)
+    assert authorization.challenge("dns-01").url == "d"
+    assert authorization.problem.name == "dns" and authorization.problem.detail == "NXDOMAIN"
+    with pytest.raises(ProtocolError, match="tls-alpn-01"):
+        authorization.challenge("tls-alpn-01")
+    assert Challenge.from_json(document["challenges"][0]).error is None
+
+
+def test_reason_codes():
+    assert [int(r) for r in ReasonCode] == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10]
+    assert ReasonCode.keyCompromise == 1 and ReasonCode.superseded == 4
+
+
+def test_retry_after_forms():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("3", now=now) == 3.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-5") is None
+
+
+def test_chain_top():
+    pem = _self_signed_pem()
+    chain = CertificateChain("u", pem + pem)
+    assert len(chain.certificates) == 2
+    assert chain.leaf_pem == pem
+
+
+def _self_signed_pem() -> str:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    key = keys.generate_key("ec256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stub.example")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
