@@ -140,6 +140,8 @@ class AlidnsProvider:
             nameservers = [nameservers]          # a single (host, port)
         self.nameservers: list[Server] | None = [tuple(s) for s in nameservers] if nameservers is not None else None  # type: ignore[misc]
         self.propagation_interval = propagation_interval
+        #: PageSize of DescribeDomains (Alibaba's maximum; smaller only to test paging)
+        self.domains_page_size = DOMAINS_PAGE_SIZE
         self._zones: list[Zone] | None = None
         self._records: dict[tuple[str, str], tuple[Zone, str]] = {}   # (name, value) -> (zone, RecordId)
         self._lock = threading.Lock()
@@ -170,7 +172,7 @@ class AlidnsProvider:
         while True:
             request = DescribeDomainsRequest()
             request.set_PageNumber(page)
-            request.set_PageSize(DOMAINS_PAGE_SIZE)
+            request.set_PageSize(self.domains_page_size)
             answer = self.client.send(request)
             for domain in answer.get("Domains", {}).get("Domain", []):
                 name = str(domain["DomainName"])
@@ -178,7 +180,7 @@ class AlidnsProvider:
                 servers = tuple(domain.get("DnsServers", {}).get("DnsServer", []))
                 zones.append(Zone(name, puny, str(domain.get("DomainId", "")), servers))
             total = int(answer.get("TotalCount", 0))
-            if page * DOMAINS_PAGE_SIZE >= total or not answer.get("Domains", {}).get("Domain"):
+            if page * self.domains_page_size >= total or not answer.get("Domains", {}).get("Domain"):
                 break
             page += 1
         self._zones = zones
