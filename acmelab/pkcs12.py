@@ -190,10 +190,12 @@ def export_pkcs12(private_key, certificate: CertificateInput,
     _check_key_matches(private_key, leaf)
     name = friendly_name if friendly_name is not None else _default_friendly_name(leaf)
     data = _pkcs12.serialize_key_and_certificates(
-        name.encode("utf-8"), private_key, leaf, others or None,
+        name.encode("utf-8") if name else None, private_key, leaf, others or None,
         _encryption(profile, password_bytes, iterations))
-    # Read it back once before anybody else has to.
-    load_pkcs12(data, password=password_bytes, unencrypted=unencrypted)
+    # Read it back once before anybody else has to: same key, leaf, chain and name.
+    bundle = load_pkcs12(data, password=password_bytes, unencrypted=unencrypted)
+    if bundle.certificate != leaf or list(bundle.chain) != others or bundle.friendly_name != (name or None):
+        raise InputError("the PKCS#12 bundle did not read back as written (leaf, chain or friendly name differ)")
     return data
 
 
