@@ -305,6 +305,11 @@ class AliyunClient:
                 raise mapped from None
             except ClientException as error:
                 raise self._map_client_exception(error, action, host) from None
+            except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+                # The SDK itself trips on unusual answers (e.g. a SignatureDoesNotMatch
+                # message without ':'); report that instead of a bare traceback.
+                raise AliyunError("SDK.InvalidResponse", f"the Alibaba Cloud SDK could not handle the answer "
+                                  f"from {host} ({type(error).__name__})", action=action) from None
             try:
                 answer = json.loads(body)
             except (ValueError, TypeError):
