@@ -190,12 +190,17 @@ def test_wrong_access_key_secret_refused_and_nothing_leaks(lab, group_id, issued
             assert secret not in text
 
 
-def test_unknown_domain_and_group_are_clear(aliyun, issued, installed):
+def test_unknown_domain_and_group_are_clear(aliyun, group_id, issued, installed):
     with pytest.raises(DeployError, match=r"not an accelerated domain of this account \(InvalidDomain.NotFound"):
         cdn.disable_cdn_domain_ssl(aliyun, f"nope-{RUN}.example.com")
     with pytest.raises(DeployError, match="no API group 0123456789abcdef0123456789abcdef .*NotFoundGroup"):
         apigateway.set_domain_certificate(aliyun, "0123456789abcdef0123456789abcdef", API_DOMAIN,
                                           issued.chain_pem, issued.private_key)
+    with pytest.raises(DeployError, match=f"{CDN_DOMAIN} is not bound to group {group_id} .*NotFoundDomain"):
+        apigateway.set_domain_certificate(aliyun, group_id, CDN_DOMAIN, issued.chain_pem, issued.private_key)
+    described = apigateway.describe_domain(aliyun, group_id, API_DOMAIN)
+    assert described["CertificateBody"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" not in repr(described)
 
 
 def test_one_cas_upload_serves_a_cdn_domain(lab, aliyun, issued, installed):
