@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import dns.message
+import dns.query
 import pytest
 import requests
 from cryptography import x509
 
 from acmelab.errors import LabError
-from acmelab.lab import Lab, LabPorts
+from acmelab.lab import Lab, LabPorts, stop
 from acmelab.lab.processes import process_start_time, read_records
+
+pytestmark = pytest.mark.lab
 
 
 def _txt_answer_count(dns_server: tuple[str, int], name: str) -> int:
@@ -25,8 +34,6 @@ def _txt_answer_count(dns_server: tuple[str, int], name: str) -> int:
 
 
 def _txt_values(dns_server: tuple[str, int], name: str) -> list[str]:
-    import dns.query
-
     response = dns.query.udp(dns.message.make_query(name, "TXT"), dns_server[0], port=dns_server[1], timeout=5)
     return sorted(b"".join(rdata.strings).decode() for rrset in response.answer for rdata in rrset)
 
@@ -159,7 +166,6 @@ with Lab(sys.argv[1], ports=LabPorts.free(), aliyun=sys.argv[2] == "aliyun") as 
 
 
 def _wait_until_gone(processes, seconds=15.0):
-    import time
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -171,11 +177,6 @@ def _wait_until_gone(processes, seconds=15.0):
 
 @pytest.mark.parametrize("signal_name, aliyun", [("SIGINT", "no"), ("SIGTERM", "no"), ("SIGKILL", "aliyun")])
 def test_no_orphans_when_python_is_interrupted(tmp_path, signal_name, aliyun):
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
 
     run_dir = tmp_path / "run"
     owner = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, str(run_dir), aliyun],
@@ -202,10 +203,6 @@ def test_no_orphans_when_python_is_interrupted(tmp_path, signal_name, aliyun):
 # --------------------------------------------------------------------------
 
 def test_cli_up_status_down(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
 
     env = dict(os.environ, ACMELAB_LAB_DIR=str(tmp_path / "lab"))
 
@@ -260,12 +257,6 @@ def test_lab_without_run_dir_uses_and_removes_a_temporary_one():
 
 
 def test_ensure_running_twice_concurrently_starts_one_lab(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from acmelab.lab import stop
 
     ports = LabPorts.free()
     script = ("import json, sys; from acmelab.lab import ensure_running, LabPorts; "
