@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from _deploy_pki import NOW, Pki, key_pem, pem
+from tests.unit._deploy_pki import NOW, Pki, key_pem, pem
 from acmelab.deploy.checks import check_certificate, name_matches
 from acmelab.errors import InputError
 

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from _deploy_pki import Pki, pem
+from tests.unit._deploy_pki import Pki, pem
 from acmelab.aliyun import AliyunClient, Credentials
 from acmelab.deploy import apigateway, cas, cdn
 from acmelab.errors import AliyunNetworkError, InputError

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from _deploy_pki import NOW, Pki, key_pem, pem
+from tests.unit._deploy_pki import NOW, Pki, key_pem, pem
 from acmelab.deploy.verify import ServedCertificate, verify
 from acmelab.errors import DeployError
 

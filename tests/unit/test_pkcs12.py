@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from _deploy_pki import Pki, key_pem, pem
+from tests.unit._deploy_pki import Pki, key_pem, pem
 from acmelab.errors import InputError, KeyExistsError
 from acmelab.pkcs12 import export_pkcs12, load_pkcs12, write_pkcs12
 
