@@ -343,11 +343,13 @@ def _access_key(run_dir: Path) -> tuple[str, str]:
     """The run directory's lab AccessKeyId/AccessKeySecret, made once
     (random) and kept in ``aliyun-access-key.json`` (0600)."""
     path = run_dir / "aliyun-access-key.json"
-    try:
-        data = json.loads(path.read_text())
-        return str(data["AccessKeyId"]), str(data["AccessKeySecret"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            return str(data["AccessKeyId"]), str(data["AccessKeySecret"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise LabError(f"cannot read the lab's access key file {path} ({type(error).__name__}); "
+                           "it is never overwritten: delete it to have a new key made") from None
     alphabet = string.ascii_letters + string.digits
     key_id = "LTAI" + "".join(secrets.choice(alphabet) for _ in range(20))
     key_secret = "".join(secrets.choice(alphabet) for _ in range(30))

@@ -130,3 +130,19 @@ def test_default_run_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("ACMELAB_LAB_DIR")
     repo = Path(__file__).resolve().parents[2]
     assert default_run_dir() == repo / ".lab"
+
+
+def test_access_key_is_made_once_and_never_overwritten(tmp_path):
+    from acmelab.errors import LabError
+    from acmelab.lab.core import _access_key
+
+    key_id, key_secret = _access_key(tmp_path)
+    assert key_id.startswith("LTAI") and len(key_secret) == 30
+    assert _access_key(tmp_path) == (key_id, key_secret)
+    path = tmp_path / "aliyun-access-key.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text("{garbage")
+    with pytest.raises(LabError, match="never overwritten") as caught:
+        _access_key(tmp_path)
+    assert key_secret not in str(caught.value)
+    assert path.read_text() == "{garbage"
