@@ -9,7 +9,8 @@ The lab (lab engineer):
   settings, e.g. ``lab_factory(pebble_env={"PEBBLE_WFE_NONCEREJECT": "50"})``,
   ``lab_factory(strict=True)``, ``lab_factory(eab_keys={"kid-1": "..."})``.
   kwargs are :class:`acmelab.lab.Lab` keyword arguments (``ports`` and
-  ``run_dir`` are chosen for you); identical kwargs share one lab, pass
+  ``run_dir`` are chosen for you; ``PEBBLE_WFE_NONCEREJECT=0`` unless
+  ``pebble_env`` sets it); identical kwargs share one lab, pass
   ``fresh=True`` for a lab of your own.  Every lab stops at session end.
 * ``challtestsrv`` -- :class:`acmelab.lab.challtestsrv.ChallTestSrv` for ``lab``.
 """
@@ -34,7 +35,7 @@ def lab_factory(tmp_path_factory):
     shared: dict[str, LabInfo] = {}
 
     def start(*, fresh: bool = False, **kwargs) -> LabInfo:
-        kwargs.setdefault("pebble_env", dict(LAB_PEBBLE_ENV))
+        kwargs["pebble_env"] = {**LAB_PEBBLE_ENV, **(kwargs.get("pebble_env") or {})}
         key = json.dumps(kwargs, sort_keys=True, default=str)
         if not fresh and key in shared:
             return shared[key]
