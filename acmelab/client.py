@@ -325,9 +325,10 @@ class AcmeTransport:
         response = self._send("HEAD", self.new_nonce_url, retry_always=True)
         if response.status >= 400:
             raise ProtocolError(f"newNonce answered HTTP {response.status}")
-        if not self._nonce:
+        nonce, self._nonce = self._nonce, None  # handed out: no longer in hand
+        if not nonce:
             raise ProtocolError(f"{self.new_nonce_url} answered without a Replay-Nonce header")
-        return self._nonce
+        return nonce
 
     def _take_nonce(self) -> str:
         """The nonce in hand (each is used once), else one from newNonce."""
@@ -980,6 +981,8 @@ class AcmeClient:
                 f"the CSR names {sorted(have)} differ from the order's identifiers {sorted(wanted)}")
         payload = {"csr": jws.b64url(csr.public_bytes(serialization.Encoding.DER))}
         deadline = time.monotonic() + timeout
+        if order.status in ("processing", "valid"):
+            return self._finished(order, deadline)  # finalized already (e.g. a reused order)
         try:
             response = self._post(order.finalize, payload)
         except OrderNotReady:

@@ -59,6 +59,9 @@ class Stub:
                 stub.requests.append((self.command, self.path, dict(self.headers), body))
                 answers = stub.routes.get(self.path) or [(404, {"Content-Type": "text/plain"}, b"no route")]
                 status, headers, content = answers[0] if len(answers) == 1 else answers.pop(0)
+                if status == 0:  # the answer is lost: close the connection, say nothing
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     for one in value if isinstance(value, list) else [value]:
@@ -259,6 +262,25 @@ def test_alternate_links_from_several_link_headers(stub, client):
     post = [r for r in stub.requests if r[0] == "POST"][0]
     assert post[2]["Accept"] == "application/pem-certificate-chain"
     assert json.loads(post[3])["payload"] == ""  # POST-as-GET
+
+
+def test_lost_answer_of_idempotent_request_resent_with_fresh_nonce(stub, client):
+    """POST-as-GET whose answer was lost: signed again with a new nonce."""
+    stub.route("/o/1", (0, {}, b""),
+               (200, {"Replay-Nonce": "n2", "Content-Type": "application/json"},
+                {"status": "ready", "identifiers": [], "authorizations": [], "finalize": "f"}))
+    stub.route("/nonce", (200, {"Replay-Nonce": "fresh-1"}, b""), (200, {"Replay-Nonce": "fresh-2"}, b""))
+    assert client.fetch_order(f"{stub.url}/o/1").status == "ready"
+    posts = [r for r in stub.requests if r[0] == "POST"]
+    assert [_protected(r[3])["nonce"] for r in posts] == ["fresh-1", "fresh-2"]
+
+
+def test_lost_answer_of_new_order_not_resent(stub, client):
+    """newOrder is not idempotent: a lost answer is a NetworkError, no retry."""
+    stub.route("/order", (0, {}, b""))
+    with pytest.raises(NetworkError, match="1 try"):
+        client.new_order(["www.example.com"])
+    assert len([r for r in stub.requests if r[0] == "POST"]) == 1
 
 
 def test_unreachable_server_is_network_error(account_key):
