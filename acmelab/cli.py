@@ -1,35 +1,773 @@
-"""The ``acmelab`` command.
+"""The ``acmelab`` command: issue, renew, revoke, install and export
+certificates for many services, against the lab, Let's Encrypt staging or
+production.
 
 Structure: :func:`build_parser` makes the top-level parser with one
 subparser per command group; each group has an ``_add_<group>_commands``
 function, and every leaf command is one ``cmd_<group>_<command>(args) -> int``
-function set as ``func``.  To add a command, write its ``cmd_*`` function and
-register it in an ``_add_*_commands`` function called from
-:func:`build_parser`.
+function set as ``func``.  The work itself lives in the library:
+:mod:`acmelab.services` (services file, apply engine), :mod:`acmelab.state`
+(state directory), :mod:`acmelab.client`, :mod:`acmelab.issue`,
+:mod:`acmelab.deploy`, :mod:`acmelab.pkcs12`.
 
-Commands so far::
+Commands::
 
-    acmelab lab up [--free-ports | --acme-port N ...] [--strict] [--pebble-env K=V]... [--eab KID=KEY]... [--json]
-    acmelab lab status [--json]     exit status 0 when up, 3 when not
-    acmelab lab down
+    acmelab account create|show|update|rollover|deactivate
+    acmelab issue -d NAME [-d NAME ...] --dns {challtestsrv,alidns} [--key-type T] [--preferred-chain CN]
+    acmelab renew [--threshold FRACTION|DAYS] [--now ISO8601] [--name N ...]
+    acmelab revoke CERT [--reason R]
+    acmelab install {cdn,apigateway,cas} CERT ...
+    acmelab export pfx CERT --profile {modern,legacy} --out FILE
+    acmelab apply services.toml [--concurrency N]
+    acmelab list
+    acmelab lab up|status|down
 
-The run directory is ``--run-dir``, else ``$ACMELAB_LAB_DIR``, else ``.lab/``
-in a source checkout, else ``~/.acmelab/lab``.  Output never contains a
-secret (the lab's access key secret stays in its 0600 file).
+Options of every command but ``lab`` (after the command name):
+``--directory lab|staging|production|URL`` (default ``lab``; production
+needs ``--i-mean-production``), ``--ca-bundle PEM`` (TLS trust for a private
+ACME server), ``--state-dir DIR`` (else ``$ACMELAB_STATE_DIR``, else
+``~/.acmelab``), ``--lab-dir DIR``, ``--json``, ``-v``/``-q``.
+
+Secrets never come from the command line: Alibaba Cloud credentials from
+``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the
+lab's are read from its run directory), EAB HMAC key from
+``ACMELAB_EAB_HMAC_KEY``, PKCS#12 passwords from ``--password-file``,
+``ACMELAB_PFX_PASSWORD`` or a prompt.  No output contains a secret.
+
+Exit status (:data:`EXIT_CODES`): 0 everything done; 1 an error, or some
+services failed; 2 usage or configuration error (bad arguments, invalid
+services file, production without ``--i-mean-production``); 3 the lab is
+not running (``lab status``) or another run holds a lock; 130 interrupted
+(SIGINT) -- DNS records already published are removed first.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import signal
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from acmelab.errors import AcmelabError, InputError
+from acmelab.errors import AcmelabError, ConfigError, InputError, StateLocked
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
+EXIT_LOCKED = 3
+EXIT_INTERRUPTED = 130
+
+#: exit status -> meaning (documented in ``acmelab --help``)
+EXIT_CODES = {
+    EXIT_OK: "success (apply/renew: every service ok)",
+    EXIT_ERROR: "an error; apply/renew: at least one service failed",
+    EXIT_USAGE: "usage or configuration error (arguments, services file, production unconfirmed)",
+    EXIT_NOT_RUNNING: "lab not running (lab status), or another acmelab run holds a lock",
+    EXIT_INTERRUPTED: "interrupted (SIGINT); published DNS records were removed",
+}
+
+#: --directory shortcuts (RFC 8555 §7.1.1 directory URLs of Let's Encrypt)
+DIRECTORIES = {
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "production": "https://acme-v02.api.letsencrypt.org/directory",
+}
+EAB_HMAC_KEY_ENV = "ACMELAB_EAB_HMAC_KEY"
+PFX_PASSWORD_ENV = "ACMELAB_PFX_PASSWORD"
+
+logger = logging.getLogger("acmelab.cli")
+
+
+# --------------------------------------------------------------------------
+# Shared by the certificate commands: where (directory, lab), state, account
+# --------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    """What a certificate command works with.
+
+    Attributes:
+        directory_url: the ACME directory URL.
+        acme_verify: ``True`` or a CA bundle path (never False).
+        lab: the lab's LabInfo for ``--directory lab``, else None.
+        state: the :class:`acmelab.state.StateDir`.
+    """
+
+    directory_url: str
+    acme_verify: bool | str
+    lab: Any
+    state: Any
+
+
+def _context(args: argparse.Namespace) -> Context:
+    """Resolve ``--directory`` / ``--ca-bundle`` / ``--lab-dir`` / ``--state-dir``.
+
+    Raises ConfigError (production unconfirmed, http:// URL, missing CA
+    bundle), LabError (the lab cannot be started)."""
+    from acmelab.state import StateDir
+
+    choice = args.directory
+    lab_info = None
+    if choice == "lab":
+        from acmelab import lab
+
+        lab_info = lab.status(args.lab_dir)
+        if lab_info is None:
+            logger.warning("no lab is running in %s; starting one (stop it with: acmelab lab down)",
+                           args.lab_dir or lab.default_run_dir())
+            lab_info = lab.ensure_running(args.lab_dir)
+        directory_url, verify = lab_info.directory_url, str(args.ca_bundle or lab_info.ca_bundle)
+    else:
+        if choice == "production" and not args.i_mean_production:
+            raise ConfigError("--directory production issues real, rate-limited certificates: "
+                              "add --i-mean-production to confirm (try --directory staging first)")
+        directory_url = DIRECTORIES.get(choice, choice)
+        if not directory_url.startswith("https://"):
+            raise ConfigError(f"--directory must be lab, staging, production or an https:// URL, not {choice!r}")
+        verify = str(args.ca_bundle) if args.ca_bundle else True
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise ConfigError(f"--ca-bundle {args.ca_bundle} is not a file")
+    return Context(directory_url, verify, lab_info, StateDir(args.state_dir))
+
+
+def _client(ctx: Context, key, account_url: str | None = None):
+    from acmelab.client import AcmeClient
+
+    return AcmeClient(ctx.directory_url, key, verify=ctx.acme_verify, account_url=account_url)
+
+
+def _eab(ctx: Context, kid: str | None) -> dict[str, str]:
+    """External Account Binding arguments (RFC 8555 §7.3.4): the lab's own
+    key when it requires EAB, else ``--eab-kid`` with the HMAC key from
+    ``$ACMELAB_EAB_HMAC_KEY``."""
+    if kid is None and ctx.lab is not None and ctx.lab.eab_keys:
+        kid = sorted(ctx.lab.eab_keys)[0]
+    if kid is None:
+        return {}
+    if ctx.lab is not None and kid in ctx.lab.eab_keys:
+        return {"eab_kid": kid, "eab_hmac_key": ctx.lab.eab_keys[kid]}
+    hmac_key = os.environ.get(EAB_HMAC_KEY_ENV)
+    if not hmac_key:
+        raise ConfigError(f"--eab-kid {kid} needs the HMAC key in ${EAB_HMAC_KEY_ENV}")
+    return {"eab_kid": kid, "eab_hmac_key": hmac_key}
+
+
+def _account(ctx: Context, *, create: bool = True, key_type: str = "ec256", contact: Sequence[str] = (),
+             eab_kid: str | None = None):
+    """The account key and URL for ``ctx.directory_url``: the stored key,
+    registered with newAccount (RFC 8555 §7.3; returns the existing account
+    of the key, so a restarted lab is no problem), or -- with ``create`` --
+    a new key (0600) when there is none.  Returns (AccountRecord, key)."""
+    from acmelab import keys
+    from acmelab.errors import KeyExistsError
+    from acmelab.state import AccountRecord
+
+    state = ctx.state
+    with state.lock("account-" + state.server_id(ctx.directory_url)):
+        record = state.account(ctx.directory_url)
+        if record is None:
+            if not create:
+                raise InputError(f"no account for {ctx.directory_url} in {state.root}: run acmelab account create")
+            try:
+                record = state.create_account_key(ctx.directory_url, keys.generate_key(key_type))
+            except KeyExistsError:
+                record = state.account(ctx.directory_url)
+        if record.status == "deactivated":
+            raise InputError(f"the account {record.account_url} is deactivated; move "
+                             f"{record.key_path.parent} away and run acmelab account create")
+        key = record.load_key()
+        with _client(ctx, key) as client:
+            account = client.new_account(contact or record.contact, **_eab(ctx, eab_kid))
+        record = AccountRecord(ctx.directory_url, record.key_path, account.url,
+                               account.json.get("status", "valid"),
+                               tuple(account.json.get("contact") or contact or record.contact))
+        state.save_account(record)
+        return record, key
+
+
+def _environment(args: argparse.Namespace, ctx: Context, *, verify_installs: bool = True):
+    from acmelab.services import Environment
+
+    record, key = _account(ctx)
+    roots = None
+    if args.trust_root:
+        roots = [Path(p).read_text("ascii") for p in args.trust_root]
+    elif ctx.lab is not None:
+        roots = ctx.lab.roots()
+    return Environment(ctx.directory_url, ctx.acme_verify, key, record.account_url, lab=ctx.lab,
+                       trust_roots=roots, verify_installs=verify_installs, region_id=args.region_id)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _managed(ctx: Context, name: str):
+    managed = ctx.state.certificate(name)
+    if managed is None:
+        raise InputError(f"no certificate named {name!r} in {ctx.state.root} "
+                         f"(have: {', '.join(ctx.state.certificate_names()) or 'none'})")
+    return managed
+
+
+# --------------------------------------------------------------------------
+# Progress display and summary table
+# --------------------------------------------------------------------------
+
+class _Progress:
+    """A rich progress bar on stderr (only on a terminal, not with --json/-q)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.progress = None
+        self.counts = {"ok": 0, "failed": 0}
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                                     console=Console(stderr=True), transient=False)
+            self.task = self.progress.add_task("services", total=total, counts="")
+
+    def __enter__(self) -> "_Progress":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def done(self, result) -> None:
+        self.counts["ok" if result.ok else "failed"] += 1
+        if self.progress is not None:
+            counts = f"ok {self.counts['ok']}  failed {self.counts['failed']}"
+            self.progress.update(self.task, advance=1, counts=counts)
+
+
+def _summary(results, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
+    """Print the summary (rich table, or JSON); return the exit status."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    interrupted = counts.get("interrupted", 0) > 0
+    failed = counts.get("failed", 0) > 0
+    code = EXIT_INTERRUPTED if interrupted else EXIT_ERROR if failed else EXIT_OK
+    if as_json:
+        _print_json({**(extra or {}), "counts": counts, "exit_code": code,
+                     "services": [r.to_json() for r in results]})
+        return code
+    from rich.table import Table
+
+    table = Table(title=f"{len(results)} services: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for column in ("service", "status", "serial", "not after", "installed", "verified", "note"):
+        table.add_column(column, overflow="fold")
+    style = {"issued": "green", "renewed": "green", "unchanged": "", "failed": "red", "interrupted": "yellow"}
+    for r in results:
+        table.add_row(r.name, f"[{style[r.status]}]{r.status}[/]" if style[r.status] else r.status,
+                      (r.serial_hex or "")[:16], f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
+                      str(len(r.installed)), str(len(r.verified)), r.error or r.reason)
+    _console().print(table)
+    return code
+
+
+def _console():
+    """A rich console on stdout; 160 columns when stdout is not a terminal."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _run_services(args: argparse.Namespace, services, *, force: bool = False, verify_installs: bool = True) -> int:
+    """Run the apply engine with a progress display; SIGINT stops it cleanly."""
+    from acmelab.services import RenewalThreshold, apply_services
+
+    if not services:
+        if args.json:
+            _print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
+        else:
+            print("No certificates to work on.")
+        return EXIT_OK
+    threshold = RenewalThreshold.parse(args.threshold) if args.threshold else RenewalThreshold()
+    now = _parse_now(args.now)
+    ctx = _context(args)
+    env = _environment(args, ctx, verify_installs=verify_installs)
+    cancel = threading.Event()
+    previous = _install_sigint(cancel)
+    show = not args.json and not args.quiet and sys.stderr.isatty()
+    try:
+        with _Progress(len(services), show) as progress:
+            results = apply_services(services, env, ctx.state, threshold=threshold, now=now,
+                                     concurrency=args.concurrency, force=force, cancel=cancel,
+                                     on_result=progress.done)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return _summary(results, as_json=args.json, extra={"directory_url": ctx.directory_url,
+                                                      "state_dir": str(ctx.state.root)})
+
+
+def _install_sigint(cancel: threading.Event):
+    """First SIGINT: set ``cancel`` (finish the running steps, remove DNS
+    records, report).  Second SIGINT: the default KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("acmelab: interrupted; finishing the steps in flight and removing their DNS records "
+              "(Ctrl-C again to force)", file=sys.stderr, flush=True)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _parse_now(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--now {text!r} is not an ISO 8601 time (e.g. 2030-01-01T00:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------
+# acmelab account ...
+# --------------------------------------------------------------------------
+
+def _account_json(record, account=None) -> dict[str, Any]:
+    from acmelab import keys
+
+    data = {"directory_url": record.directory_url, "account_url": record.account_url,
+            "status": record.status, "contact": list(record.contact), "key_file": str(record.key_path),
+            "key_thumbprint": keys.thumbprint(record.load_key())}
+    if account is not None:
+        data.update(status=account.json.get("status", record.status),
+                    contact=list(account.json.get("contact") or []))
+    return data
+
+
+def _print_account(data: dict[str, Any], as_json: bool, heading: str) -> None:
+    if as_json:
+        _print_json(data)
+        return
+    print(heading)
+    for key in ("directory_url", "account_url", "status", "contact", "key_file", "key_thumbprint"):
+        value = ", ".join(data[key]) if isinstance(data[key], list) else data[key]
+        print(f"  {key.replace('_', ' '):16} {value or '-'}")
+
+
+def cmd_account_create(args: argparse.Namespace) -> int:
+    """Create the ACME account (RFC 8555 §7.3), or show the existing one."""
+    ctx = _context(args)
+    record, _key = _account(ctx, key_type=args.key_type, contact=args.contact or (), eab_kid=args.eab_kid)
+    _print_account(_account_json(record), args.json, "ACME account:")
+    return EXIT_OK
+
+
+def cmd_account_show(args: argparse.Namespace) -> int:
+    """Fetch the account object (RFC 8555 §7.3.3, POST-as-GET)."""
+    ctx = _context(args)
+    record, key = _account(ctx, create=False)
+    with _client(ctx, key, record.account_url) as client:
+        account = client.fetch_account()
+    _print_account(_account_json(record, account), args.json, "ACME account:")
+    return EXIT_OK
+
+
+def cmd_account_update(args: argparse.Namespace) -> int:
+    """Replace the account's contacts (RFC 8555 §7.3.2)."""
+    from acmelab.state import AccountRecord
+
+    ctx = _context(args)
+    contact = [] if args.no_contact else list(args.contact or [])
+    if not contact and not args.no_contact:
+        raise ConfigError("give --contact URL (repeatable) or --no-contact")
+    record, key = _account(ctx, create=False)
+    with _client(ctx, key, record.account_url) as client:
+        account = client.update_account(contact)
+    record = ctx.state.save_account(AccountRecord(record.directory_url, record.key_path, record.account_url,
+                                                  account.json.get("status", "valid"), tuple(contact)))
+    _print_account(_account_json(record, account), args.json, "ACME account updated:")
+    return EXIT_OK
+
+
+def cmd_account_rollover(args: argparse.Namespace) -> int:
+    """Replace the account key (RFC 8555 §7.3.5, keyChange).  The new key is
+    saved (0600) before the request; the old one is kept as
+    ``account.key.<time>.old``."""
+    from acmelab import keys
+
+    ctx = _context(args)
+    record, key = _account(ctx, create=False)
+    new_key = keys.generate_key(args.key_type)
+    pending = record.key_path.with_name("account.key.next")
+    keys.save_private_key(new_key, pending)
+    with ctx.state.lock("account-" + ctx.state.server_id(ctx.directory_url)):
+        with _client(ctx, key, record.account_url) as client:
+            try:
+                client.change_key(new_key)
+            except BaseException:
+                pending.unlink(missing_ok=True)
+                raise
+        ctx.state.replace_account_key(record, pending)
+        ctx.state.save_account(record)
+    _print_account(_account_json(record), args.json, "ACME account key rolled over:")
+    return EXIT_OK
+
+
+def cmd_account_deactivate(args: argparse.Namespace) -> int:
+    """Deactivate the account for good (RFC 8555 §7.3.6)."""
+    from acmelab.state import AccountRecord
+
+    if not args.yes:
+        raise ConfigError("deactivation cannot be undone: add --yes to confirm")
+    ctx = _context(args)
+    record, key = _account(ctx, create=False)
+    with _client(ctx, key, record.account_url) as client:
+        account = client.deactivate_account()
+    record = ctx.state.save_account(AccountRecord(record.directory_url, record.key_path, record.account_url,
+                                                  account.json.get("status", "deactivated"), record.contact))
+    _print_account(_account_json(record, account), args.json, "ACME account deactivated:")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# acmelab issue / renew / apply / list
+# --------------------------------------------------------------------------
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    """Issue a certificate for the names (dns-01) and store it."""
+    from acmelab import csr
+    from acmelab.services import Service
+    from acmelab.state import certificate_name_for, check_certificate_name
+
+    names = csr.normalize_names(args.domain)
+    name = check_certificate_name(args.name) if args.name else certificate_name_for(names[0])
+    previous = None
+    try:
+        previous = _context_state(args).certificate(name, check_files=False)
+    except AcmelabError:
+        pass
+    targets = Service.from_managed(previous).install if previous else ()
+    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain)
+    return _run_services(args, [service], force=True, verify_installs=not args.no_verify)
+
+
+def _context_state(args: argparse.Namespace):
+    from acmelab.state import StateDir
+
+    return StateDir(args.state_dir)
+
+
+def cmd_renew(args: argparse.Namespace) -> int:
+    """Renew every managed certificate that is due and install it where the
+    old one was installed.  Safe to run daily."""
+    from acmelab.services import services_from_state
+
+    services = services_from_state(_context_state(args), args.name)
+    return _run_services(args, services, force=args.force, verify_installs=not args.no_verify)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Bring every service of a services file to a valid installed certificate."""
+    from acmelab.services import load_services
+
+    services = load_services(args.services_file)
+    return _run_services(args, services, force=args.force, verify_installs=not args.no_verify)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List the managed certificates (no network)."""
+    state = _context_state(args)
+    rows = []
+    for name in state.certificate_names():
+        try:
+            rows.append(state.certificate(name).to_json())
+        except AcmelabError as error:
+            rows.append({"name": name, "error": str(error)})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"certificates in {state.root}")
+    for column in ("name", "names", "serial", "not after", "installed on"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], ", ".join(row.get("names", [])), row.get("serial_hex", row.get("error", "")),
+                      (row.get("not_after") or "")[:10], ", ".join(row.get("installed", {})))
+    _console().print(table)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# acmelab revoke / install / export
+# --------------------------------------------------------------------------
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Revoke a managed certificate (by name) or a PEM file (RFC 8555 §7.6)."""
+    from cryptography import x509
+
+    from acmelab.client import ReasonCode
+
+    reason = _reason(args.reason)
+    ctx = _context(args)
+    managed = None
+    if Path(args.certificate).is_file():
+        try:
+            certificate = x509.load_pem_x509_certificates(Path(args.certificate).read_bytes())[0]
+        except ValueError as error:
+            raise InputError(f"{args.certificate} is not a PEM certificate: {error}") from None
+    else:
+        managed = _managed(ctx, args.certificate)
+        certificate = managed.leaf()
+    record, key = _account(ctx, create=False)
+    with _client(ctx, key, record.account_url) as client:
+        client.revoke_certificate(certificate, reason=reason)
+    serial = format(certificate.serial_number, "x")
+    if managed is not None:
+        ctx.state.mark_revoked(managed.name)
+    data = {"serial_hex": serial, "reason": ReasonCode(reason).name, "certificate": args.certificate,
+            "replaced_on_next_renew": managed is not None}
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"Revoked serial {serial} (reason {ReasonCode(reason).name})."
+              + (" The next 'acmelab renew' replaces it." if managed else ""))
+    return EXIT_OK
+
+
+def _reason(text: str) -> int:
+    from acmelab.client import ReasonCode
+
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(ReasonCode[text])
+    except KeyError:
+        raise ConfigError(f"--reason {text!r}: use a number or one of "
+                          f"{', '.join(r.name for r in ReasonCode)}") from None
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Install a managed certificate on CDN, API Gateway or CAS, verify it
+    with a TLS handshake, and remember the target for renewals."""
+    from acmelab.services import InstallTarget, Service, apply_services
+
+    domain = getattr(args, "domain", None)
+    target = InstallTarget(args.product, domain, getattr(args, "group_id", None))
+    ctx = _context(args)
+    managed = _managed(ctx, args.certificate)
+    service = Service.from_managed(managed)
+    if target not in service.install:
+        service = Service(service.name, service.domains, service.dns, service.key_type,
+                          (*service.install, target), service.preferred_chain)
+    # Only the new target: install it (the others are left as they are).
+    only = Service(service.name, service.domains, service.dns, service.key_type, (target,),
+                   service.preferred_chain)
+    env = _environment(args, ctx, verify_installs=not args.no_verify)
+    [result] = apply_services([only], env, ctx.state, threshold=_never_due(), concurrency=1)
+    if result.ok:
+        stored = ctx.state.certificate(managed.name, check_files=False)
+        ctx.state.write_meta(type(stored)(**{**stored.__dict__, "service": service.to_dict()}))
+    return _summary([result], as_json=args.json)
+
+
+def _never_due():
+    from acmelab.services import RenewalThreshold
+
+    return RenewalThreshold(0.0, None)   # due only once expired
+
+
+def _pfx_password(args: argparse.Namespace) -> str | None:
+    """The PKCS#12 password: --password-file, $ACMELAB_PFX_PASSWORD, or a
+    prompt (twice); None with --no-password.  Never from argv."""
+    if args.no_password:
+        if args.password_file:
+            raise ConfigError("--no-password and --password-file exclude each other")
+        return None
+    if args.password_file:
+        try:
+            text = Path(args.password_file).read_text("utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(f"cannot read --password-file {args.password_file}: {error.strerror}") from None
+        if not text:
+            raise ConfigError(f"--password-file {args.password_file} is empty")
+        return text
+    if os.environ.get(PFX_PASSWORD_ENV):
+        return os.environ[PFX_PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise ConfigError(f"no password: use --password-file FILE, set ${PFX_PASSWORD_ENV}, run on a "
+                          "terminal to be asked, or --no-password for an unencrypted bundle")
+    first = getpass.getpass("PKCS#12 password: ")
+    if not first or first != getpass.getpass("Again: "):
+        raise ConfigError("the passwords were empty or did not match")
+    return first
+
+
+def cmd_export_pfx(args: argparse.Namespace) -> int:
+    """Export a managed certificate as PKCS#12 (.pfx) for Windows IIS."""
+    from acmelab import pkcs12
+
+    state = _context_state(args)
+    managed = state.certificate(args.certificate)
+    if managed is None:
+        raise InputError(f"no certificate named {args.certificate!r} in {state.root}")
+    password = _pfx_password(args)
+    out = Path(args.out or f"{managed.name}.pfx")
+    pkcs12.write_pkcs12(out, managed.load_key(), managed.fullchain_pem(), password=password,
+                        friendly_name=args.friendly_name, profile=args.profile,
+                        unencrypted=password is None, overwrite=args.overwrite)
+    data = {"file": str(out), "profile": args.profile, "serial_hex": managed.serial_hex,
+            "encrypted": password is not None}
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"Wrote {out} ({args.profile} profile, {'encrypted' if password else 'UNENCRYPTED'}, mode 0600).")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# Parsers of the certificate commands
+# --------------------------------------------------------------------------
+
+def _common_options() -> argparse.ArgumentParser:
+    from acmelab.services import DEFAULT_CONCURRENCY  # noqa: F401  (import check)
+
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("where and how")
+    group.add_argument("--directory", default="lab", metavar="lab|staging|production|URL",
+                       help="ACME server (default: lab, the local Pebble; production needs --i-mean-production)")
+    group.add_argument("--i-mean-production", action="store_true",
+                       help="confirm --directory production (real, rate-limited certificates)")
+    group.add_argument("--ca-bundle", type=Path, metavar="PEM",
+                       help="CA bundle trusted for the ACME server's TLS (private CAs); never turns verification off")
+    group.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="state directory (default $ACMELAB_STATE_DIR, else ~/.acmelab)")
+    group.add_argument("--lab-dir", type=Path, metavar="DIR",
+                       help="lab run directory for --directory lab (default as 'acmelab lab up')")
+    group.add_argument("--region-id", default="cn-hangzhou", help="Alibaba Cloud region (default cn-hangzhou)")
+    group.add_argument("--trust-root", action="append", type=Path, metavar="PEM",
+                       help="root(s) the installed chains must validate to in the TLS check "
+                            "(default: the lab's Pebble roots, else the system store)")
+    group.add_argument("--json", action="store_true", help="machine-readable JSON on stdout (no progress display)")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    return common
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    from acmelab.services import DEFAULT_CONCURRENCY
+
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help=f"services worked on at once (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--threshold", metavar="FRACTION|DAYS",
+                        help="renew when less than this is left: a fraction of the lifetime (0.33) "
+                             "or days (30, 30d); default one third of the lifetime")
+    parser.add_argument("--now", metavar="ISO8601", help="pretend it is this time for renewal decisions (testing)")
+    parser.add_argument("--force", action="store_true", help="issue new certificates even if not due")
+    parser.add_argument("--no-verify", action="store_true", help="skip the TLS handshake check after installing")
+
+
+def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
+    from acmelab import keys
+    from acmelab.client import ReasonCode
+    from acmelab.services import DNS_PROVIDERS
+
+    common = _common_options()
+
+    account = subparsers.add_parser("account", help="the ACME account (RFC 8555 §7.3)")
+    account_commands = account.add_subparsers(dest="account_command", required=True,
+                                              metavar="{create,show,update,rollover,deactivate}")
+    create = account_commands.add_parser("create", parents=[common], help="create the account (or show the existing one)")
+    create.add_argument("--contact", action="append", metavar="URL", help="e.g. mailto:admin@example.com (repeatable)")
+    create.add_argument("--key-type", choices=keys.KEY_TYPES, default="ec256", help="account key type (default ec256)")
+    create.add_argument("--eab-kid", metavar="KID",
+                        help=f"External Account Binding key id; the HMAC key comes from ${EAB_HMAC_KEY_ENV}")
+    create.set_defaults(func=cmd_account_create)
+    show = account_commands.add_parser("show", parents=[common], help="show the account as the server has it")
+    show.set_defaults(func=cmd_account_show)
+    update = account_commands.add_parser("update", parents=[common], help="replace the account's contacts")
+    update.add_argument("--contact", action="append", metavar="URL", help="contact URL (repeatable)")
+    update.add_argument("--no-contact", action="store_true", help="remove every contact")
+    update.set_defaults(func=cmd_account_update)
+    rollover = account_commands.add_parser("rollover", parents=[common], help="replace the account key (keyChange)")
+    rollover.add_argument("--key-type", choices=keys.KEY_TYPES, default="ec256", help="new key type (default ec256)")
+    rollover.set_defaults(func=cmd_account_rollover)
+    deactivate = account_commands.add_parser("deactivate", parents=[common], help="deactivate the account for good")
+    deactivate.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    deactivate.set_defaults(func=cmd_account_deactivate)
+
+    issue = subparsers.add_parser("issue", parents=[common], help="issue a certificate (dns-01) and store it")
+    issue.add_argument("-d", "--domain", action="append", required=True, metavar="NAME",
+                       help="DNS name (repeatable; the first is the CN; *.example.com for a wildcard)")
+    issue.add_argument("--dns", choices=DNS_PROVIDERS, required=True, help="who publishes the TXT records")
+    issue.add_argument("--key-type", choices=keys.KEY_TYPES, default="ec256", help="certificate key (default ec256)")
+    issue.add_argument("--preferred-chain", metavar="NAME", help="issuer CN of the chain to prefer (RFC 8555 §7.4.2)")
+    issue.add_argument("--name", help="certificate name in the state directory (default: the first domain)")
+    issue.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
+    issue.add_argument("--no-verify", action="store_true", help="skip the TLS check of earlier install targets")
+    issue.set_defaults(func=cmd_issue, threshold=None, now=None)
+
+    renew = subparsers.add_parser("renew", parents=[common],
+                                  help="renew managed certificates that are due and reinstall them")
+    renew.add_argument("--name", action="append", metavar="CERT", help="only these certificates (repeatable)")
+    _run_options(renew)
+    renew.set_defaults(func=cmd_renew)
+
+    revoke = subparsers.add_parser("revoke", parents=[common], help="revoke a certificate (RFC 8555 §7.6)")
+    revoke.add_argument("certificate", metavar="CERT", help="a managed certificate's name, or a PEM file")
+    revoke.add_argument("--reason", default="unspecified", metavar="R",
+                        help="RFC 5280 reason: a number or one of " + ", ".join(r.name for r in ReasonCode))
+    revoke.set_defaults(func=cmd_revoke)
+
+    install = subparsers.add_parser("install", help="install a managed certificate on CDN, API Gateway or CAS")
+    products = install.add_subparsers(dest="product", required=True, metavar="{cdn,apigateway,cas}")
+    cdn = products.add_parser("cdn", parents=[common], help="SetCdnDomainSSLCertificate (CDN 2018-05-10)")
+    cdn.add_argument("certificate", metavar="CERT", help="managed certificate name")
+    cdn.add_argument("--domain", required=True, help="the CDN accelerated domain")
+    apigateway = products.add_parser("apigateway", parents=[common],
+                                     help="SetDomainCertificate (API Gateway 2016-07-14)")
+    apigateway.add_argument("certificate", metavar="CERT", help="managed certificate name")
+    apigateway.add_argument("--group-id", required=True, help="the API group's GroupId")
+    apigateway.add_argument("--domain", required=True, help="the group's custom domain")
+    cas = products.add_parser("cas", parents=[common], help="UploadUserCertificate (CAS 2020-04-07)")
+    cas.add_argument("certificate", metavar="CERT", help="managed certificate name")
+    for product_parser in (cdn, apigateway, cas):
+        product_parser.add_argument("--no-verify", action="store_true", help="skip the TLS handshake check")
+        product_parser.set_defaults(func=cmd_install)
+
+    export = subparsers.add_parser("export", help="export a managed certificate")
+    formats = export.add_subparsers(dest="format", required=True, metavar="{pfx}")
+    pfx = formats.add_parser("pfx", parents=[common], help="PKCS#12 for Windows IIS")
+    pfx.add_argument("certificate", metavar="CERT", help="managed certificate name")
+    pfx.add_argument("--profile", choices=("modern", "legacy"), required=True,
+                     help="modern: AES-256/SHA-256 (Windows Server 2019+); legacy: 3DES/SHA-1 (2016 and older)")
+    pfx.add_argument("--out", type=Path, metavar="FILE", help="output file (default CERT.pfx)")
+    pfx.add_argument("--password-file", type=Path, metavar="FILE", help="read the password from this file")
+    pfx.add_argument("--no-password", action="store_true", help="write an UNENCRYPTED bundle (explicit)")
+    pfx.add_argument("--friendly-name", help="the name IIS shows")
+    pfx.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    pfx.set_defaults(func=cmd_export_pfx)
+
+    apply = subparsers.add_parser("apply", parents=[common],
+                                  help="bring every service of a services file to a valid installed certificate")
+    apply.add_argument("services_file", type=Path, metavar="services.toml")
+    _run_options(apply)
+    apply.set_defaults(func=cmd_apply)
+
+    listing = subparsers.add_parser("list", parents=[common], help="list the managed certificates")
+    listing.set_defaults(func=cmd_list)
 
 
 # --------------------------------------------------------------------------
@@ -153,26 +891,52 @@ def _add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``acmelab`` argument parser with every command group."""
+    epilog = "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
-        prog="acmelab", description="Learn Let's Encrypt's ACME v2 (RFC 8555) by doing it.")
+        prog="acmelab", description="Learn Let's Encrypt's ACME v2 (RFC 8555) by doing it.",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_certificate_commands(subparsers)
     _add_lab_commands(subparsers)
     return parser
 
 
+def _setup_logging(args: argparse.Namespace) -> None:
+    verbose = getattr(args, "verbose", 0)
+    level = logging.ERROR if getattr(args, "quiet", False) else (
+        logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG)
+    root = logging.getLogger()
+    if not any(getattr(h, "_acmelab", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._acmelab = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    # the Alibaba SDK logs every refused call at ERROR itself; we report it once, clearly
+    logging.getLogger("aliyunsdkcore").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``acmelab`` command; returns the exit status (0 ok, 1 error,
-    2 usage error, 3 lab not running)."""
+    """Run the ``acmelab`` command; returns the exit status (see
+    :data:`EXIT_CODES`: 0 ok, 1 error / some services failed, 2 usage or
+    configuration error, 3 lab not running or locked, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(args)
     try:
         return args.func(args)
+    except ConfigError as error:
+        print(f"acmelab: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateLocked as error:
+        print(f"acmelab: error: {error}", file=sys.stderr)
+        return EXIT_LOCKED
     except AcmelabError as error:
         print(f"acmelab: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("acmelab: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
