@@ -377,3 +377,236 @@ def client(key=None, **options: Any):
     chosen = target()
     return AcmeClient(chosen.directory_url, key if key is not None else account_key(),
                       verify=chosen.verify, **options)
+
+
+def account_client(**options: Any):
+    """A client signed in as the course's account: :func:`client` with
+    :func:`account_key`, after ``newAccount`` (RFC 8555 §7.3), which creates
+    the account on first use and otherwise returns the existing one
+    (``ACMELAB_CONTACT`` as contact, terms of service agreed).  The account
+    URL is remembered as ``account_url``.
+
+    Returns:
+        :class:`acmelab.client.AcmeClient` with ``account_url`` set.
+
+    Raises:
+        AcmeProblem: the CA refused (e.g. ``externalAccountRequired``).
+    """
+    acme = client(**options)
+    account = acme.new_account(target().contact, terms_of_service_agreed=True)
+    remember(account_url=account.url)
+    return acme
+
+
+# --------------------------------------------------------------------------
+# Notebooks 07-12: DNS, Alibaba Cloud, the course's certificate
+# --------------------------------------------------------------------------
+
+#: The API Gateway group of the lab account that has ``api.<domain>`` bound
+#: (``ACMELAB_API_GROUP_ID`` names yours outside the lab).
+LAB_API_GROUP_ID = "523e8dc7bbe04613b5b1d726c2a7889d"
+
+
+def dns_provider(**options: Any):
+    """The DNS-01 provider of the course: Alibaba Cloud DNS through the
+    official SDK (:class:`acmelab.dns.alidns.AlidnsProvider`).
+
+    In the lab it talks to the lab's Alibaba Cloud endpoint with the lab's
+    access key and checks propagation on the lab's DNS server; otherwise it
+    reads ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+    and checks the zone's authoritative name servers.  ``options`` go to
+    the provider (e.g. ``propagation_interval`` in seconds).
+
+    Raises:
+        InputError: no Alibaba Cloud credentials outside the lab.
+    """
+    from acmelab.dns.alidns import AlidnsProvider
+
+    chosen = target()
+    if chosen.lab is not None:
+        options.setdefault("propagation_interval", 0.05)
+        return AlidnsProvider.for_lab(chosen.lab, **options)
+    return AlidnsProvider(**options)
+
+
+def aliyun_client():
+    """An :class:`acmelab.aliyun.AliyunClient` for CDN, API Gateway and CAS:
+    the lab's endpoint and key in the lab, else credentials from the
+    environment (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``..._SECRET``) and
+    Alibaba's public endpoints (region ``ALIBABA_CLOUD_REGION_ID``, default
+    ``cn-hangzhou``)."""
+    from acmelab.deploy import lab_client, make_client
+
+    chosen = target()
+    region = os.environ.get("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou")
+    if chosen.lab is not None:
+        return lab_client(chosen.lab, region_id=region)
+    return make_client(region_id=region)
+
+
+def api_group_id() -> str:
+    """The API Gateway ``GroupId`` that ``api.<domain>`` is bound to:
+    ``ACMELAB_API_GROUP_ID``, else the lab account's group."""
+    return os.environ.get("ACMELAB_API_GROUP_ID", "").strip() or LAB_API_GROUP_ID
+
+
+def trust_roots() -> list[str] | None:
+    """PEM roots a served chain must lead to: Pebble's roots in the lab
+    (they change at every lab start), None (the system store) otherwise."""
+    chosen = target()
+    return chosen.lab.roots() if chosen.lab is not None else None
+
+
+def _chain_is_current(chain_pem: str, key) -> bool:
+    """Is the saved chain usable now: not expired, matching ``key``, and (in
+    the lab) issued by the Pebble that is running now?"""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    certificates = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+    leaf = certificates[0]
+    if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
+        return False
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(serialization.Encoding.DER, spki) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, spki):
+        return False
+    roots = trust_roots()
+    if roots is None:
+        return True
+    for root in roots:
+        try:
+            certificates[-1].verify_directly_issued_by(x509.load_pem_x509_certificate(root.encode("ascii")))
+            return True
+        except (InvalidSignature, ValueError, TypeError):  # signed by another root
+            continue
+    return False
+
+
+def save_certificate(chain_pem: str, label: str = "course") -> Path:
+    """Save a downloaded chain as ``fullchain.pem`` (leaf + intermediates)
+    and its leaf as ``cert.pem`` in certificate ``label``'s folder
+    (atomically; certificates are public, mode 0644).  Returns the
+    full-chain path."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
+    write_atomically(leaf_path(label), leaf.public_bytes(serialization.Encoding.PEM))
+    return write_atomically(chain_path(label), chain_pem.encode("ascii"))
+
+
+def issued_certificate(label: str = "course"):
+    """The course's certificate, as notebook 08 saved it -- or issued now.
+
+    Loads ``fullchain.pem`` and the certificate key of ``label`` if they are
+    there, match, have not expired and (in the lab) lead to the running
+    Pebble's root.  Otherwise issues a certificate for :func:`names` in one
+    call (:func:`acmelab.issue.issue_certificate`, dns-01 through
+    :func:`dns_provider`) with :func:`certificate_key` -- the saved key is
+    reused, never replaced -- and saves the chain.
+
+    Returns:
+        :class:`acmelab.issue.IssuedCertificate` (``order_url`` is ``""``
+        when loaded from the files).
+
+    Raises:
+        AcmelabError subclasses from issuing (ChallengeFailed, DnsError, ...).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from acmelab.issue import IssuedCertificate, issue_certificate
+
+    key = certificate_key(label)
+    path = chain_path(label)
+    chain_pem = path.read_text(encoding="ascii") if path.exists() else ""
+    if not chain_pem or not _chain_is_current(chain_pem, key):
+        issued = issue_certificate(names(), client=account_client(), dns=dns_provider(), certificate_key=key)
+        save_certificate(issued.chain_pem, label)
+        remember(**{f"{label}_order_url": issued.order_url})
+        return issued
+    leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return IssuedCertificate(
+        certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        chain_pem=chain_pem, private_key=key, order_url=str(recall(f"{label}_order_url", "")),
+        names=tuple(san.get_values_for_type(x509.DNSName)), serial_hex=format(leaf.serial_number, "x"),
+        not_after=leaf.not_valid_after_utc)
+
+
+
+def pending_order(client):
+    """The course's order from notebook 06 (``order_url``) if it is still
+    ``pending`` with every authorization ``pending``; otherwise -- the lab
+    was restarted, or notebook 07 already answered it -- a new order for
+    :func:`names` (remembered as ``order_url``).
+
+    Args:
+        client: an AcmeClient with the course's account (:func:`account_client`).
+
+    Returns:
+        :class:`acmelab.client.Order` with status ``pending``.
+    """
+    from acmelab.errors import AcmeProblem
+
+    url = recall("order_url")
+    if url:
+        try:
+            order = client.fetch_order(url)
+            if order.status == "pending" and all(
+                    client.fetch_authorization(a).status == "pending" for a in order.authorizations):
+                return order
+        except AcmeProblem:
+            pass  # an order of an earlier lab (Pebble forgets everything when it stops)
+    order = client.new_order(names())
+    remember(order_url=order.url)
+    return order
+
+
+def ready_order(client, dns=None):
+    """The course's order, ``ready`` to be finalized: the saved ``order_url``
+    if notebook 07 made it ready; otherwise a new order for :func:`names`
+    whose dns-01 challenges are answered now (RFC 8555 §8.4: TXT records
+    published through ``dns`` (default :func:`dns_provider`), checked,
+    answered, and removed again on every path).  Remembered as ``order_url``.
+
+    Raises:
+        ChallengeFailed, DnsError, AcmeProblem, PollTimeout.
+    """
+    from acmelab.dns import validation_name
+    from acmelab.errors import AcmeProblem
+
+    url = recall("order_url")
+    if url:
+        try:
+            order = client.fetch_order(url)
+            if order.status == "ready":
+                return order
+        except AcmeProblem:
+            pass
+    dns = dns if dns is not None else dns_provider()
+    order = client.new_order(names())
+    remember(order_url=order.url)
+    authorizations = [client.fetch_authorization(a) for a in order.authorizations]
+    pending = [a for a in authorizations if a.status == "pending"]
+    records = [(validation_name(a.identifier["value"]), client.dns01_txt_value(a.challenge("dns-01")))
+               for a in pending]
+    published = []
+    try:
+        for name, value in records:
+            dns.present(name, value)
+            published.append((name, value))
+        for name, value in records:
+            dns.wait_until_visible(name, value, 60)
+        for authorization in pending:
+            client.answer_challenge(authorization.challenge("dns-01"))
+        for authorization in pending:
+            client.poll_authorization(authorization)
+    finally:
+        for name, value in reversed(published):
+            dns.cleanup(name, value)
+    return client.poll_order(order.url, until=("ready", "invalid"))

@@ -120,8 +120,27 @@ def _reason(response: Any) -> str:
     return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
 
 
-def exchange_text(response: Any, *, body_limit: int = 4000) -> str:
-    """The text of one request/response pair (a ``requests.Response``)."""
+def sort_lists(document: Any) -> Any:
+    """``tidy`` helper: an order's ``identifiers`` sorted by value and an
+    authorization's ``challenges`` sorted by type.  A CA may list both in
+    any order (Pebble shuffles them on purpose); sorted, two runs read the
+    same."""
+    if not isinstance(document, dict):
+        return document
+    document = dict(document)
+    if isinstance(document.get("challenges"), list):
+        document["challenges"] = sorted(document["challenges"], key=lambda c: str(c.get("type")))
+    if isinstance(document.get("identifiers"), list):
+        document["identifiers"] = sorted(document["identifiers"],
+                                         key=lambda i: (str(i.get("type")), str(i.get("value"))))
+    return document
+
+
+def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None) -> str:
+    """The text of one request/response pair (a ``requests.Response``).
+
+    ``tidy``, if given, is applied to the parsed JSON response body before
+    it is shown (e.g. :func:`sort_lists`)."""
     request = response.request
     lines = [f">>> {request.method} {request.url}"]
     content_type = request.headers.get("Content-Type")
@@ -153,7 +172,8 @@ def exchange_text(response: Any, *, body_limit: int = 4000) -> str:
     if response.content:
         if "json" in content:
             try:
-                lines.append(json_text(response.json()))
+                document = response.json()
+                lines.append(json_text(tidy(document) if tidy else document))
             except ValueError:
                 lines.append(response.text[:body_limit])
         elif "pem" in content or content.startswith("text/"):
@@ -164,10 +184,10 @@ def exchange_text(response: Any, *, body_limit: int = 4000) -> str:
     return "\n".join(lines)
 
 
-def exchange(response: Any, title: str | None = None) -> Text:
+def exchange(response: Any, title: str | None = None, *, tidy: Any = None) -> Text:
     """Display one HTTP exchange: request line, decoded JWS body, status,
-    the ACME response headers and the JSON body."""
-    return Text(exchange_text(response), title)
+    the ACME response headers and the JSON body (see :func:`exchange_text`)."""
+    return Text(exchange_text(response, tidy=tidy), title)
 
 
 @dataclass
@@ -179,11 +199,13 @@ class Wire:
     ``requests.Session``, an :class:`acmelab.client.AcmeClient` or any
     object with a ``session`` attribute.
 
-    ``only`` keeps exchanges whose URL contains one of the given strings.
+    ``only`` keeps exchanges whose URL contains one of the given strings;
+    ``tidy`` is passed to :func:`exchange_text`.
     """
 
     target: Any
     only: Iterable[str] | None = None
+    tidy: Any = None
     exchanges: list[Any] = field(default_factory=list)
 
     def _session(self) -> Any:
@@ -209,13 +231,13 @@ class Wire:
 
     def text(self) -> str:
         separator = "\n" + "-" * 60 + "\n"
-        return separator.join(exchange_text(r) for r in self.exchanges) or "(no HTTP exchanges)"
+        return separator.join(exchange_text(r, tidy=self.tidy) for r in self.exchanges) or "(no HTTP exchanges)"
 
     def summary(self) -> Text:
         """One line per exchange: method, path, status."""
         lines = []
         for response in self.exchanges:
-            lines.append(f"{response.request.method:5} {response.request.path_url:30} -> {_reason(response)}")
+            lines.append(f"{response.request.method:5} {response.request.path_url} -> {_reason(response)}")
         return Text("\n".join(lines) or "(no HTTP exchanges)")
 
     def __repr__(self) -> str:

@@ -4,7 +4,7 @@
 # **Goal:** find every ACME endpoint from one URL (the **directory**), get an anti-replay
 # **nonce**, and know which directory to use for the lab, Let's Encrypt staging and production.
 #
-# **Needs:** the lab (started by `course.lab()` below if it is not running).
+# **Needs:** the lab (started by `course.target()` below if it is not running).
 #
 # **Previous:** [02 · The certificate key and the CSR](02_certificate_key_and_csr.ipynb) · **Next:** [04 · JWS: signing a request](04_jws.ipynb)
 
@@ -31,11 +31,11 @@ import requests
 
 from acmelab import course, display
 
-lab = course.lab()
+target = course.target()  # the lab unless ACMELAB_ACME says otherwise (notebook 00)
+trust = target.verify      # the lab's CA bundle: trusted explicitly, never verify=False
 session = requests.Session()
-trust = lab.ca_bundle  # trust the lab's CA explicitly (verify=trust); never verify=False
 
-response = session.get(lab.directory_url, verify=trust, timeout=10)
+response = session.get(target.directory_url, verify=trust, timeout=10)
 display.exchange(response, title="GET the directory")
 
 # %% [markdown]
@@ -109,7 +109,7 @@ print("terms:     ", client.terms_of_service)
 
 # %%
 nonce = client.transport.new_nonce()
-print("fresh nonce from the client:", nonce)
+print("the client's fresh nonce:", nonce)
 
 # %% [markdown]
 # ## Summary

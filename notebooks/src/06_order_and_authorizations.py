@@ -1,0 +1,154 @@
+# %% [markdown]
+# # 06 · The order and its authorizations
+#
+# **Goal:** ask the CA for a certificate covering several names (a **new order**), and read
+# what it answers: one **authorization** per name, each offering **challenges** — the ways we
+# may prove that we control that name.
+#
+# **Needs:** the lab (started if needed) and the course's account from
+# [05](05_account.ipynb) (created now if it is missing).
+#
+# **Previous:** [05 · The account](05_account.ipynb) · **Next:** 07 · The DNS challenge (07_dns_challenge.ipynb)
+
+# %% [markdown]
+# ## Orders, authorizations, challenges
+#
+# An **order** (RFC 8555 §7.1.3) is a request for one certificate: the list of identifiers
+# (DNS names) it should contain. The CA answers with one **authorization** per identifier
+# (§7.1.4) — "prove you control this name" — and each authorization offers a few
+# **challenges** (§8): `http-01` (a file on a web server), `tls-alpn-01` (a special TLS
+# certificate), `dns-01` (a TXT record). Completing *one* challenge per authorization is
+# enough. When every authorization is `valid`, the order becomes `ready`, and we may
+# *finalize* it with the CSR (notebook 08).
+#
+# ```mermaid
+# stateDiagram-v2
+#     state "order" as O {
+#         [*] --> pending
+#         pending --> ready: every authorization valid
+#         ready --> processing: finalize (CSR)
+#         processing --> valid: certificate issued
+#         pending --> invalid: an authorization failed
+#     }
+#     state "authorization (one per name)" as A {
+#         [*] --> a_pending
+#         a_pending --> a_valid: one challenge valid
+#         a_pending --> a_invalid: challenge failed
+#         a_valid --> deactivated: client gives it up
+#     }
+# ```
+
+# %%
+from acmelab import course, display
+
+client = course.account_client()  # the course's account, from notebook 05
+names = course.names()
+print("account:", client.fetch_account().status)
+print("names:  ", names)
+
+# %% [markdown]
+# ## The new order
+#
+# `newOrder` is a POST (signed with `kid`) whose payload lists the identifiers. The answer is
+# `201 Created` with the order's URL in `Location`, and the order itself: its `status`, when it
+# `expires` if we do nothing, the `authorizations` to satisfy, and the `finalize` URL for later.
+# (The CA may list the identifiers in any order — Pebble shuffles them on purpose — so the
+# display sorts them: `tidy=display.sort_lists`.)
+
+# %%
+with display.Wire(client, tidy=display.sort_lists) as wire:
+    order = client.new_order(names)
+wire
+
+# %%
+course.remember(order_url=order.url)  # notebook 07 picks the order up from here
+print("order status:  ", order.status)
+print("identifiers:   ", sorted(order.names))
+print("authorizations:", len(order.authorizations))
+
+# %% [markdown]
+# Let's Encrypt may **reuse** authorizations that your account completed recently for the same
+# name; then they arrive already `valid`, and the order may even be `ready` at once. A client
+# must therefore always look at each authorization's status before answering challenges. The
+# course's lab turns reuse off, so that every run shows the same, complete flow.
+
+# %% [markdown]
+# ## The authorizations
+#
+# Each authorization is read with a POST-as-GET. The CA may list authorizations, and the
+# challenges inside each, in any order — Pebble shuffles them on purpose, so that clients do
+# not depend on an order — so we sort them by name and by challenge type. Every challenge has
+# its own URL and a random **token**, the CA's half of the proof:
+
+# %%
+authorizations = sorted((client.fetch_authorization(url) for url in order.authorizations),
+                        key=lambda authorization: authorization.name)
+rows = []
+for authorization in authorizations:
+    for challenge in sorted(authorization.challenges, key=lambda c: c.type):
+        rows.append([authorization.name, authorization.status, challenge.type, challenge.status,
+                     f"{len(challenge.token)} characters"])
+display.table(rows, header=["identifier", "authorization", "challenge", "status", "token"])
+
+# %% [markdown]
+# Here is the first one on the wire (challenges sorted by type for display):
+
+# %%
+with display.Wire(client, tidy=display.sort_lists) as wire:
+    client.fetch_authorization(authorizations[0].url)
+wire
+
+# %% [markdown]
+# ## Which challenge, and what it will take
+#
+# Our names are served by Alibaba Cloud CDN and API Gateway: we cannot put files on those
+# servers before they have a certificate, but we do control the DNS zone. So we pick `dns-01`
+# for every authorization. Answering it (notebook 07) means publishing a TXT record at
+# `_acme-challenge.<name>` whose value is derived from the token and our account key's
+# thumbprint (the *key authorization*):
+
+# %%
+for authorization in authorizations:
+    challenge = authorization.challenge("dns-01")
+    print(f"{authorization.name:18} TXT at {client.dns01_name(authorization)}")
+    print(f"{'':18} value: {len(client.dns01_txt_value(challenge))} characters of base64url")
+
+# %% [markdown]
+# ## A wildcard order
+#
+# A wildcard name is ordered as written, `*.example.com`; its authorization is for the base
+# name, `example.com`, with `"wildcard": true` — and the CA offers **only `dns-01`**, since a
+# web server cannot prove control of every possible subdomain. We do not need this order, so
+# we give its authorization up right away (**deactivate** it, §7.5.2); the order can then
+# never be finalized.
+
+# %%
+wildcard_order = client.new_order([f"*.{course.target().domain}"])
+wildcard = client.fetch_authorization(wildcard_order.authorizations[0])
+print("identifier:", wildcard.identifier, "wildcard:", wildcard.wildcard)
+print("offered:   ", sorted(c.type for c in wildcard.challenges))
+
+gone = client.deactivate_authorization(wildcard.url)
+print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_order.url).status)
+
+# %% [markdown]
+# ## Summary
+#
+# * `newOrder` lists the names; the answer (`201`, `Location`) has one authorization per name
+#   and a `finalize` URL for later.
+# * Each authorization offers challenges; one valid challenge makes it valid. Check statuses:
+#   a CA may reuse valid authorizations.
+# * For CDN and API Gateway we use `dns-01`: a TXT record at `_acme-challenge.<name>`. Wildcards
+#   can only be proven with `dns-01`.
+# * The order URL is saved in the course folder; notebook 07 answers its challenges.
+#
+# ## Exercises
+#
+# 1. Order a name the lab's CA refuses, such as `localhost` or `example..com`. Which problem
+#    type comes back, and is it raised before or after sending?
+# 2. Fetch the order again with `client.fetch_order(order.url)`: what changed after we read
+#    the authorizations? (Nothing should — reading is not answering.)
+# 3. Order `example.com` *and* `*.example.com` together. How many authorizations are there, and
+#    why are two TXT values needed at the same name `_acme-challenge.example.com`?
+#
+# **Previous:** [05 · The account](05_account.ipynb) · **Next:** 07 · The DNS challenge (07_dns_challenge.ipynb)
