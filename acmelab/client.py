@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from acmelab import USER_AGENT, jws, keys
+from acmelab.dns import validation_name
 from acmelab.errors import (
     AcmeProblem,
     BadNonce,
@@ -307,9 +308,9 @@ class AcmeTransport:
             )
 
     def get(self, url: str) -> AcmeResponse:
-        """Unauthenticated GET (only the directory, RFC 8555 §7.1.1, and
-        alternates outside ACME use it).  Raises NetworkError, AcmeProblem,
-        ProtocolError."""
+        """Unauthenticated GET -- in ACME only the directory (RFC 8555
+        §7.1.1); everything else is POST-as-GET (§6.3).  Raises
+        NetworkError, AcmeProblem, ProtocolError."""
         response = self._send("GET", url, retry_always=True)
         self.raise_for_problem(response)
         return response
@@ -641,7 +642,8 @@ class AcmeClient:
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  user_agent: str = USER_AGENT) -> None:
         if not isinstance(directory_url, str) or not directory_url.startswith(("https://", "http://")):
-            raise InputError(f"the directory URL must be an https:// URL, not {directory_url!r}")
+            raise InputError(f"the directory URL must be an https:// URL (http:// for local stubs), "
+                             f"not {directory_url!r}")
         keys.jws_algorithm(account_key)  # InputError for an unsupported key
         self.directory_url = directory_url
         self.account_key = account_key
@@ -668,7 +670,7 @@ class AcmeClient:
         """HTTP requests sent to the ACME server so far (all kinds)."""
         return self.transport.request_count
 
-    # -- helpers: the two kinds of signed request ---------------------------
+    # -- helpers: requests signed by the account key (kid) -------------------
     def _kid(self) -> str:
         if not self.account_url:
             raise InputError("no account yet: call new_account() or find_account() first")
@@ -679,7 +681,7 @@ class AcmeClient:
         """A request signed by the account key with ``kid`` (§6.2)."""
         self.directory  # the newNonce URL, should no nonce be in hand
         return self.transport.post(url, payload, self.account_key, kid=self._kid(),
-                                              idempotent=idempotent, accept=accept)
+                                   idempotent=idempotent, accept=accept)
 
     def _post_as_get(self, url: str, *, accept: str | None = None) -> AcmeResponse:
         """POST-as-GET (§6.3): a signed POST with an empty payload."""
@@ -866,11 +868,9 @@ class AcmeClient:
         """Where the dns-01 TXT record goes: ``_acme-challenge.<domain>``
         (§8.4); a wildcard ``*.example.com`` validates at
         ``_acme-challenge.example.com``."""
-        name = authorization.identifier.get("value", "") if isinstance(authorization, Authorization) \
-            else authorization
-        if name.startswith("*."):
-            name = name[2:]
-        return f"_acme-challenge.{name.rstrip('.')}"
+        if isinstance(authorization, Authorization):
+            return validation_name(authorization.identifier.get("value", ""))
+        return validation_name(authorization)
 
     def http01_body(self, challenge: Challenge | str) -> str:
         """The body to serve at ``/.well-known/acme-challenge/<token>`` for
