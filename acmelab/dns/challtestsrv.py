@@ -12,6 +12,7 @@ the name and publishes the remaining values again.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import dns.exception
@@ -42,6 +43,8 @@ class ChallTestSrvProvider:
         self.server = challtestsrv if isinstance(challtestsrv, ChallTestSrv) else ChallTestSrv(challtestsrv)
         self.dns_server = dns_server
         self._published: dict[str, list[str]] = {}
+        # cleanup is clear-then-set-again: one name at a time across threads
+        self._lock = threading.Lock()
 
     @classmethod
     def for_lab(cls, info: object) -> "ChallTestSrvProvider":
@@ -58,26 +61,28 @@ class ChallTestSrvProvider:
 
     def present(self, name: str, value: str) -> None:
         """Add TXT ``value`` at ``name`` (other values stay).  Raises DnsError."""
-        try:
-            self.server.set_txt(name, value)
-        except LabError as error:
-            raise DnsError(f"could not publish TXT at {name}: {error}") from error
-        self._published.setdefault(name.rstrip("."), []).append(value)
+        with self._lock:
+            try:
+                self.server.set_txt(name, value)
+            except LabError as error:
+                raise DnsError(f"could not publish TXT at {name}: {error}") from error
+            self._published.setdefault(name.rstrip("."), []).append(value)
 
     def cleanup(self, name: str, value: str) -> None:
         """Remove TXT ``value`` at ``name`` and keep the name's other values.
         Removing a value that is not published does nothing.  Raises DnsError."""
         name = name.rstrip(".")
-        values = self._published.get(name, [])
-        if value not in values:
-            return
-        values.remove(value)
-        try:
-            self.server.replace_txt(name, values)
-        except LabError as error:
-            raise DnsError(f"could not remove TXT at {name}: {error}") from error
-        if not values:
-            self._published.pop(name, None)
+        with self._lock:
+            values = self._published.get(name, [])
+            if value not in values:
+                return
+            values.remove(value)
+            try:
+                self.server.replace_txt(name, values)
+            except LabError as error:
+                raise DnsError(f"could not remove TXT at {name}: {error}") from error
+            if not values:
+                self._published.pop(name, None)
 
     def txt_values(self, name: str) -> list[str]:
         """The TXT values the DNS server answers for ``name`` now (one UDP
