@@ -551,7 +551,7 @@ def pending_order(client):
     Returns:
         :class:`acmelab.client.Order` with status ``pending``.
     """
-    from acmelab.errors import AcmeProblem
+    from acmelab.errors import AcmeProblem, ProtocolError
 
     url = recall("order_url")
     if url:
@@ -560,8 +560,8 @@ def pending_order(client):
             if order.status == "pending" and all(
                     client.fetch_authorization(a).status == "pending" for a in order.authorizations):
                 return order
-        except AcmeProblem:
-            pass  # an order of an earlier lab (Pebble forgets everything when it stops)
+        except (AcmeProblem, ProtocolError):
+            pass  # an order of an earlier lab (Pebble forgets everything when it stops: 404)
     order = client.new_order(names())
     remember(order_url=order.url)
     return order
@@ -578,7 +578,7 @@ def ready_order(client, dns=None):
         ChallengeFailed, DnsError, AcmeProblem, PollTimeout.
     """
     from acmelab.dns import validation_name
-    from acmelab.errors import AcmeProblem
+    from acmelab.errors import AcmeProblem, ProtocolError
 
     url = recall("order_url")
     if url:
@@ -586,8 +586,8 @@ def ready_order(client, dns=None):
             order = client.fetch_order(url)
             if order.status == "ready":
                 return order
-        except AcmeProblem:
-            pass
+        except (AcmeProblem, ProtocolError):
+            pass  # an order of an earlier lab (404)
     dns = dns if dns is not None else dns_provider()
     order = client.new_order(names())
     remember(order_url=order.url)
