@@ -1,0 +1,265 @@
+"""End to end: ``acmelab apply`` on 100 services against the lab.
+
+Everything is real: Pebble issues, DNS-01 goes through the lab's Alibaba
+Cloud DNS endpoint (names under its seeded zones ``shopNN.example``), the
+certificates are installed on the lab's CDN and API Gateway through the
+signed API, and every install is proven by a TLS handshake on the lab's
+edge ports.  The command runs in-process through ``cli.main(argv)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from aliyunsdkalidns.request.v20150109.DescribeDomainRecordsRequest import DescribeDomainRecordsRequest
+from cryptography import x509
+
+from acmelab import cli, keys
+from acmelab.deploy import apigateway, cdn, lab_client, verify
+
+pytestmark = pytest.mark.lab
+
+RUN = uuid.uuid4().hex[:6]
+SERVICES = 100
+API_SERVICES = 10          # the last ten go to API Gateway, the rest to CDN
+ZONES = [f"shop{n:02d}.example" for n in range(1, 20)]
+
+
+def service_domain(prefix: str, number: int) -> str:
+    return f"{prefix}{number:03d}-{RUN}.{ZONES[number % len(ZONES)]}"
+
+
+def write_services(path: Path, prefix: str, count: int, *, group_id: str | None = None,
+                   api_services: int = 0) -> list[dict]:
+    """A services file: ``count`` services, one name each, dns-01 via alidns."""
+    lines = ['[defaults]', 'dns = "alidns"', 'key_type = "ec256"', '']
+    services = []
+    for number in range(count):
+        domain = service_domain(prefix, number)
+        lines += ['[[service]]', f'domains = ["{domain}"]']
+        if number >= count - api_services:
+            lines.append(f'apigateway = {{ group_id = "{group_id}", domain = "{domain}" }}')
+            services.append({"name": domain, "product": "apigateway", "group_id": group_id})
+        else:
+            lines.append(f'cdn = "{domain}"')
+            services.append({"name": domain, "product": "cdn"})
+        if number == 0:
+            lines.append("cas = true")
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return services
+
+
+def prepare_targets(lab, services: list[dict]) -> None:
+    """Create the CDN domains and bind the API Gateway domains (real actions)."""
+    client = lab_client(lab)
+    for service in services:
+        if service["product"] == "cdn":
+            cdn.add_cdn_domain(client, service["name"])
+        else:
+            apigateway.set_domain(client, service["group_id"], service["name"])
+
+
+def acme_txt_records(lab, marker: str) -> list[dict]:
+    """TXT records under ``_acme-challenge`` whose name contains ``marker``, in
+    every seeded zone (DescribeDomainRecords through the SDK, all pages)."""
+    client = lab_client(lab)
+    found = []
+    for zone in ZONES:
+        page = 1
+        while True:
+            request = DescribeDomainRecordsRequest()
+            request.set_DomainName(zone)
+            request.set_TypeKeyWord("TXT")
+            request.set_PageNumber(page)
+            request.set_PageSize(500)
+            answer = client.send(request)
+            records = answer["DomainRecords"]["Record"]
+            found += [r for r in records if r["RR"].startswith("_acme-challenge") and marker in r["RR"]]
+            if not records or page * 500 >= int(answer["TotalCount"]):
+                break
+            page += 1
+    return found
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def assert_state_files_parse(state_dir: Path) -> int:
+    """Every key and chain file of every version directory parses; key 0600;
+    no temporary file is left.  Returns how many versions were checked."""
+    checked = 0
+    for meta in (state_dir / "certificates").glob("*/meta.json"):
+        json.loads(meta.read_text())
+    for version in (state_dir / "certificates").glob("*/*/"):
+        if version.is_symlink():
+            continue
+        key = version / "privkey.pem"
+        keys.load_private_key(key)
+        assert key.stat().st_mode & 0o777 == 0o600
+        chain = x509.load_pem_x509_certificates((version / "fullchain.pem").read_bytes())
+        assert len(chain) >= 2
+        checked += 1
+    assert not list(state_dir.rglob("*.tmp")), "a temporary file was left behind"
+    return checked
+
+
+@pytest.fixture(scope="module")
+def api_group(lab) -> str:
+    return apigateway.create_api_group(lab_client(lab), f"cli_{RUN}")
+
+
+def test_apply_100_services_then_nothing_then_renew_all(lab, tmp_path, capsys, api_group):
+    services_file = tmp_path / "services.toml"
+    services = write_services(services_file, "svc", SERVICES, group_id=api_group, api_services=API_SERVICES)
+    prepare_targets(lab, services)
+    common = ["--lab-dir", str(lab.run_dir), "--state-dir", str(tmp_path / "state"), "--json"]
+
+    # 1. everything issued, installed and verified by a handshake
+    started = time.monotonic()
+    code, first = run_cli(capsys, "apply", str(services_file), *common)
+    first_seconds = time.monotonic() - started
+    assert code == cli.EXIT_OK, [s for s in first["services"] if s["status"] != "issued"][:3]
+    assert first["counts"] == {"issued": SERVICES}
+    by_name = {s["name"]: s for s in first["services"]}
+    for service in services:
+        result = by_name[service["name"]]
+        target = (f"cdn:{service['name']}" if service["product"] == "cdn"
+                  else f"apigateway:{api_group}/{service['name']}")
+        assert result["installed"][0] == target
+        assert target in result["verified"]
+    assert by_name[services[0]["name"]]["installed"] == [f"cdn:{services[0]['name']}", "cas"]
+    # our own handshake with each edge: the served serial is the stored one
+    roots = lab.roots()
+    for service in services:
+        port = lab.cdn_edge_port if service["product"] == "cdn" else lab.apigateway_edge_port
+        served = verify(service["name"], host="127.0.0.1", port=port, root_pem=roots)
+        assert served.serial_hex == by_name[service["name"]]["serial_hex"]
+    assert assert_state_files_parse(tmp_path / "state") == SERVICES
+    assert acme_txt_records(lab, RUN) == []
+
+    # 2. run again: nothing is due, nothing is installed, everything verified
+    code, second = run_cli(capsys, "apply", str(services_file), *common)
+    assert code == cli.EXIT_OK
+    assert second["counts"] == {"unchanged": SERVICES}
+    assert all(s["installed"] == [] and len(s["verified"]) == 1 for s in second["services"])
+    assert {s["name"]: s["serial_hex"] for s in second["services"]} == \
+        {name: s["serial_hex"] for name, s in by_name.items()}
+
+    # 3. move the clock to one day before expiry: everything renewed and re-installed
+    not_after = dt.datetime.fromisoformat(first["services"][0]["not_after"])
+    later = (not_after - dt.timedelta(days=1)).isoformat()
+    code, third = run_cli(capsys, "apply", str(services_file), *common, "--now", later)
+    assert code == cli.EXIT_OK
+    assert third["counts"] == {"renewed": SERVICES}
+    for result in third["services"]:
+        assert result["serial_hex"] != by_name[result["name"]]["serial_hex"]
+        assert result["verified"] and result["installed"][0] in result["verified"]
+    assert acme_txt_records(lab, RUN) == []
+    print(f"\n100 services: first apply {first_seconds:.1f} s")
+
+
+def test_renew_follows_threshold_and_reinstalls(lab, tmp_path, capsys, api_group):
+    """``acmelab renew`` works from the state directory alone: it renews by
+    threshold and installs where the old certificate was installed."""
+    services_file = tmp_path / "services.toml"
+    services = write_services(services_file, "rnw", 3)
+    prepare_targets(lab, services)
+    common = ["--lab-dir", str(lab.run_dir), "--state-dir", str(tmp_path / "state"), "--json"]
+    code, first = run_cli(capsys, "apply", str(services_file), *common)
+    assert code == 0 and first["counts"] == {"issued": 3}
+
+    code, same = run_cli(capsys, "renew", *common)                 # default: a third of the lifetime
+    assert code == 0 and same["counts"] == {"unchanged": 3}
+    code, renewed = run_cli(capsys, "renew", *common, "--threshold", "99999d")
+    assert code == 0 and renewed["counts"] == {"renewed": 3}
+    for result in renewed["services"]:
+        assert result["installed"][0] == f"cdn:{result['name']}"       # (and "cas" for the first)
+        assert result["verified"] == [f"cdn:{result['name']}"]
+    # half-way through the lifetime: not due by default (a third), due with 0.5
+    meta = json.loads((tmp_path / "state" / "certificates" / services[0]["name"] / "meta.json").read_text())
+    not_before, not_after = (dt.datetime.fromisoformat(meta[k]) for k in ("not_before", "not_after"))
+    halfway = (not_before + (not_after - not_before) / 2 + dt.timedelta(days=1)).isoformat()
+    only = ["--name", services[0]["name"], "--now", halfway]
+    code, default = run_cli(capsys, "renew", *common, *only)
+    assert code == 0 and [s["status"] for s in default["services"]] == ["unchanged"]
+    code, fraction = run_cli(capsys, "renew", *common, *only, "--threshold", "0.5")
+    assert code == 0 and [s["status"] for s in fraction["services"]] == ["renewed"]
+
+
+def test_one_failing_service_does_not_stop_the_others(lab, tmp_path, capsys):
+    services_file = tmp_path / "services.toml"
+    good = service_domain("ok", 1)
+    cdn.add_cdn_domain(lab_client(lab), good)
+    services_file.write_text(
+        '[[service]]\n'
+        f'domains = ["{good}"]\ndns = "alidns"\ncdn = "{good}"\n\n'
+        '[[service]]\n'   # a CDN domain the account does not have
+        f'domains = ["{service_domain("bad", 2)}"]\ndns = "alidns"\ncdn = "{service_domain("bad", 2)}"\n\n'
+        '[[service]]\n'   # a name in no zone of the account
+        f'domains = ["nozone-{RUN}.invalid-zone.test"]\ndns = "alidns"\n')
+    code, result = run_cli(capsys, "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+                           "--state-dir", str(tmp_path / "state"), "--json")
+    assert code == cli.EXIT_ERROR
+    statuses = {s["name"]: s for s in result["services"]}
+    assert statuses[good]["status"] == "issued" and statuses[good]["verified"] == [f"cdn:{good}"]
+    bad = statuses[service_domain("bad", 2)]
+    assert bad["status"] == "failed" and "InvalidDomain.NotFound" in bad["error"]
+    # the certificate was issued and kept; only the install failed
+    assert bad["serial_hex"]
+    nozone = statuses[f"nozone-{RUN}.invalid-zone.test"]
+    assert nozone["status"] == "failed" and "no zone" in nozone["error"]
+    assert acme_txt_records(lab, RUN) == []
+
+
+def test_sigint_mid_run_then_rerun_completes(lab, tmp_path, capsys):
+    count = 60
+    services_file = tmp_path / "services.toml"
+    services = write_services(services_file, "int", count)
+    prepare_targets(lab, services)
+    state_dir = tmp_path / "state"
+    argv = [sys.executable, "-m", "acmelab.cli", "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+            "--state-dir", str(state_dir), "--json", "--concurrency", "2"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(state_dir.glob("certificates/*/meta.json"))) < 5:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == cli.EXIT_INTERRUPTED, err
+    interrupted = json.loads(out)
+    done = [s for s in interrupted["services"] if s["status"] == "issued"]
+    assert 5 <= len(done) < count
+    assert interrupted["counts"].get("interrupted", 0) > 0
+    assert "interrupted" in err
+    # nothing corrupt, no TXT record left at the endpoint
+    assert_state_files_parse(state_dir)
+    assert acme_txt_records(lab, RUN) == []
+
+    code, rerun = run_cli(capsys, "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+                          "--state-dir", str(state_dir), "--json")
+    assert code == cli.EXIT_OK, rerun["counts"]
+    statuses = {s["name"]: s["status"] for s in rerun["services"]}
+    assert all(statuses[s["name"]] == "unchanged" for s in done)
+    assert set(statuses.values()) <= {"unchanged", "issued"}
+    assert all(s["verified"] for s in rerun["services"])
+    assert assert_state_files_parse(state_dir) == count
+    assert acme_txt_records(lab, RUN) == []
