@@ -76,12 +76,15 @@ class ChallTestSrvProvider:
             values = self._published.get(name, [])
             if value not in values:
                 return
-            values.remove(value)
+            remaining = list(values)
+            remaining.remove(value)
             try:
-                self.server.replace_txt(name, values)
-            except LabError as error:
+                self.server.replace_txt(name, remaining)
+            except LabError as error:  # still tracked, so a later cleanup can retry
                 raise DnsError(f"could not remove TXT at {name}: {error}") from error
-            if not values:
+            if remaining:
+                self._published[name] = remaining
+            else:
                 self._published.pop(name, None)
 
     def txt_values(self, name: str) -> list[str]:
