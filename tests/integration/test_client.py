@@ -354,3 +354,27 @@ def test_records_removed_on_failure(plain_lab, account_client):
         issue_certificate([domain], client=account_client, dns=dns)
     assert dns.published == {}
     assert dns.txt_values(f"_acme-challenge.{domain}") == []
+
+
+def test_challtestsrv_provider_keeps_other_values(plain_lab):
+    """Two TXT values on one name (wildcard + base): cleanup removes only
+    its own; wait_until_visible gives up with DnsError."""
+    from acmelab.errors import DnsError
+    dns = ChallTestSrvProvider.for_lab(plain_lab)
+    name = f"_acme-challenge.{_domain()}"
+    dns.present(name, "value-for-wildcard")
+    dns.present(name, "value-for-base")
+    try:
+        dns.wait_until_visible(name, "value-for-base", 5)
+        assert sorted(dns.txt_values(name)) == ["value-for-base", "value-for-wildcard"]
+        dns.cleanup(name, "value-for-wildcard")
+        assert dns.txt_values(name) == ["value-for-base"]
+        dns.cleanup(name, "not-published")  # nothing to do
+        assert dns.txt_values(name) == ["value-for-base"]
+        with pytest.raises(DnsError):
+            dns.wait_until_visible(name, "value-for-wildcard", 0.2)
+    finally:
+        dns.cleanup(name, "value-for-wildcard")
+        dns.cleanup(name, "value-for-base")
+    assert dns.txt_values(name) == []
+    assert dns.published == {}
