@@ -451,3 +451,46 @@ def _self_signed_pem() -> str:
                    .not_valid_before(now).not_valid_after(now + timedelta(days=1))
                    .sign(key, hashes.SHA256()))
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _answer(retry_after: str | None) -> "AcmeResponse":
+    from acmelab.client import AcmeResponse
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return AcmeResponse("u", 200, headers, b"{}")
+
+
+def test_poll_waits_retry_after_or_backoff(monkeypatch, client):
+    """Between fetches: Retry-After (seconds or HTTP-date) when sent, else a
+    back-off doubling from POLL_FIRST_DELAY."""
+    import acmelab.client as module
+    waits = []
+    monkeypatch.setattr(module.time, "sleep", waits.append)
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
+    answers = iter([("pending", None), ("pending", "2"), ("pending", later), ("pending", None),
+                    ("valid", None)])
+
+    def fetch(url):
+        status, retry_after = next(answers)
+        return Authorization(url, status, {"type": "dns", "value": "a.example"}), _answer(retry_after)
+
+    start = Authorization("u", "pending", {"type": "dns", "value": "a.example"})
+    final = client._poll(fetch, "u", start, {"valid"}, timeout=60)
+    assert final.status == "valid"
+    assert waits[0] == module.POLL_FIRST_DELAY
+    assert waits[1] == module.POLL_FIRST_DELAY * 2
+    assert waits[2] == 2.0
+    assert 18 <= waits[3] <= 20
+    assert waits[4] == module.POLL_FIRST_DELAY * 16
+
+
+def test_poll_timeout(monkeypatch, client):
+    """A Retry-After beyond the deadline: PollTimeout, without waiting it out."""
+    import acmelab.client as module
+    from acmelab.errors import PollTimeout
+    monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
+
+    def fetch(url):
+        return Authorization(url, "pending", {"type": "dns", "value": "a.example"}), _answer("3600")
+
+    with pytest.raises(PollTimeout, match="pending"):
+        client._poll(fetch, "u", Authorization("u", "pending", {}), {"valid"}, timeout=10)
