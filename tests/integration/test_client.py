@@ -187,6 +187,9 @@ def test_preferred_chain(lab_factory):
     assert len(roots) == 3
     for chain in chains:
         root = next(r for r in roots if r.subject == chain.top.issuer)
+        # each certificate is signed by the next, the topmost by a Pebble root
+        for certificate, issuer in zip(chain.certificates, chain.certificates[1:] + [root]):
+            certificate.verify_directly_issued_by(issuer)
         root_cn = root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
         assert chain_matches(client.download_preferred_chain(order, root_cn), root_cn, issuer=True)
     # an unknown name: the default chain
