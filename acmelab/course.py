@@ -610,3 +610,52 @@ def ready_order(client, dns=None):
         for name, value in reversed(published):
             dns.cleanup(name, value)
     return client.poll_order(order.url, until=("ready", "invalid"))
+
+
+def pending_order(acme, certificate_names: list[str] | None = None):
+    """The order notebook 06 saved (``order_url``) if it can still be
+    completed -- status ``pending`` or ``ready``, for the same names --
+    otherwise a new order (RFC 8555 §7.4) for ``certificate_names`` (default
+    :func:`names`), whose URL is then remembered.
+
+    A lab restart forgets every order, so after one a new order is made.
+
+    Args:
+        acme: an :class:`acmelab.client.AcmeClient` with its account
+            (:func:`account_client`).
+
+    Returns:
+        :class:`acmelab.client.Order`.
+    """
+    from acmelab.errors import AcmeProblem, ProtocolError
+
+    wanted = sorted(certificate_names or names())
+    url = recall("order_url")
+    if url:
+        try:
+            order = acme.fetch_order(url)
+        except (AcmeProblem, ProtocolError):  # unknown to this server (e.g. after a lab restart)
+            order = None
+        if order is not None and order.status in ("pending", "ready") and sorted(order.names) == wanted:
+            return order
+    order = acme.new_order(wanted)
+    remember(order_url=order.url)
+    return order
+
+
+def dns_provider(**options: Any):
+    """The Alibaba Cloud DNS provider for the current target
+    (:class:`acmelab.dns.alidns.AlidnsProvider`): in the lab, the lab's
+    endpoint, access key and mock DNS server (CA bundle trusted explicitly);
+    otherwise Alibaba Cloud itself with the access key from
+    ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``.
+
+    Raises:
+        InputError: no access key configured outside the lab.
+    """
+    from acmelab.dns.alidns import AlidnsProvider
+
+    chosen = target()
+    if chosen.environment == "lab":
+        return AlidnsProvider.for_lab(chosen.lab, **options)
+    return AlidnsProvider(**options)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -93,8 +94,11 @@ def clean_metadata(notebook: Any) -> None:
     notebook.metadata.pop("widgets", None)
 
 
-def execute(path: Path, timeout: int) -> tuple[Any, float, str | None]:
-    """Execute one notebook; returns ``(executed notebook, seconds, error or None)``."""
+def execute(path: Path, timeout: int, kernel_log: Path | None = None) -> tuple[Any, float, str | None]:
+    """Execute one notebook; returns ``(executed notebook, seconds, error or None)``.
+
+    The kernel's own stderr (ipykernel warnings, crashes) goes to
+    ``kernel_log`` (default: discarded), not into the notebook."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -104,13 +108,16 @@ def execute(path: Path, timeout: int) -> tuple[Any, float, str | None]:
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     started = time.perf_counter()
     error = None
+    log = open(kernel_log, "wb") if kernel_log else open(os.devnull, "wb")
     try:
-        client.execute()
+        client.execute(stderr=log)
     except CellExecutionError as exc:
         error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         error = f"{error}\n{_failing_cell(notebook)}"
     except Exception as exc:  # kernel died, timeout: report, do not hide
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        log.close()
     clean_metadata(notebook)
     return notebook, time.perf_counter() - started, error
 
@@ -169,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     if options.out:
         options.out.mkdir(parents=True, exist_ok=True)
 
+    logs = (options.out or Path(tempfile.mkdtemp(prefix="acmelab-series-"))) / "kernel-logs"
+    logs.mkdir(parents=True, exist_ok=True)
     total = 0.0
     failed = False
     try:
         for path in paths:
-            notebook, seconds, error = execute(path, options.timeout)
+            notebook, seconds, error = execute(path, options.timeout, logs / f"{path.stem}.log")
             total += seconds
             problems = leaks(notebook, [secret])
             if options.out:
@@ -187,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 for line in ([error] if error else []) + problems:
                     print(f"         {line}", file=sys.stderr)
+                print(f"         kernel log: {logs / (path.stem + '.log')}", file=sys.stderr)
                 break
     finally:
         if uses_lab and not was_running:

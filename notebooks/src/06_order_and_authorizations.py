@@ -8,7 +8,7 @@
 # **Needs:** the lab (started if needed) and the course's account from
 # [05](05_account.ipynb) (created now if it is missing).
 #
-# **Previous:** [05 · The account](05_account.ipynb) · **Next:** 07 · The DNS challenge (07_dns_challenge.ipynb)
+# **Previous:** [05 · The account](05_account.ipynb) · **Next:** [07 · The DNS challenge](07_dns_challenge.ipynb)
 
 # %% [markdown]
 # ## Orders, authorizations, challenges
@@ -151,4 +151,4 @@ print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_ord
 # 3. Order `example.com` *and* `*.example.com` together. How many authorizations are there, and
 #    why are two TXT values needed at the same name `_acme-challenge.example.com`?
 #
-# **Previous:** [05 · The account](05_account.ipynb) · **Next:** 07 · The DNS challenge (07_dns_challenge.ipynb)
+# **Previous:** [05 · The account](05_account.ipynb) · **Next:** [07 · The DNS challenge](07_dns_challenge.ipynb)
