@@ -1,0 +1,102 @@
+"""acmelab.course: the course's working directory (no lab needed: the target
+is pointed at Let's Encrypt staging, which is never contacted here)."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from acmelab import course, keys
+from acmelab.csr import inspect_csr
+from acmelab.errors import InputError
+
+
+@pytest.fixture()
+def staging(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACMELAB_COURSE_DIR", str(tmp_path / "course"))
+    monkeypatch.setenv("ACMELAB_ACME", "staging")
+    monkeypatch.setenv("ACMELAB_DOMAIN", "Example.ORG.")
+    monkeypatch.delenv("ACMELAB_CONTACT", raising=False)
+    return tmp_path / "course"
+
+
+def test_target_staging_names_and_folder(staging):
+    target = course.target()
+    assert target.environment == "staging"
+    assert target.directory_url == course.LETSENCRYPT_STAGING
+    assert target.verify is True
+    assert target.domain == "example.org"
+    assert course.names() == ["api.example.org", "cdn.example.org"]
+    assert course.directory() == staging / "staging"
+    assert stat.S_IMODE(course.directory().stat().st_mode) == 0o700
+
+
+def test_account_key_is_made_once_0600_and_never_replaced(staging):
+    first = course.account_key()
+    path = course.account_key_path()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    before = path.read_bytes()
+    again = course.account_key("rsa2048")  # a saved key wins over the requested type
+    assert keys.thumbprint(again) == keys.thumbprint(first)
+    assert keys.key_type_of(again) == "ec256"
+    assert path.read_bytes() == before
+
+
+def test_certificate_key_and_csr_are_separate_and_follow_the_names(staging):
+    key = course.certificate_key()
+    assert keys.thumbprint(key) != keys.thumbprint(course.account_key())
+    request = course.csr()
+    info = inspect_csr(request)
+    assert info.names == ["api.example.org", "cdn.example.org"]
+    assert info.signature_valid
+    assert keys.thumbprint(request.public_key()) == keys.thumbprint(key)
+    saved = course.csr_path().read_bytes()
+    assert inspect_csr(course.csr()).names == info.names and course.csr_path().read_bytes() == saved
+    other = course.csr(certificate_names=["www.example.org"])  # other names: a new CSR, same key
+    assert inspect_csr(other).names == ["www.example.org"]
+    assert keys.thumbprint(other.public_key()) == keys.thumbprint(key)
+    assert stat.S_IMODE(course.certificate_key_path().stat().st_mode) == 0o600
+
+
+def test_remember_and_recall(staging):
+    assert course.recall("order_url") is None
+    course.remember(order_url="https://example.org/order/1", count=2)
+    course.remember(count=3)
+    assert course.recall("order_url") == "https://example.org/order/1"
+    assert course.load_state() == {"count": 3, "order_url": "https://example.org/order/1"}
+    course.state_path().write_text("{not json")
+    with pytest.raises(InputError):
+        course.load_state()
+
+
+def test_relative_paths_for_printing(staging):
+    assert course.relative(course.account_key_path()) == "course/staging/account.key"
+    assert course.relative(staging.parent / "elsewhere") == str(staging.parent / "elsewhere")
+
+
+@pytest.mark.parametrize("environment, message", [
+    ({"ACMELAB_ACME": "production"}, "ACMELAB_PRODUCTION=yes"),
+    ({"ACMELAB_ACME": "http://insecure.example/directory"}, "https://"),
+    ({"ACMELAB_ACME": "staging", "ACMELAB_DOMAIN": ""}, "ACMELAB_DOMAIN"),
+])
+def test_bad_targets_are_refused(staging, monkeypatch, environment, message):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=message):
+        course.target()
+
+
+def test_production_with_opt_in_and_contact(staging, monkeypatch):
+    monkeypatch.setenv("ACMELAB_ACME", "production")
+    monkeypatch.setenv("ACMELAB_PRODUCTION", "yes")
+    monkeypatch.setenv("ACMELAB_CONTACT", "admin@example.org")
+    target = course.target()
+    assert (target.environment, target.directory_url) == ("production", course.LETSENCRYPT_PRODUCTION)
+    assert target.contact == ["mailto:admin@example.org"]
+
+
+def test_certificate_labels_must_be_plain_folder_names(staging):
+    for label in ("", "../x", ".hidden", "a/b"):
+        with pytest.raises(InputError):
+            course.certificate_directory(label)
