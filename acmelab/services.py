@@ -427,13 +427,21 @@ class Environment:
         return target.domain, 443
 
 
-class _CancellableDns:
-    """Wraps a DnsProvider so that publishing stops once ``cancel`` is set;
-    ``cleanup`` always runs (issue_certificate removes what was published)."""
+class _ServiceDns:
+    """The DnsProvider one service issues with: publishing stops once
+    ``cancel`` is set (``cleanup`` always runs; issue_certificate removes
+    what was published), and every record is noted in the state directory
+    before it is published and forgotten once removed, so a run killed
+    outright leaves a list the next run cleans up (:func:`_remove_leftovers`)."""
 
-    def __init__(self, provider: Any, cancel: threading.Event | None) -> None:
+    def __init__(self, provider: Any, kind: str, state: StateDir, service: str,
+                 cancel: threading.Event | None) -> None:
         self.provider = provider
+        self.kind = kind
+        self.state = state
+        self.service = service
         self.cancel = cancel
+        self._lock = threading.Lock()
         if hasattr(provider, "wait_until_visible"):
             self.wait_until_visible = self._wait_until_visible
 
@@ -441,17 +449,43 @@ class _CancellableDns:
         if self.cancel is not None and self.cancel.is_set():
             raise Interrupted("interrupted before publishing the next DNS record")
 
+    def _note(self, name: str, value: str, *, add: bool) -> None:
+        entry = {"provider": self.kind, "name": name, "value": value}
+        with self._lock:
+            records = [r for r in self.state.pending_dns(self.service) if r != entry]
+            self.state.set_pending_dns(self.service, records + [entry] if add else records)
+
     def present(self, name: str, value: str) -> None:
         self._check()
+        self._note(name, value, add=True)
         self.provider.present(name, value)
 
     def cleanup(self, name: str, value: str) -> None:
         self.provider.cleanup(name, value)
+        self._note(name, value, add=False)
 
     def _wait_until_visible(self, name: str, value: str, timeout: float) -> None:
         self._check()
         self.provider.wait_until_visible(name, value, timeout)
         self._check()
+
+
+def _remove_leftovers(service: Service, env: Environment, state: StateDir) -> int:
+    """Remove the TXT records an earlier, killed run published for this
+    service (``dns-pending.json``).  Returns how many were removed.
+
+    Alibaba Cloud DNS: the record with exactly that value (DescribeSubDomainRecords,
+    DeleteDomainRecord).  challtestsrv (lab): the name is cleared."""
+    leftovers = state.pending_dns(service.name)
+    for record in leftovers:
+        provider = env.dns_provider(record["provider"])
+        if record["provider"] == "challtestsrv":
+            provider.server.clear_txt(record["name"])
+        else:
+            provider.cleanup(record["name"], record["value"])
+        logger.warning("%s: removed TXT %s left by an interrupted run", service.name, record["name"])
+    state.set_pending_dns(service.name, [])
+    return len(leftovers)
 
 
 # --------------------------------------------------------------------------
@@ -604,6 +638,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         _check_cancel(cancel, "starting")
         with state.lock(service.name):
             state.prune(service.name)              # half-made versions of an interrupted run
+            _remove_leftovers(service, env, state)  # TXT records of a run that was killed
             unusable = ""
             try:
                 managed = state.certificate(service.name)
@@ -615,7 +650,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                 _check_cancel(cancel, "issuing")
                 issued = issue_certificate(
                     service.domains, client=env.acme_client(),
-                    dns=_CancellableDns(env.dns_provider(service.dns), cancel),
+                    dns=_ServiceDns(env.dns_provider(service.dns), service.dns, state, service.name, cancel),
                     key_type=service.key_type, preferred_chain=service.preferred_chain)
                 status = "renewed" if managed is not None else "issued"
                 managed = state.store_certificate(

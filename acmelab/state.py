@@ -13,6 +13,8 @@ Everything the command must remember between runs lives in one directory
     certificates/<name>/<version>/       privkey.pem (0600), fullchain.pem,
                                          cert.pem, chain.pem
     certificates/<name>/current          symlink to the live <version>
+    certificates/<name>/dns-pending.json TXT records published and not yet
+                                         removed (only while issuing)
     locks/<name>.lock                    fcntl lock of one certificate
 
 ``<server>`` is the directory URL's host and port plus a short hash of the
@@ -25,7 +27,10 @@ chain into a *new* version directory; only then is ``meta.json`` -- the
 single pointer to the live version -- replaced.  Interrupted before that,
 the old certificate stays live and the half-made version is removed by the
 next run; interrupted after, the new one is live.  The key of a live
-certificate is never overwritten.
+certificate is never overwritten.  DNS-01 TXT records are noted in
+``dns-pending.json`` before they are published and dropped from it once
+removed, so even a run killed with SIGKILL leaves nothing behind for long:
+the next run on that certificate removes them first.
 
 Concurrency.  :meth:`StateDir.lock` takes an exclusive, non-blocking
 ``fcntl.flock`` on ``locks/<name>.lock``; a second run working on the same
@@ -483,6 +488,31 @@ class StateDir:
         for version in removed:
             shutil.rmtree(directory / version, ignore_errors=True)
         return removed
+
+    # -- DNS records in flight ----------------------------------------------
+    def pending_dns(self, name: str) -> list[dict[str, str]]:
+        """DNS-01 TXT records of ``name`` published and not yet known to be
+        removed: ``[{"provider", "name", "value"}, ...]`` (a run killed
+        mid-issuance leaves them; the next run removes them first)."""
+        path = self.certificate_dir(name) / "dns-pending.json"
+        try:
+            records = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            raise StateError(f"{path} is unreadable") from None
+        return [r for r in records if isinstance(r, dict) and {"provider", "name", "value"} <= set(r)]
+
+    def set_pending_dns(self, name: str, records: list[dict[str, str]]) -> None:
+        """Replace the in-flight DNS record list of ``name`` (atomic; the
+        file is removed when the list is empty)."""
+        directory = self.certificate_dir(name)
+        path = directory / "dns-pending.json"
+        if not records:
+            path.unlink(missing_ok=True)
+            return
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600)
 
     def record_install(self, name: str, target_id: str, record: dict[str, Any]) -> ManagedCertificate:
         """Remember that the live certificate of ``name`` is installed at

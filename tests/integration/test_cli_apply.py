@@ -263,3 +263,27 @@ def test_sigint_mid_run_then_rerun_completes(lab, tmp_path, capsys):
     assert all(s["verified"] for s in rerun["services"])
     assert assert_state_files_parse(state_dir) == count
     assert acme_txt_records(lab, RUN) == []
+
+
+def test_records_of_a_killed_run_are_removed_by_the_next(lab, tmp_path, capsys):
+    """A run killed with SIGKILL cannot clean up; the TXT records it noted in
+    dns-pending.json (before publishing them) are removed by the next run."""
+    from acmelab.dns.alidns import AlidnsProvider
+    from acmelab.state import StateDir
+
+    domain = service_domain("kil", 7)
+    services_file = tmp_path / "services.toml"
+    services_file.write_text(f'[[service]]\ndomains = ["{domain}"]\ndns = "alidns"\n')
+    state = StateDir(tmp_path / "state")
+    # what the killed run had done: noted, then published, a TXT record
+    name, value = f"_acme-challenge.{domain}", "left-by-a-killed-run-" + RUN
+    state.set_pending_dns(domain, [{"provider": "alidns", "name": name, "value": value}])
+    AlidnsProvider.for_lab(lab).present(name, value)
+    assert [r["Value"] for r in acme_txt_records(lab, f"kil007-{RUN}")] == [value]
+
+    code, result = run_cli(capsys, "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+                           "--state-dir", str(state.root), "--json")
+    assert code == cli.EXIT_OK and result["counts"] == {"issued": 1}
+    assert acme_txt_records(lab, f"kil007-{RUN}") == []
+    assert state.pending_dns(domain) == []
+    assert not (state.certificate_dir(domain) / "dns-pending.json").exists()
