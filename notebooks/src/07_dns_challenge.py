@@ -1,0 +1,286 @@
+# %% [markdown]
+# # 07 · The DNS challenge
+#
+# **Goal:** prove to the CA that we control our names with **dns-01**: compute the *key
+# authorization* and the TXT value from a challenge token, publish the TXT records through
+# **Alibaba Cloud DNS** (the official SDK, here against the lab's offline endpoint), check that
+# the records are visible, tell the CA to validate, wait for the verdict, and remove the records.
+#
+# **Needs:** the lab (started if needed), the course's account from [05](05_account.ipynb) and
+# the order from [06](06_order_and_authorizations.ipynb) (both made now if they are missing).
+#
+# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · Finalize and download](08_finalize_and_download.ipynb)
+
+# %% [markdown]
+# ## The DNS-01 flow
+#
+# For each authorization of the order we pick its `dns-01` challenge. The CA gave a random
+# **token**; we combine it with our account key into a TXT value, publish it at
+# `_acme-challenge.<name>`, and only then ask the CA to look (RFC 8555 §8.4):
+#
+# ```mermaid
+# sequenceDiagram
+#     autonumber
+#     participant C as Client (acmelab)
+#     participant A as Alibaba Cloud DNS API
+#     participant NS as Authoritative DNS
+#     participant CA as ACME server
+#     C->>C: key authorization = token + "." + thumbprint(account key)
+#     C->>C: TXT value = base64url(SHA-256(key authorization))
+#     C->>A: AddDomainRecord RR=_acme-challenge.api, Type=TXT, Value
+#     A->>NS: the record goes live
+#     C->>NS: TXT _acme-challenge.api.example.com? (propagation check)
+#     C->>CA: POST challenge URL {} ("validate now")
+#     CA->>NS: TXT _acme-challenge.api.example.com?
+#     CA-->>C: authorization valid (we poll it)
+#     C->>A: DeleteDomainRecord RecordId (cleanup, on every path)
+# ```
+#
+# The order of the last steps matters: answering the challenge *before* the record is visible
+# to the CA makes the validation fail, and a failed authorization cannot be retried — the
+# whole order would have to start over.
+
+# %%
+from acmelab import course, display, keys
+
+client = course.account_client()       # the course's account (notebook 05)
+order = course.pending_order(client)   # the order of notebook 06, or a new one for the same names
+print("order:", order.status, order.names)
+
+# %% [markdown]
+# Each authorization offers several challenges; we take `dns-01` from each. The CA lists
+# authorizations in any order, so we sort them by name:
+
+# %%
+authorizations = sorted((client.fetch_authorization(url) for url in order.authorizations),
+                        key=lambda authorization: authorization.name)
+challenges = {a.name: a.challenge("dns-01") for a in authorizations}
+for name, challenge in challenges.items():
+    print(f"{name:16} {challenge.type} {challenge.status:8} token {challenge.token}")
+
+# %% [markdown]
+# ## The key authorization and the TXT value
+#
+# The **key authorization** (§8.1) binds the CA's token to *our* account key: the token, a
+# dot, and the account key's JWK **thumbprint** (RFC 7638, notebook 01). Someone who sees the
+# token but does not hold our account key cannot produce it. For dns-01 the key authorization
+# itself is not published; its SHA-256 digest is, base64url-encoded — always 43 characters,
+# short enough for a single TXT string. Computed by hand:
+
+# %%
+import hashlib
+
+from acmelab.jws import b64url
+
+challenge = challenges[authorizations[0].name]
+thumbprint = keys.thumbprint(client.account_key)
+key_authorization = f"{challenge.token}.{thumbprint}"
+txt_value = b64url(hashlib.sha256(key_authorization.encode("ascii")).digest())
+print("token:            ", challenge.token)
+print("thumbprint:       ", thumbprint)
+print("key authorization:", key_authorization)
+print("TXT value:        ", txt_value, f"({len(txt_value)} characters)")
+
+# %% [markdown]
+# The client computes the same, and knows where the record goes: `_acme-challenge.` in front
+# of the name (for a wildcard `*.example.com`, in front of `example.com`):
+
+# %%
+print("same key authorization:", client.key_authorization(challenge) == key_authorization)
+print("same TXT value:        ", client.dns01_txt_value(challenge) == txt_value)
+records = [(client.dns01_name(a), client.dns01_txt_value(challenges[a.name])) for a in authorizations]
+display.table(records, header=["TXT record name", "value"])
+
+# %% [markdown]
+# ## Publishing through Alibaba Cloud DNS
+#
+# Alibaba Cloud DNS (product code `Alidns`, API version `2015-01-09`) is an RPC-style API: one
+# HTTPS request per **action**, the parameters in the query string, signed with HMAC-SHA1 over
+# the sorted parameters using the access key *secret* (`SignatureVersion` 1.0). The official
+# SDK (`aliyun-python-sdk-core` and `aliyun-python-sdk-alidns`) does the signing;
+# `AlidnsProvider` calls three actions:
+#
+# | step | action | parameters that matter |
+# |---|---|---|
+# | find the zone | `DescribeDomains` | `PageNumber`, `PageSize` — every zone of the account |
+# | publish | `AddDomainRecord` | `DomainName` (the zone), `RR` (the name relative to it), `Type=TXT`, `Value`, `TTL=600` → `RecordId` |
+# | remove | `DeleteDomainRecord` | `RecordId` |
+#
+# Every request also carries the common parameters `AccessKeyId`, `SignatureMethod=HMAC-SHA1`,
+# `SignatureVersion=1.0`, `SignatureNonce` (random, so a captured request cannot be replayed),
+# `Timestamp`, `Format=JSON`, `Version` and `Signature`. The secret itself never travels.
+#
+# `course.dns_provider()` builds the provider: in the lab with the lab's access key and
+# endpoint, otherwise with `ALIBABA_CLOUD_ACCESS_KEY_ID` / `ALIBABA_CLOUD_ACCESS_KEY_SECRET`
+# (a RAM user, see notebook 12). Its `repr` shows the key id's owner, never the secret:
+
+# %%
+alidns = course.dns_provider()
+zone, rr = alidns.find_zone(records[0][0])
+print("zones in the account:", len(alidns.zones()))
+print("zone for", records[0][0], "->", zone.domain_name, "| RR:", rr)
+print("name servers of the zone:", ", ".join(zone.dns_servers))
+
+# %% [markdown]
+# Now publish both records (`AddDomainRecord`), and read the zone back with
+# `DescribeSubDomainRecords` to see them as Alibaba Cloud stores them:
+
+# %%
+for name, value in records:
+    alidns.present(name, value)
+
+rows = []
+for name, value in records:
+    zone, rr = alidns.find_zone(name)
+    for record in alidns.sub_domain_records(zone, name):
+        rows.append([record["RR"], record["Type"], record["Value"], record["TTL"], record["Status"]])
+display.table(rows, header=["RR", "Type", "Value", "TTL", "Status"])
+
+# %% [markdown]
+# ## Is it visible yet? The propagation check
+#
+# `AddDomainRecord` answering with a `RecordId` means Alibaba Cloud *accepted* the record — not
+# that the world sees it. Before we tell the CA to look, we ask the zone's **authoritative name
+# servers** directly (a caching resolver might still remember that the name had no TXT record).
+# With `dnspython`, a plain TXT query; in the lab the authoritative server is the lab's DNS:
+
+# %%
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from acmelab.dns import propagation
+
+target = course.target()
+servers = [tuple(target.lab.dns_server)] if target.lab else propagation.authoritative_servers(zone.puny_code)
+query = dns.message.make_query(records[0][0], dns.rdatatype.TXT)
+response = dns.query.udp(query, servers[0][0], port=servers[0][1], timeout=5)
+for rrset in response.answer:
+    for record in rrset:
+        print(rrset.name, rrset.rdtype.name, record.to_text())
+
+# %% [markdown]
+# `wait_until_visible` repeats that query on every authoritative server until each one answers
+# the value (or raises `DnsError` at the deadline). With Alibaba Cloud DNS this usually takes a
+# few seconds; in the lab it is immediate.
+
+# %%
+for name, value in records:
+    alidns.wait_until_visible(name, value, timeout=60)
+    print("visible:", name)
+
+# %% [markdown]
+# ## Answering the challenge, and polling
+#
+# Now we tell the CA "validate now": a POST of an empty JSON object `{}` to the challenge URL
+# (§7.5.1). The answer is the challenge object; validation happens afterwards, on the CA's
+# side, which queries `_acme-challenge.<name>` itself:
+
+# %%
+import json
+
+with display.Wire(client) as wire:
+    client.answer_challenge(challenges[authorizations[0].name])
+answer = wire.exchanges[0]
+print(answer.request.method, "challenge URL ->", answer.status_code, answer.reason)
+display.jws(json.loads(answer.request.body), title="the request body: payload {} means 'validate now'")
+
+# %% [markdown]
+# We answer the other challenge too, then **poll** each authorization (POST-as-GET) until it
+# leaves `pending`. The client waits between polls as the CA asks (`Retry-After`) or with a
+# growing back-off. If anything fails from here on, the records are removed before the error
+# is raised — a challenge record must never be left behind:
+
+# %%
+published = list(records)
+try:
+    for authorization in authorizations[1:]:
+        client.answer_challenge(challenges[authorization.name])
+    validated = [client.poll_authorization(authorization) for authorization in authorizations]
+except BaseException:
+    for name, value in published:
+        alidns.cleanup(name, value)
+    raise
+
+for authorization in validated:
+    done = authorization.challenge("dns-01")
+    print(f"{authorization.name:16} authorization {authorization.status}, dns-01 {done.status}, "
+          f"validated {done.validated}")
+
+# %% [markdown]
+# One valid challenge per authorization is enough: the other challenges of the same
+# authorization are simply never used. The validated authorization on the wire:
+
+# %%
+with display.Wire(client, tidy=display.sort_lists) as wire:
+    client.fetch_authorization(validated[0].url)
+wire
+
+# %% [markdown]
+# Every authorization is valid, so the order moves from `pending` to `ready` — it waits for
+# our CSR (notebook 08):
+
+# %%
+order = client.poll_order(order.url, until=("ready", "invalid"))
+course.remember(order_url=order.url)
+print("order:", order.status)
+
+# %% [markdown]
+# ## Cleanup
+#
+# The TXT records have done their job. `cleanup(name, value)` deletes exactly the record it
+# added (`DeleteDomainRecord` with the remembered `RecordId`) — never another value at the same
+# name, which matters when a wildcard and its base name share `_acme-challenge.example.com`:
+
+# %%
+for name, value in records:
+    alidns.cleanup(name, value)
+
+for name, value in records:
+    zone, _ = alidns.find_zone(name)
+    left = [r for r in alidns.sub_domain_records(zone, name) if r["Type"] == "TXT"]
+    values, _ = propagation.txt_values(name, servers[0])
+    print(f"{name}: {len(left)} TXT records in the zone, DNS answers {sorted(values)}")
+
+# %% [markdown]
+# ## What a failure looks like
+#
+# If the CA looks before the record is there — or finds a wrong value — the challenge and its
+# authorization become `invalid`, with a problem document saying why. Here we answer a challenge
+# of a throw-away order for `www.example.com` without publishing anything:
+
+# %%
+from acmelab.errors import ChallengeFailed
+
+doomed_order = client.new_order([f"www.{target.domain}"])
+doomed = client.fetch_authorization(doomed_order.authorizations[0])
+client.answer_challenge(doomed.challenge("dns-01"))
+try:
+    client.poll_authorization(doomed)
+except ChallengeFailed as error:
+    print(type(error.problem).__name__, "->", error.problem.detail)
+print("order:", client.fetch_order(doomed_order.url).status)
+
+# %% [markdown]
+# ## Summary
+#
+# * key authorization = token `.` account key thumbprint; the dns-01 TXT value is
+#   base64url(SHA-256(key authorization)), at `_acme-challenge.<name>`.
+# * Alibaba Cloud DNS: `DescribeDomains` finds the zone, `AddDomainRecord` publishes
+#   (`RR` relative to the zone), `DeleteDomainRecord` removes by `RecordId`; the SDK signs every
+#   call with the access key secret, which never leaves the machine.
+# * Check the authoritative servers *before* answering; answer with `{}`; poll the
+#   authorization; a failure is final for that order.
+# * Remove every record you published, on every path.
+#
+# ## Exercises
+#
+# 1. Order `example.com` and `*.example.com` together. Both TXT values go to
+#    `_acme-challenge.example.com`: publish both, check with `propagation.txt_values` that the
+#    name now has two values, and clean up one — is the other still there?
+# 2. Publish a *wrong* value for a fresh order and answer its challenge. Which problem type
+#    does the CA report, and what does its `detail` say it found?
+# 3. Try `course.dns_provider().present("_acme-challenge.www.example.invalid", "x")`. Which
+#    error comes back, and was anything sent to `AddDomainRecord`?
+#
+# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · Finalize and download](08_finalize_and_download.ipynb)

@@ -1,0 +1,195 @@
+# %% [markdown]
+# # 08 · Finalize and download
+#
+# **Goal:** turn a `ready` order into a certificate: send the CSR (**finalize**), wait while the
+# CA signs, download the **chain**, look at the **alternate chains** the CA offers, and check
+# the chain the way a browser does — up to the CA's root.
+#
+# **Needs:** the lab (started if needed), the course's certificate key and CSR from
+# [02](02_certificate_key_and_csr.ipynb), the account from [05](05_account.ipynb) and the
+# ready order from [07](07_dns_challenge.ipynb) (each made now if it is missing).
+#
+# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb)
+
+# %% [markdown]
+# ## Where we are
+#
+# Every authorization of the order is `valid`, so the order is `ready`: the CA now waits for
+# the certificate signing request. The rest of the order's life (RFC 8555 §7.1.6):
+#
+# ```mermaid
+# stateDiagram-v2
+#     direction LR
+#     ready --> processing: POST finalize {csr}
+#     processing --> valid: the CA signed; order has a certificate URL
+#     processing --> invalid: the CA gave up (error in the order)
+#     valid --> [*]: POST-as-GET certificate URL -> PEM chain
+# ```
+
+# %%
+from acmelab import course, display
+
+client = course.account_client()   # the course's account (notebook 05)
+order = course.ready_order(client)  # the order notebook 07 made ready, or a new one made ready now
+print("order:", order.status, sorted(order.names))
+print("finalize URL:", order.finalize)
+
+# %% [markdown]
+# ## The CSR
+#
+# The CSR from notebook 02 was signed by the **certificate key** — its own key, never the
+# account key. It must list exactly the order's names; the client checks that before
+# sending anything (and the CA checks it again):
+
+# %%
+csr = course.csr()
+display.csr(csr)
+
+# %% [markdown]
+# ## Finalize
+#
+# `finalize` is a POST to the order's `finalize` URL with one field: `csr`, the CSR in DER
+# form, base64url-encoded (§7.4). The CA answers with the order, now `processing`; signing
+# happens in the background, so the client polls the order (POST-as-GET) until it is `valid`.
+# Here is the finalize request and its answer (the CSR shortened for display):
+
+# %%
+import re
+
+with display.Wire(client, tidy=display.sort_lists) as wire:
+    order = client.finalize(order, csr)
+finalize = display.exchange_text(wire.exchanges[0], tidy=display.sort_lists)
+display.Text(re.sub(r'("csr": ")([A-Za-z0-9_-]{24})[A-Za-z0-9_-]+', r"\1\2...", finalize))
+
+# %%
+print("order:", order.status)
+print("certificate URL:", order.certificate)
+
+# %% [markdown]
+# ## Download the chain
+#
+# The certificate URL answers a POST-as-GET with `application/pem-certificate-chain`: the leaf
+# first, then the intermediate(s) — **not** the root, which the client must already have.
+# `Link: <...>;rel="alternate"` headers point at other chains for the same certificate
+# (§7.4.2).
+
+# %%
+with display.Wire(client) as wire:
+    chain = client.download_certificate(order)
+response = wire.exchanges[0]
+print(response.request.method, "certificate URL ->", response.status_code, response.reason)
+print("Content-Type:", response.headers["Content-Type"])
+print("alternates:  ", len(chain.alternates))
+print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
+
+# %% [markdown]
+# The chain, decoded: who each certificate is for, who signed it, and whether each one really
+# is signed by the next. No private key appears here; the key stays in its 0600 file.
+
+# %%
+display.chain(chain.pem, title="default chain")
+
+# %% [markdown]
+# We keep it in the course folder — `fullchain.pem` (leaf + intermediates, what web servers
+# and Alibaba Cloud want) and `cert.pem` (the leaf alone); notebooks 09–11 pick them up:
+
+# %%
+saved = course.save_certificate(chain.pem)
+print(course.relative(saved))
+print(course.relative(course.leaf_path()))
+course.remember(course_order_url=order.url)
+
+# %% [markdown]
+# ## Alternate chains
+#
+# A CA may offer the *same* leaf with different intermediates that lead to different roots —
+# Let's Encrypt did so while moving from the old "DST Root CA X3" to its own "ISRG Root X1",
+# and does again for its ECDSA root "ISRG Root X2". Old devices trust only the old root, new
+# ones the new root; the server operator picks the chain that suits its clients. The lab's
+# Pebble runs with one alternate root:
+#
+# ```mermaid
+# flowchart BT
+#     leaf["leaf: api.example.com"] --> i1["Pebble Intermediate CA"]
+#     leaf --> i2["Pebble Intermediate CA<br/>(same name and key, other issuer)"]
+#     i1 --> r1["Pebble Root CA #1<br/>(default chain)"]
+#     i2 --> r2["Pebble Root CA #2<br/>(alternate chain)"]
+# ```
+
+# %%
+chains = client.download_certificate_chains(order)
+rows = []
+for number, candidate in enumerate(chains):
+    rows.append(["default" if number == 0 else f"alternate {number}",
+                 candidate.certificates[0] == chains[0].certificates[0],
+                 candidate.top.subject.rfc4514_string(), candidate.top.issuer.rfc4514_string()])
+display.table(rows, header=["chain", "same leaf", "intermediate", "signed by (the root)"])
+
+# %% [markdown]
+# To prefer a chain, name its root: `client.download_preferred_chain(order, "ISRG Root X1")`
+# picks the chain whose top certificate is issued by that name (or is that name), and falls
+# back to the default chain. In the lab, the root's name is Pebble's:
+
+# %%
+wanted_root = chains[-1].top.issuer.rfc4514_string().removeprefix("CN=")
+preferred = client.download_preferred_chain(order, wanted_root)
+print("preferred", wanted_root, "->", "the alternate" if preferred.url != chains[0].url else "the default")
+
+# %% [markdown]
+# ## Validate the chain against the CA's root
+#
+# A browser builds a path from the leaf through the intermediates to a root in its trust store,
+# and checks signatures, validity dates, CA flags and the name. `cryptography` does the same
+# (RFC 5280 path validation with the Web PKI's rules). Our "trust store" is Pebble's roots,
+# from the lab's management API (`GET /roots/0`, `/roots/1`); with Let's Encrypt it would be
+# the system's store, which contains ISRG Root X1 and X2.
+
+# %%
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+
+roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in course.lab().roots()]
+leaf, *intermediates = chain.certificates
+verifier = PolicyBuilder().store(Store(roots)).build_server_verifier(x509.DNSName(course.names()[0]))
+path = verifier.verify(leaf, intermediates)
+for depth, certificate in enumerate(path):
+    print(depth, certificate.subject.rfc4514_string())
+
+# %% [markdown]
+# The same check fails, with a reason, when something is wrong — here the leaf alone, without
+# its intermediate (a classic misconfiguration: browsers that have the intermediate cached work,
+# others fail), and the chain checked for a name it does not cover:
+
+# %%
+from cryptography.x509.verification import VerificationError
+
+try:
+    verifier.verify(leaf, [])
+except VerificationError as error:
+    print("leaf without intermediate:", error)
+try:
+    PolicyBuilder().store(Store(roots)).build_server_verifier(x509.DNSName("www.example.com")) \
+        .verify(leaf, intermediates)
+except VerificationError as error:
+    print("another name:             ", error)
+
+# %% [markdown]
+# ## Summary
+#
+# * Finalize = POST `{csr}` (DER, base64url) to the order's `finalize` URL; the order goes
+#   `processing` → `valid` and gains a `certificate` URL. Poll it; never assume.
+# * The certificate URL gives a PEM chain: leaf, then intermediates, no root. Keep
+#   `fullchain.pem` and `cert.pem`; the key stays separate (0600).
+# * `Link: rel="alternate"` offers other chains to other roots; pick one by its root's name.
+# * Validate the chain from the leaf to a trusted root before you deploy it.
+#
+# ## Exercises
+#
+# 1. Finalize a new ready order with a CSR for *other* names (`course.csr("other", ["www.example.com"])`).
+#    What does the client say, and did anything reach the CA?
+# 2. Validate the alternate chain (`chains[1]`) with a store that holds only the *first* root.
+#    Which error do you get, and why is that the reason alternate chains exist?
+# 3. Look at `course.lab().cert_status(format(leaf.serial_number, "x"))`: what does Pebble know
+#    about our certificate? (Notebook 11 revokes certificates and checks this again.)
+#
+# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb)
