@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
 
+    wall_clock = time.perf_counter()
     uses_lab = os.environ.get("ACMELAB_ACME", "lab") in ("", "lab")
     was_running = lab_module.status() is not None
     secret = ""
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if uses_lab and not was_running:
             lab_module.stop()
-    print(f"{total:6.1f} s  total ({len(paths)} notebooks{', stopped early' if failed else ''})")
+    print(f"{total:6.1f} s  total in notebooks ({len(paths)}{', stopped early' if failed else ''}); "
+          f"{time.perf_counter() - wall_clock:.1f} s wall clock with the lab and the HTML")
     return 1 if failed else 0
 
 
