@@ -235,18 +235,34 @@ def account_client(plain_lab):
 
 
 def test_request_count_and_nonces(plain_lab, account_client):
-    """One name, no reuse: at most 7 ACME requests, no newNonce after the
-    first (each nonce comes from the previous response)."""
+    """One name, no reuse: newOrder, authorization, challenge, finalize,
+    certificate, plus the polls -- nothing else, and no newNonce after the
+    first (each nonce comes from the previous response).  How many polls
+    Pebble needs depends on timing; bench/issuance.py measures it (target:
+    7 requests in all)."""
     dns = ChallTestSrvProvider.for_lab(plain_lab)
+    calls = {"new_nonce": 0, "poll": 0, "answer": 0}
+
+    def counting(name, method):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return method(*args, **kwargs)
+        return wrapper
+
     transport = account_client.transport
-    new_nonce_calls = []
-    real_new_nonce = transport.new_nonce
-    transport.new_nonce = lambda: new_nonce_calls.append(1) or real_new_nonce()
+    transport.new_nonce = counting("new_nonce", transport.new_nonce)
+    account_client._fetch_authorization = counting("poll", account_client._fetch_authorization)
+    account_client._fetch_order = counting("poll", account_client._fetch_order)
+    account_client.answer_challenge = counting("answer", account_client.answer_challenge)
     for _ in range(3):
         before = account_client.request_count
+        calls.update(poll=0, answer=0)
         issue_certificate([f"www.{_domain()}"], client=account_client, dns=dns)
-        assert account_client.request_count - before <= 7
-    assert new_nonce_calls == []
+        # newOrder, authorization, finalize, certificate; the challenge
+        # (unless Pebble reused a valid authorization); the polls
+        assert account_client.request_count - before == 4 + calls["answer"] + calls["poll"]
+        assert calls["poll"] >= calls["answer"]  # an answered authorization is polled
+    assert calls["new_nonce"] == 0
 
 
 def test_list_orders_pages(plain_lab, account_client):
