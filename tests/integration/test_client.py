@@ -270,6 +270,9 @@ def test_list_orders_pages(plain_lab, account_client):
     created = [account_client.new_order([f"www.{_domain()}"]).url for _ in range(5)]
     listed = account_client.list_orders()
     assert set(created) <= set(listed)
+    first_page = account_client._post_as_get(account_client.fetch_account().orders)
+    assert len(first_page.json()["orders"]) == 2
+    assert first_page.links("next")
     assert len(listed) == len(set(listed))
 
 
