@@ -749,7 +749,8 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
 
     export = subparsers.add_parser("export", help="export a managed certificate")
     formats = export.add_subparsers(dest="format", required=True, metavar="{pfx}")
-    pfx = formats.add_parser("pfx", parents=[common], help="PKCS#12 for Windows IIS")
+    pfx = formats.add_parser("pfx", parents=[common], help="PKCS#12 for Windows IIS",
+                             allow_abbrev=False)  # "--password" must not pass for --password-file
     pfx.add_argument("certificate", metavar="CERT", help="managed certificate name")
     pfx.add_argument("--profile", choices=("modern", "legacy"), required=True,
                      help="modern: AES-256/SHA-256 (Windows Server 2019+); legacy: 3DES/SHA-1 (2016 and older)")

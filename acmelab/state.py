@@ -71,8 +71,6 @@ KEY_FILE = "privkey.pem"
 FULLCHAIN_FILE = "fullchain.pem"
 CERT_FILE = "cert.pem"
 CHAIN_FILE = "chain.pem"
-#: versions kept per certificate: the live one and the one before it
-KEEP_VERSIONS = 2
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
@@ -182,6 +180,8 @@ class ManagedCertificate:
             ``installed_at``, ``cert_id``).
         revoked: True once ``acmelab revoke`` revoked it.
         issued_at: when it was stored.
+        previous_version: the version directory it replaced (kept until
+            the next renewal), or None.
     """
 
     name: str
@@ -197,6 +197,7 @@ class ManagedCertificate:
     installed: dict[str, dict[str, Any]] = field(default_factory=dict)
     revoked: bool = False
     issued_at: dt.datetime | None = None
+    previous_version: str | None = None
 
     @property
     def key_path(self) -> Path:
@@ -374,7 +375,8 @@ class StateDir:
                 key_type=meta.get("key_type", ""), version_dir=directory / meta["version"],
                 service=dict(meta.get("service") or {}), installed=dict(meta.get("installed") or {}),
                 revoked=bool(meta.get("revoked", False)),
-                issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None)
+                issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None,
+                previous_version=meta.get("previous_version"))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StateError(f"{meta_path} is unreadable: {error}") from None
         if check_files:
@@ -403,7 +405,8 @@ class StateDir:
 
         Writes a new version directory (key 0600 first, then the chain
         files), then replaces meta.json (the switch), then the ``current``
-        symlink, then removes versions older than the previous one.
+        symlink, then removes every version but the live one and the one
+        it replaced.
 
         Args:
             private_key: the certificate key.
@@ -424,7 +427,7 @@ class StateDir:
         serial_hex = format(leaf.serial_number, "x")
         directory = self.certificate_dir(name)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{serial_hex[:16]}"
+        version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%f}-{serial_hex[:16]}"
         version_dir = directory / version
         version_dir.mkdir(mode=0o700)
         keys.save_private_key(private_key, version_dir / KEY_FILE)
@@ -435,12 +438,16 @@ class StateDir:
         if names is None:
             names = [v.value for v in leaf.extensions.get_extension_for_class(
                 x509.SubjectAlternativeName).value if isinstance(v, x509.DNSName)]
+        try:
+            previous = json.loads((directory / META_FILE).read_text("utf-8")).get("version")
+        except (OSError, ValueError, AttributeError):
+            previous = None
         managed = ManagedCertificate(
             name=name, names=tuple(names), serial_hex=serial_hex,
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             order_url=order_url, directory_url=directory_url, key_type=keys.key_type_of(private_key),
             version_dir=version_dir, service=dict(service), installed=dict(installed or {}),
-            issued_at=dt.datetime.now(dt.timezone.utc))
+            issued_at=dt.datetime.now(dt.timezone.utc), previous_version=previous)
         self.write_meta(managed)
         self._point_current(directory, version)
         self.prune(name)
@@ -455,6 +462,7 @@ class StateDir:
             "key_type": managed.key_type, "version": managed.version_dir.name,
             "service": managed.service, "installed": managed.installed, "revoked": managed.revoked,
             "issued_at": _iso(managed.issued_at) if managed.issued_at else None,
+            "previous_version": managed.previous_version,
         }
         atomic_write(self.certificate_dir(managed.name) / META_FILE, json.dumps(meta, indent=2) + "\n")
 
@@ -467,24 +475,18 @@ class StateDir:
         os.replace(temp, directory / "current")
 
     def prune(self, name: str) -> list[str]:
-        """Remove version directories of ``name`` that are neither live nor
-        among the :data:`KEEP_VERSIONS` newest (leftovers of interrupted
-        runs included).  Call with the certificate's lock held.  Returns the
-        removed version names."""
+        """Remove the version directories of ``name`` other than the live one
+        and the one it replaced (leftovers of interrupted runs included).
+        Call with the certificate's lock held.  Returns the removed version
+        names."""
         directory = self.certificate_dir(name)
         try:
-            live = json.loads((directory / META_FILE).read_text("utf-8"))["version"]
+            meta = json.loads((directory / META_FILE).read_text("utf-8"))
+            keep = {meta["version"], meta.get("previous_version")}
         except (OSError, ValueError, KeyError):
             return []
-        versions = sorted((p.name for p in directory.iterdir() if p.is_dir() and not p.is_symlink()),
-                          reverse=True)
-        keep = {live}
-        for version in versions:
-            if len(keep) >= KEEP_VERSIONS:
-                break
-            if version < live:
-                keep.add(version)
-        removed = [v for v in versions if v not in keep]
+        removed = sorted(p.name for p in directory.iterdir()
+                         if p.is_dir() and not p.is_symlink() and p.name not in keep)
         for version in removed:
             shutil.rmtree(directory / version, ignore_errors=True)
         return removed

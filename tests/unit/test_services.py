@@ -1,0 +1,177 @@
+"""The services file, the renewal threshold, and the engine's bookkeeping
+(no network here: the end-to-end runs are in tests/integration/test_cli_apply.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+from acmelab.errors import ConfigError
+from acmelab.services import (
+    DEFAULT_CONCURRENCY,
+    Environment,
+    InstallTarget,
+    RenewalThreshold,
+    Service,
+    apply_services,
+    load_services,
+    parse_services,
+)
+from acmelab.state import ManagedCertificate, StateDir
+
+GROUP = "523e8dc7bbe04613b5b1d726c2a7889d"
+
+GOOD = f"""
+[defaults]
+dns = "challtestsrv"
+key_type = "rsa2048"
+
+[[service]]
+name = "shop"
+domains = ["Shop.Example.com", "www.shop.example.com"]
+cdn = ["shop.example.com", "www.shop.example.com"]
+apigateway = {{ group_id = "{GROUP}", domain = "api.shop.example.com" }}
+cas = true
+
+[[service]]
+domains = ["*.dev.example.com"]
+dns = "alidns"
+key_type = "ec384"
+preferred_chain = "Pebble Root CA"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "services.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_file(tmp_path):
+    shop, wildcard = load_services(write(tmp_path, GOOD))
+    assert shop.name == "shop" and shop.domains == ("shop.example.com", "www.shop.example.com")
+    assert shop.dns == "challtestsrv" and shop.key_type == "rsa2048"
+    assert [t.id for t in shop.install] == ["cdn:shop.example.com", "cdn:www.shop.example.com",
+                                            f"apigateway:{GROUP}/api.shop.example.com", "cas"]
+    assert wildcard.name == "wildcard.dev.example.com" and wildcard.dns == "alidns"
+    assert wildcard.key_type == "ec384" and wildcard.install == () and wildcard.preferred_chain == "Pebble Root CA"
+    assert Service.from_dict(shop.to_dict()) == shop
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[service]]\ndomains = ["a.example.com"]\ncdns = "a.example.com"\n', "unknown key"),
+    ('[[service]]\ndomains = ["a.example.com"]\ndns = "route53"\n', "dns must be one of"),
+    ('[[service]]\ndomains = ["a.example.com"]\nkey_type = "dsa"\n', "key_type must be one of"),
+    ('[[service]]\ndomains = []\n', "domains is required"),
+    ('[[service]]\ndomains = ["bad name.example.com"]\n', "service"),
+    ('[[service]]\nname = "A"\ndomains = ["a.example.com"]\n', "not a usable certificate name"),
+    ('[[service]]\ndomains = ["a.example.com"]\n[[service]]\ndomains = ["a.example.com"]\n', "two services"),
+    ('[[service]]\ndomains = ["a.example.com"]\ncdn = "x.example.com"\n'
+     '[[service]]\ndomains = ["b.example.com"]\ncdn = "x.example.com"\n', "also claimed by service 'a.example.com'"),
+    ('[[service]]\ndomains = ["a.example.com"]\napigateway = { domain = "a.example.com" }\n', "group_id and domain"),
+    ('[[service]]\ndomains = ["a.example.com"]\ncas = "yes"\n', "cas must be true or false"),
+    ('[defaults]\ndomains = ["a.example.com"]\n[[service]]\nname = "x"\n', "allowed keys"),
+    ('[default]\n[[service]]\ndomains = ["a.example.com"]\n', "unknown top-level key"),
+    ('title = "x"\n', "unknown top-level key"),
+    ('[defaults]\n', "no [[service]]"),
+    ('[[service]\n', "not valid TOML"),
+])
+def test_bad_files_are_config_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=None) as error:
+        load_services(write(tmp_path, text))
+    assert message in str(error.value)
+    assert str(tmp_path / "services.toml") in str(error.value)
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_services(tmp_path / "missing.toml")
+
+
+def test_a_string_is_one_cdn_domain():
+    [service] = parse_services({"service": [{"domains": ["a.example.com"], "cdn": "a.example.com"}]})
+    assert service.install == (InstallTarget("cdn", "a.example.com"),)
+    assert service.dns == "alidns" and service.key_type == "ec256"
+
+
+@pytest.mark.parametrize("text, fraction, days", [
+    ("0.33", 0.33, None), ("0.5", 0.5, None), ("30", None, 30.0), ("30d", None, 30.0), ("1.5d", None, 1.5),
+    ("1", None, 1.0),
+])
+def test_threshold_parse(text, fraction, days):
+    threshold = RenewalThreshold.parse(text)
+    assert (threshold.fraction, threshold.days) == (fraction, days)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1", "0", "0d", "thirty"])
+def test_threshold_parse_errors(text):
+    with pytest.raises(ConfigError, match="--threshold"):
+        RenewalThreshold.parse(text)
+
+
+def managed(not_before: dt.datetime, days: int, **kwargs) -> ManagedCertificate:
+    return ManagedCertificate(name="shop", names=("shop.example.com",), serial_hex="1", not_before=not_before,
+                              not_after=not_before + dt.timedelta(days=days), order_url="", directory_url="",
+                              key_type="ec256", version_dir=Path("/nonexistent"), **kwargs)
+
+
+def test_threshold_is_due():
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    certificate = managed(start, 90)
+    default = RenewalThreshold()
+    assert not default.is_due(certificate, start + dt.timedelta(days=59))       # 31 days left > 30
+    assert default.is_due(certificate, start + dt.timedelta(days=61))           # 29 days left < 30
+    assert RenewalThreshold(None, 10).is_due(certificate, start + dt.timedelta(days=81))
+    assert not RenewalThreshold(None, 10).is_due(certificate, start + dt.timedelta(days=79))
+    assert RenewalThreshold(0.0, None).is_due(certificate, start + dt.timedelta(days=91))   # expired
+    assert str(default) == "0.333 of the lifetime" and str(RenewalThreshold(None, 30)) == "30 days"
+
+
+def test_service_from_managed_adds_install_targets():
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    service = Service("shop", ("shop.example.com",), "alidns", "ec256", (InstallTarget("cdn", "shop.example.com"),))
+    certificate = managed(start, 90, service=service.to_dict(),
+                          installed={"cas": {"product": "cas", "serial_hex": "1"},
+                                     "cdn:shop.example.com": {"product": "cdn", "domain": "shop.example.com"}})
+    again = Service.from_managed(certificate)
+    assert [t.id for t in again.install] == ["cdn:shop.example.com", "cas"]
+
+
+def test_default_concurrency_is_small():
+    assert 1 <= DEFAULT_CONCURRENCY <= 4
+
+
+def test_cancelled_before_start_touches_nothing(tmp_path):
+    """With the cancel event set, every service ends ``interrupted`` and the
+    engine contacts nothing (the directory URL below does not exist)."""
+    state = StateDir(tmp_path)
+    env = Environment("https://127.0.0.1:9/dir", True, None, "https://127.0.0.1:9/acct/1")
+    services = [Service(f"s{n}", (f"s{n}.example.com",)) for n in range(5)]
+    cancel = threading.Event()
+    cancel.set()
+    seen = []
+    results = apply_services(services, env, state, concurrency=2, cancel=cancel, on_result=seen.append)
+    assert [r.name for r in results] == [s.name for s in services]
+    assert {r.status for r in results} == {"interrupted"} and len(seen) == 5
+    assert not any(r.ok for r in results)
+    assert state.certificate_names() == []
+
+
+def test_concurrency_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError):
+        apply_services([], Environment("https://x/dir", True, None, "u"), StateDir(tmp_path), concurrency=0)
+
+
+def test_failure_is_a_result_not_an_exception(tmp_path):
+    """A service whose ACME server is unreachable fails alone, with the
+    reason in the result (port 9 on loopback refuses connections)."""
+    from acmelab import keys
+
+    env = Environment("https://127.0.0.1:9/dir", True, keys.generate_key("ec256"), "https://127.0.0.1:9/acct/1")
+    [result] = apply_services([Service("s", ("s.example.com",), dns="alidns")], env, StateDir(tmp_path),
+                              concurrency=1)
+    assert result.status == "failed" and result.reason == "no certificate yet"
+    assert result.error

@@ -1,0 +1,203 @@
+"""The state directory: atomic files, versions, corruption found, locks.
+
+Certificates come from a throw-away PKI made with ``cryptography``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from acmelab import keys
+from acmelab.errors import InputError, KeyExistsError, StateError, StateLocked
+from acmelab.state import (
+    StateDir,
+    atomic_write,
+    certificate_name_for,
+    check_certificate_name,
+    default_state_dir,
+)
+from tests.unit._deploy_pki import Pki, pem
+
+SERVICE = {"name": "shop", "domains": ["shop.example.com"], "dns": "alidns", "key_type": "ec256",
+           "install": [{"product": "cdn", "domain": "shop.example.com"}], "preferred_chain": None}
+
+
+def issue(pki: Pki, *names: str):
+    key, leaf = pki.leaf(*names)
+    return key, pem(leaf, pki.intermediate)
+
+
+def store(state: StateDir, pki: Pki, name: str = "shop", **kwargs):
+    key, chain_pem = issue(pki, "shop.example.com")
+    return key, state.store_certificate(name, private_key=key, chain_pem=chain_pem, order_url="https://ca/order/1",
+                                        directory_url="https://ca/dir", service=SERVICE, **kwargs)
+
+
+def test_default_state_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACMELAB_STATE_DIR", str(tmp_path / "s"))
+    assert default_state_dir() == tmp_path / "s"
+    monkeypatch.delenv("ACMELAB_STATE_DIR")
+    assert default_state_dir() == Path.home() / ".acmelab"
+
+
+def test_created_private(tmp_path):
+    state = StateDir(tmp_path / "state")
+    for sub in ("", "accounts", "certificates", "locks"):
+        assert (state.root / sub).stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "A B", "Shop", ".hidden", "x/y", "a" * 129])
+def test_bad_certificate_names(bad):
+    with pytest.raises(InputError):
+        check_certificate_name(bad)
+
+
+def test_wildcard_default_name():
+    assert certificate_name_for("*.Example.com.") == "wildcard.example.com"
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "fullchain.pem"
+    atomic_write(target, "old")
+
+    def boom(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["fullchain.pem"]   # no temp file left
+
+
+def test_atomic_write_mode(tmp_path):
+    atomic_write(tmp_path / "secret", b"x", mode=0o600)
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_store_layout_and_reload(tmp_path):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    key, managed = store(state, pki)
+    assert managed.key_path.stat().st_mode & 0o777 == 0o600
+    assert (state.certificate_dir("shop") / "current").resolve() == managed.version_dir
+    chain = x509.load_pem_x509_certificates(managed.fullchain_path.read_bytes())
+    assert format(chain[0].serial_number, "x") == managed.serial_hex and len(chain) == 2
+    assert x509.load_pem_x509_certificate(managed.cert_path.read_bytes()) == chain[0]
+    again = state.certificate("shop")
+    assert again.serial_hex == managed.serial_hex and again.names == ("shop.example.com",)
+    assert again.service == SERVICE and again.key_type == "ec256"
+    assert keys.public_jwk(again.load_key()) == keys.public_jwk(key)
+    assert state.certificate_names() == ["shop"]
+    assert "PRIVATE" not in json.dumps(again.to_json())
+
+
+def test_renewal_keeps_previous_version_and_prunes_older(tmp_path):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    _, first = store(state, pki)
+    first_key = first.key_path.read_bytes()
+    _, second = store(state, pki)
+    assert first.version_dir.exists() and first.key_path.read_bytes() == first_key   # never overwritten
+    _, third = store(state, pki)
+    assert not first.version_dir.exists()
+    assert second.version_dir.exists() and third.version_dir.exists()
+    assert state.certificate("shop").serial_hex == third.serial_hex
+
+
+def test_half_written_version_of_an_interrupted_run_is_ignored_then_pruned(tmp_path):
+    state = StateDir(tmp_path)
+    _, live = store(state, Pki.new())
+    half = state.certificate_dir("shop") / "29991231T000000-deadbeef"
+    half.mkdir()
+    (half / "privkey.pem").write_text("-----BEGIN PRIV")          # what a kill mid-write could leave
+    assert state.certificate("shop").serial_hex == live.serial_hex
+    assert state.prune("shop") == [half.name]
+    assert not half.exists()
+
+
+def test_corrupt_files_are_reported(tmp_path):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    _, managed = store(state, pki)
+    managed.fullchain_path.write_text("garbage")
+    with pytest.raises(StateError, match="unreadable"):
+        state.certificate("shop")
+    # a key that does not belong to the certificate
+    _, managed = store(state, pki)
+    keys.write_private_file(managed.key_path, keys.private_key_pem(keys.generate_key("ec256")), overwrite=True)
+    with pytest.raises(StateError, match="does not match"):
+        state.certificate("shop")
+    (state.certificate_dir("shop") / "meta.json").write_text("{")
+    with pytest.raises(StateError, match="meta.json"):
+        state.certificate("shop")
+
+
+def test_install_records_and_revoked_flag(tmp_path):
+    state = StateDir(tmp_path)
+    _, managed = store(state, Pki.new())
+    state.record_install("shop", "cdn:shop.example.com", {"product": "cdn", "domain": "shop.example.com",
+                                                          "serial_hex": managed.serial_hex})
+    state.mark_revoked("shop")
+    again = state.certificate("shop")
+    assert again.installed["cdn:shop.example.com"]["serial_hex"] == managed.serial_hex
+    assert again.revoked
+    with pytest.raises(StateError):
+        state.record_install("nothing", "cas", {})
+
+
+def test_pending_dns_round_trip(tmp_path):
+    state = StateDir(tmp_path)
+    record = {"provider": "alidns", "name": "_acme-challenge.shop.example.com", "value": "v"}
+    state.set_pending_dns("shop", [record])
+    path = state.certificate_dir("shop") / "dns-pending.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert state.pending_dns("shop") == [record]
+    state.set_pending_dns("shop", [])
+    assert not path.exists() and state.pending_dns("shop") == []
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    state = StateDir(tmp_path)
+    with state.lock("shop"):
+        with pytest.raises(StateLocked, match="another acmelab run"):
+            with state.lock("shop"):
+                pass
+        # another process sees it too
+        code = subprocess.run([sys.executable, "-c",
+                               "import sys; from acmelab.state import StateDir; from acmelab.errors import StateLocked\n"
+                               f"s = StateDir({str(tmp_path)!r})\n"
+                               "try:\n    s.lock('shop').__enter__()\nexcept StateLocked:\n    sys.exit(3)\n"],
+                              check=False).returncode
+        assert code == 3
+        with state.lock("other"):
+            pass
+    with state.lock("shop"):
+        pass
+
+
+def test_account_key_never_overwritten(tmp_path):
+    state = StateDir(tmp_path)
+    url = "https://localhost:14000/dir"
+    assert state.account(url) is None
+    record = state.create_account_key(url, keys.generate_key("ec256"))
+    assert record.key_path.stat().st_mode & 0o777 == 0o600
+    before = record.key_path.read_bytes()
+    with pytest.raises(KeyExistsError):
+        state.create_account_key(url, keys.generate_key("ec256"))
+    assert record.key_path.read_bytes() == before
+    assert state.account(url).account_url is None
+
+
+def test_servers_get_separate_accounts():
+    ids = {StateDir.server_id(u) for u in ("https://localhost:14000/dir", "https://localhost:14001/dir",
+                                           "https://acme-staging-v02.api.letsencrypt.org/directory",
+                                           "https://acme-v02.api.letsencrypt.org/directory")}
+    assert len(ids) == 4
+    assert StateDir.server_id("https://localhost:14000/dir").startswith("localhost_14000-")
