@@ -224,3 +224,28 @@ def test_sanitize_hides_what_changes_between_runs(first, second):
 ])
 def test_sanitize_keeps_what_the_course_teaches(first, second):
     assert _sanitize(first) != _sanitize(second)
+
+
+def test_nbval_fails_a_cell_whose_live_output_leaks(tmp_path):
+    """notebooks/conftest.py checks every executed cell's live output, even
+    when it matches the stored one."""
+    import os
+    import shutil
+    import subprocess
+
+    shutil.copy(NOTEBOOKS / "conftest.py", tmp_path / "conftest.py")
+    marker = "-----BEGIN " + "PRIVATE KEY-----"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for index, text in enumerate(["harmless", marker]):
+        cell = nbformat.v4.new_code_cell(f"print({text!r})", execution_count=index + 1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
+        notebook.cells.append(cell)
+    nbformat.write(notebook, tmp_path / "leak.ipynb")
+    environment = dict(os.environ, ACMELAB_LAB_DIR=str(tmp_path / "no-lab"))  # never touch the course's lab
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+                             "leak.ipynb"], cwd=tmp_path, env=environment, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "1 failed, 1 passed" in result.stdout
+    assert "output contains 'PRIVATE KEY'" in result.stdout
