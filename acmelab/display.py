@@ -380,3 +380,33 @@ def error(exc: BaseException, *, tmp: Any = None, title: str | None = None) -> T
     if tmp is not None:
         text = text.replace(str(tmp), "<tmp>")
     return Text(text, title)
+
+
+# --------------------------------------------------------------------------
+# ACME objects (acmelab.client's Order and Authorization)
+# --------------------------------------------------------------------------
+
+def authorization_line(authorization: Any) -> str:
+    """``name  status  challenges: type status, ...`` (challenges sorted by type)."""
+    challenges = ", ".join(f"{c.type} {c.status}" for c in sorted(authorization.challenges, key=lambda c: c.type))
+    return f"{authorization.name:24} {authorization.status:11} challenges: {challenges or '(none)'}"
+
+
+def order(value: Any, authorizations: Iterable[Any] | None = None, title: str | None = "order") -> Text:
+    """Display an :class:`acmelab.client.Order` (RFC 8555 §7.1.3): URL,
+    status, expiry, identifiers (sorted), and -- if given -- its
+    :class:`~acmelab.client.Authorization` objects, one line each."""
+    lines = [
+        f"url:            {value.url}",
+        f"status:         {value.status}",
+        f"expires:        {value.expires or '-'}",
+        f"identifiers:    {', '.join(sorted(value.names))}",
+        f"authorizations: {len(value.authorizations)}",
+    ]
+    for authorization in sorted(authorizations or [], key=lambda a: a.name):
+        lines.append("  " + authorization_line(authorization))
+    lines.append(f"finalize:       {value.finalize}")
+    lines.append(f"certificate:    {value.certificate or '-'}")
+    if value.error is not None:
+        lines.append(f"error:          {value.error}")
+    return Text("\n".join(lines), title)

@@ -62,9 +62,7 @@ wire
 
 # %%
 course.remember(order_url=order.url)  # notebook 07 picks the order up from here
-print("order status:  ", order.status)
-print("identifiers:   ", sorted(order.names))
-print("authorizations:", len(order.authorizations))
+display.order(order)
 
 # %% [markdown]
 # Let's Encrypt may **reuse** authorizations that your account completed recently for the same
@@ -89,6 +87,12 @@ for authorization in authorizations:
         rows.append([authorization.name, authorization.status, challenge.type, challenge.status,
                      f"{len(challenge.token)} characters"])
 display.table(rows, header=["identifier", "authorization", "challenge", "status", "token"])
+
+# %% [markdown]
+# `display.order` puts the order and its authorizations together:
+
+# %%
+display.order(order, authorizations)
 
 # %% [markdown]
 # Here is the first one on the wire (challenges sorted by type for display):
