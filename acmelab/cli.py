@@ -184,7 +184,10 @@ def _account(ctx: Context, *, create: bool = True, key_type: str = "ec256", cont
                              f"{record.key_path.parent} away and run acmelab account create")
         key = record.load_key()
         with _client(ctx, key) as client:
-            account = client.new_account(contact or record.contact, **_eab(ctx, eab_kid))
+            if create:   # newAccount: the key's account, created if the server does not know it
+                account = client.new_account(contact or record.contact, **_eab(ctx, eab_kid))
+            else:        # §7.3.1 onlyReturnExisting: AccountDoesNotExist instead of a new account
+                account = client.find_account()
         record = AccountRecord(ctx.directory_url, record.key_path, account.url,
                                account.json.get("status", "valid"),
                                tuple(account.json.get("contact") or contact or record.contact))
@@ -297,7 +300,13 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
         return EXIT_OK
     threshold = RenewalThreshold.parse(args.threshold) if args.threshold else RenewalThreshold()
     now = _parse_now(args.now)
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, not {args.concurrency}")
     ctx = _context(args)
+    lab_only = sorted(s.name for s in services if s.dns == "challtestsrv")
+    if ctx.lab is None and lab_only:
+        raise ConfigError(f"dns = \"challtestsrv\" works only with --directory lab "
+                          f"(services: {', '.join(lab_only[:5])}{' ...' if len(lab_only) > 5 else ''})")
     env = _environment(args, ctx, verify_installs=verify_installs)
     cancel = threading.Event()
     previous = _install_sigint(cancel)
@@ -409,8 +418,12 @@ def cmd_account_rollover(args: argparse.Namespace) -> int:
 
     ctx = _context(args)
     record, key = _account(ctx, create=False)
-    new_key = keys.generate_key(args.key_type)
     pending = record.key_path.with_name("account.key.next")
+    if pending.exists():
+        raise InputError(f"{pending} exists: an earlier rollover was interrupted.  If 'acmelab account show' "
+                         f"fails with accountDoesNotExist, the server has the new key: move {pending.name} to "
+                         f"account.key; otherwise remove {pending.name}")
+    new_key = keys.generate_key(args.key_type)
     keys.save_private_key(new_key, pending)
     with ctx.state.lock("account-" + ctx.state.server_id(ctx.directory_url)):
         with _client(ctx, key, record.account_url) as client:
@@ -572,11 +585,11 @@ def cmd_install(args: argparse.Namespace) -> int:
     if target not in service.install:
         service = Service(service.name, service.domains, service.dns, service.key_type,
                           (*service.install, target), service.preferred_chain)
-    # Only the new target: install it (the others are left as they are).
-    only = Service(service.name, service.domains, service.dns, service.key_type, (target,),
-                   service.preferred_chain)
     env = _environment(args, ctx, verify_installs=not args.no_verify)
-    [result] = apply_services([only], env, ctx.state, threshold=_never_due(), concurrency=1)
+    # Only the new target is worked on; the spec (what renew reinstalls) is
+    # stored only once it is installed.
+    [result] = apply_services([service], env, ctx.state, threshold=_never_due(), concurrency=1,
+                              targets=(target,), remember_service=False)
     if result.ok:
         stored = ctx.state.certificate(managed.name, check_files=False)
         ctx.state.write_meta(type(stored)(**{**stored.__dict__, "service": service.to_dict()}))
@@ -907,11 +920,12 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.ERROR if getattr(args, "quiet", False) else (
         logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG)
     root = logging.getLogger()
-    if not any(getattr(h, "_acmelab", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._acmelab = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    for old in [h for h in root.handlers if getattr(h, "_acmelab", False)]:
+        root.removeHandler(old)           # main() called again (tests): today's stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._acmelab = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(level)
     # the Alibaba SDK logs every refused call at ERROR itself; we report it once, clearly
     logging.getLogger("aliyunsdkcore").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)

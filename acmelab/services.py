@@ -607,7 +607,9 @@ def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, serv
 
 def process_service(service: Service, env: Environment, state: StateDir, *,
                     threshold: RenewalThreshold = RenewalThreshold(), now: dt.datetime | None = None,
-                    force: bool = False, cancel: threading.Event | None = None) -> ServiceResult:
+                    force: bool = False, cancel: threading.Event | None = None,
+                    targets: Sequence[InstallTarget] | None = None,
+                    remember_service: bool = True) -> ServiceResult:
     """Bring one service to a valid, installed, verified certificate.
 
     Args:
@@ -618,6 +620,10 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         now: the time renewal decisions use (default: now; tests move it).
         force: issue a new certificate even if the current one is fine.
         cancel: stop at the next step once set.
+        targets: work on these install targets only (default: all of
+            ``service.install``).
+        remember_service: store ``service`` as the certificate's spec (what
+            ``renew`` uses); ``acmelab install`` stores it only on success.
 
     Returns:
         :class:`ServiceResult`; never raises for a failure of this service
@@ -659,10 +665,10 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                     service=service.to_dict(), names=issued.names,
                     installed=managed.installed if managed is not None else {})
                 logger.info("%s: %s serial %s (%s)", service.name, status, managed.serial_hex, reason)
-            elif managed.service != service.to_dict():
+            elif remember_service and managed.service != service.to_dict():
                 managed = ManagedCertificate(**{**managed.__dict__, "service": service.to_dict()})
                 state.write_meta(managed)
-            for target in service.install:
+            for target in (service.install if targets is None else targets):
                 _check_cancel(cancel, f"installing on {target.id}")
                 managed, did_install, did_verify = _install_and_verify(target, managed, service, env, state, cancel)
                 if did_install:
@@ -703,7 +709,8 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
                    threshold: RenewalThreshold = RenewalThreshold(), now: dt.datetime | None = None,
                    concurrency: int = DEFAULT_CONCURRENCY, force: bool = False,
                    cancel: threading.Event | None = None,
-                   on_result: Callable[[ServiceResult], None] | None = None) -> list[ServiceResult]:
+                   on_result: Callable[[ServiceResult], None] | None = None,
+                   **options: Any) -> list[ServiceResult]:
     """Run :func:`process_service` for every service, ``concurrency`` at a time.
 
     Args:
@@ -713,6 +720,7 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
             started yet end ``interrupted``; running ones stop at their next
             step after removing their DNS records.
         on_result: called in the calling thread as each service finishes.
+        **options: ``targets``, ``remember_service`` of :func:`process_service`.
         (the rest as :func:`process_service`)
 
     Returns:
@@ -727,7 +735,7 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
     results: dict[str, ServiceResult] = {}
     with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="acmelab-service") as pool:
         pending = {pool.submit(process_service, service, env, state, threshold=threshold, now=now,
-                               force=force, cancel=cancel): service for service in services}
+                               force=force, cancel=cancel, **options): service for service in services}
         while pending:
             done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
             if cancel.is_set():

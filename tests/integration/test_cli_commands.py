@@ -1,0 +1,151 @@
+"""The single-certificate commands against the lab: account life cycle,
+issue, install (CDN / API Gateway / CAS), revoke, renew of a revoked
+certificate, export -- and no secret in any output, even at -vv."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from cryptography import x509
+
+from acmelab import cli, keys
+from acmelab.deploy import apigateway, cdn, lab_client, verify
+
+pytestmark = pytest.mark.lab
+
+RUN = uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def run(lab, tmp_path, capsys):
+    """``run(*argv) -> (exit code, stdout, stderr)`` with the lab and a private state dir."""
+    state = tmp_path / "state"
+
+    def call(*argv: str, json_out: bool = True):
+        extra = ["--lab-dir", str(lab.run_dir), "--state-dir", str(state)] + (["--json"] if json_out else [])
+        if argv[0] == "lab":
+            extra = []
+        code = cli.main([*argv, *extra])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    call.state = state
+    return call
+
+
+def test_account_life_cycle(run, lab):
+    code, out, _ = run("account", "create", "--contact", "mailto:ops@example.com")
+    assert code == 0
+    created = json.loads(out)
+    assert created["status"] == "valid" and created["account_url"].startswith(lab.directory_url.rsplit("/", 1)[0])
+    key_file = run.state / "accounts" / created["key_file"].split("/accounts/")[1]
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+    code, out, _ = run("account", "show")
+    assert code == 0 and json.loads(out)["contact"] == ["mailto:ops@example.com"]
+
+    code, out, _ = run("account", "update", "--contact", "mailto:new@example.com")
+    assert code == 0 and json.loads(out)["contact"] == ["mailto:new@example.com"]
+
+    code, out, _ = run("account", "rollover", "--key-type", "ec384")
+    rolled = json.loads(out)
+    assert code == 0 and rolled["account_url"] == created["account_url"]
+    assert rolled["key_thumbprint"] != created["key_thumbprint"]
+    assert keys.key_type_of(keys.load_private_key(key_file)) == "ec384"
+    assert len(list(key_file.parent.glob("account.key.*.old"))) == 1       # the old key kept, not overwritten
+    code, out, _ = run("account", "show")                                 # the new key works
+    assert code == 0 and json.loads(out)["key_thumbprint"] == rolled["key_thumbprint"]
+
+    code, out, _ = run("account", "deactivate", "--yes")
+    assert code == 0 and json.loads(out)["status"] == "deactivated"
+    code, _, err = run("issue", "-d", f"x-{RUN}.example.com", "--dns", "challtestsrv")
+    assert code == 1 and "deactivated" in err
+
+
+def test_show_without_account(run):
+    code, _, err = run("account", "show")
+    assert code == 1 and "account create" in err
+
+
+def test_issue_install_revoke_renew_export(run, lab, tmp_path):
+    domain = f"one-{RUN}.example.com"
+    code, out, _ = run("issue", "-d", domain, "-d", f"www.{domain}", "--dns", "challtestsrv", "--key-type", "rsa2048")
+    assert code == 0
+    [issued] = json.loads(out)["services"]
+    assert issued["status"] == "issued" and issued["installed"] == []
+    chain = (run.state / "certificates" / domain / "current" / "fullchain.pem").read_bytes()
+    leaf = x509.load_pem_x509_certificates(chain)[0]
+    assert format(leaf.serial_number, "x") == issued["serial_hex"]
+    assert {n.value for n in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value} \
+        == {domain, f"www.{domain}"}
+
+    # install on CDN and API Gateway (+ CAS), each proven by a handshake
+    client = lab_client(lab)
+    cdn.add_cdn_domain(client, domain)
+    group = apigateway.create_api_group(client, f"cmd_{RUN}")
+    apigateway.set_domain(client, group, f"www.{domain}")
+    code, out, _ = run("install", "cdn", domain, "--domain", domain)
+    assert code == 0 and json.loads(out)["services"][0]["verified"] == [f"cdn:{domain}"]
+    code, out, _ = run("install", "apigateway", domain, "--group-id", group, "--domain", f"www.{domain}")
+    assert code == 0 and json.loads(out)["services"][0]["verified"] == [f"apigateway:{group}/www.{domain}"]
+    code, out, _ = run("install", "cas", domain)
+    assert code == 0 and json.loads(out)["services"][0]["installed"] == ["cas"]
+    code, out, _ = run("install", "cdn", domain, "--domain", "cdn.example.org")   # not covered: refused, nothing sent
+    assert code == 1 and "not cdn.example.org" in json.loads(out)["services"][0]["error"]
+
+    # revoke: Pebble says revoked with the reason; renew replaces it and re-installs everywhere
+    code, out, _ = run("revoke", domain, "--reason", "keyCompromise")
+    assert code == 0
+    status = lab.cert_status(issued["serial_hex"])
+    assert status["Status"] == "Revoked" and int(status["Reason"]) == 1
+    code, out, _ = run("renew")
+    [renewed] = json.loads(out)["services"]
+    assert code == 0, renewed["error"]
+    assert renewed["status"] == "renewed" and renewed["reason"] == "revoked"
+    assert set(renewed["installed"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}", "cas"}
+    assert set(renewed["verified"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}"}
+    served = verify(domain, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())
+    assert served.serial_hex == renewed["serial_hex"] != issued["serial_hex"]
+    code, out, _ = run("renew")
+    assert code == 0 and json.loads(out)["counts"] == {"unchanged": 1}
+
+    # list, export
+    code, out, _ = run("list")
+    [row] = json.loads(out)
+    assert row["serial_hex"] == renewed["serial_hex"] and set(row["installed"]) >= {f"cdn:{domain}", "cas"}
+    (tmp_path / "pw").write_text("s3cret-pfx")
+    code, out, _ = run("export", "pfx", domain, "--profile", "modern", "--out", str(tmp_path / "a.pfx"),
+                       "--password-file", str(tmp_path / "pw"))
+    assert code == 0 and json.loads(out)["serial_hex"] == renewed["serial_hex"]
+
+
+def test_no_secret_in_verbose_output(run, lab):
+    """At -vv (debug logs of acmelab, requests and the Alibaba SDK), neither the
+    certificate key, the account key nor the access key secret shows up."""
+    domain = f"secret-{RUN}.shop03.example"
+    cdn.add_cdn_domain(lab_client(lab), domain)
+    services = run.state.parent / "services.toml"
+    services.write_text(f'[[service]]\ndomains = ["{domain}"]\ndns = "alidns"\ncdn = "{domain}"\ncas = true\n')
+    code, out, err = run("apply", str(services), "-vv", json_out=False)
+    assert code == 0, err[-2000:]
+    assert "DEBUG" in err and "SetCdnDomainSSLCertificate" in err
+    text = out + err
+    assert lab.aliyun_access_key_secret not in text
+    key_files = {p.resolve() for p in [*run.state.glob("certificates/*/*/privkey.pem"),
+                                       *run.state.glob("accounts/*/account.key")]}
+    assert len(key_files) == 2
+    for key_file in key_files:
+        body = [line for line in key_file.read_text().splitlines() if "-----" not in line]
+        assert body and not any(line in text for line in body)
+        pem = keys.load_private_key(key_file)
+        for fmt_line in keys.private_key_pem(pem).decode().splitlines()[1:-1]:
+            assert fmt_line not in text
+    assert "PRIVATE KEY" not in text
+
+
+def test_lab_commands_still_work(run, lab):
+    code, out, _ = run("lab", "status", "--run-dir", str(lab.run_dir), "--json")
+    assert code == 0 and json.loads(out)["directory_url"] == lab.directory_url
+    assert lab.aliyun_access_key_secret not in out
