@@ -24,9 +24,9 @@
 #
 # ```mermaid
 # flowchart LR
-#     root["Root CA<br/>(in the browser's trust store)"] -- signs --> inter["Intermediate CA"]
-#     inter -- signs --> leaf["Leaf: api.example.com<br/>(your server's certificate)"]
-#     leaf -. "sent with the intermediate<br/>in the TLS handshake" .-> browser["Browser"]
+#     root["Root CA<br/>(in the browser's trust store)"] -->|signs| inter["Intermediate CA"]
+#     inter -->|signs| leaf["Leaf: api.example.com<br/>(your server's certificate)"]
+#     leaf -.->|"sent with the intermediate<br/>in the TLS handshake"| browser["Browser"]
 # ```
 
 # %% [markdown]
@@ -55,7 +55,8 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # ## Let's Encrypt and ACME
 #
 # **Let's Encrypt** is a free, automated CA. It issues **DV** certificates only, valid for
-# 90 days, so that renewal is something a program does, not a person. The program talks to
+# 90 days (and shorter lifetimes are on the way), so that renewal is something a program does,
+# not a person. The program talks to
 # the CA with **ACME** (Automatic Certificate Management Environment), standardised as
 # **RFC 8555**: JSON over HTTPS, every request signed with the *account key*.
 #
@@ -175,8 +176,8 @@ print("names:      ", course.names())
 #
 # ## Exercises
 #
-# 1. Open `https://` any site in your browser and look at its certificate: which policy OID does
-#    it carry? Is it DV, OV or EV?
+# 1. Open any HTTPS site in your browser and look at its certificate: which policy OID does it
+#    carry? Is it DV, OV or EV?
 # 2. `lab.intermediates()` returns Pebble's intermediate. Show it with `display.certificate` and
 #    check that its issuer is the root shown above.
 # 3. Run `acmelab lab status` in a terminal. Restart the lab (`acmelab lab down`, then run this

@@ -59,9 +59,9 @@ for name in ["WWW.Example.COM.", "bücher.example.com", "*.example.com", "www.*.
 #
 # ```mermaid
 # flowchart LR
-#     key["certificate key<br/>(private, stays with you)"] -- "public half" --> csr
+#     key["certificate key<br/>(private, stays with you)"] -->|public half| csr
 #     names["names<br/>example.com, *.example.com,<br/>xn--bcher-kva.example.com"] --> csr
-#     csr["CSR<br/>subject CN + SAN names + public key"] -- "signed by the certificate key" --> sig["self-signature"]
+#     csr["CSR<br/>subject CN + SAN names + public key"] -->|signed by the certificate key| sig["self-signature"]
 # ```
 
 # %%

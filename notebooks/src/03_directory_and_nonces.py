@@ -90,7 +90,7 @@ print("nonce length:", len(get.headers["Replay-Nonce"]), "base64url characters")
 #     S-->>C: 201 Created, Replay-Nonce: N2
 #     C->>S: POST newOrder (JWS with nonce N2)
 #     S-->>C: 201 Created, Replay-Nonce: N3
-#     Note over C,S: a nonce is good once; a reused or unknown one gets 400 badNonce (notebook 04)
+#     Note over C,S: a nonce is good once, a reused or unknown one gets 400 badNonce (notebook 04)
 # ```
 
 # %% [markdown]

@@ -27,7 +27,7 @@
 #     end
 #     p --> input["signing input<br/>ASCII: protected.payload"]
 #     y --> input
-#     input -- "account private key<br/>ES256 / RS256" --> s
+#     input -->|"account private key<br/>ES256 / RS256"| s
 # ```
 #
 # The header says **who** signs (`jwk`: the public key itself, or `kid`: the account URL),

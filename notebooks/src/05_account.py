@@ -127,7 +127,7 @@ print("still:", list(client.fetch_account().contact))
 # flowchart LR
 #     outer["newAccount JWS<br/>signed by the account key (jwk)"] --> payload["payload:<br/>termsOfServiceAgreed,<br/>externalAccountBinding"]
 #     payload --> inner["inner JWS, HS256<br/>header: alg, kid = key identifier, url = newAccount<br/>payload: the account's public JWK"]
-#     mac["MAC key from the CA"] -. signs .-> inner
+#     mac["MAC key from the CA"] -.->|signs| inner
 # ```
 #
 # The lab's Pebble does not require it (the lab can: `Lab(eab_keys={...})`). Here is what the

@@ -23,14 +23,17 @@
 #
 # ```mermaid
 # stateDiagram-v2
-#     state "order" as O {
+#     state Order {
 #         [*] --> pending
 #         pending --> ready: every authorization valid
 #         ready --> processing: finalize (CSR)
 #         processing --> valid: certificate issued
 #         pending --> invalid: an authorization failed
 #     }
-#     state "authorization (one per name)" as A {
+#     state Authorization {
+#         state "pending" as a_pending
+#         state "valid" as a_valid
+#         state "invalid" as a_invalid
 #         [*] --> a_pending
 #         a_pending --> a_valid: one challenge valid
 #         a_pending --> a_invalid: challenge failed
