@@ -59,7 +59,7 @@ import re
 with display.Wire(client, tidy=display.sort_lists) as wire:
     order = client.finalize(order, csr)
 finalize = display.exchange_text(wire.exchanges[0], tidy=display.sort_lists)
-display.Text(re.sub(r'("csr": ")([A-Za-z0-9_-]{24})[A-Za-z0-9_-]+', r"\1\2...", finalize))
+display.Text(re.sub(r'("csr": ")[A-Za-z0-9_-]+', r"\1<the CSR: DER, base64url>", finalize))
 
 # %%
 print("order:", order.status)

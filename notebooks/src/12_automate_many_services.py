@@ -1,0 +1,297 @@
+# %% [markdown]
+# # 12 · Automate many services
+#
+# **Goal:** everything of notebooks 06–09 in **one call** — first for one certificate, then for
+# many services at once from a small services file (issue, install on CDN / API Gateway /
+# CAS, prove with a TLS handshake, renew when due) — and the checklist for leaving the lab:
+# Let's Encrypt staging, then production, with a real Alibaba Cloud account and a RAM user that
+# may do exactly what the job needs and nothing more.
+#
+# **Needs:** the lab (started if needed) and the course's account from
+# [05](05_account.ipynb) (created now if it is missing). Everything else is made here.
+#
+# **Previous:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb) · Last notebook of the series; back to [00 · Start here](00_start_here.ipynb)
+
+# %% [markdown]
+# ## One certificate, one call
+#
+# `acmelab.issue.issue_certificate` strings together what notebooks 06–08 did step by step:
+#
+# 1. `newOrder` for the names (§7.4); fetch each authorization — one the CA reused is already
+#    `valid` and needs nothing;
+# 2. publish every dns-01 TXT record through the DNS provider, wait until each is visible;
+# 3. answer each challenge, poll each authorization until `valid`;
+# 4. finalize with a CSR for a fresh certificate key, download the (preferred) chain;
+# 5. remove every TXT record it published — on success, on failure, and on Ctrl-C.
+
+# %%
+from acmelab import course, display
+from acmelab.issue import issue_certificate
+
+client = course.account_client()   # the course's account (notebook 05)
+domain = course.target().domain
+issued = issue_certificate([f"www.{domain}", domain], client=client, dns=course.dns_provider(),
+                           key_type="ec256")
+print("names:     ", ", ".join(issued.names))
+print("serial:    ", issued.serial_hex)
+print("not after: ", f"{issued.not_after:%Y-%m-%d %H:%M:%S}")
+display.chain(issued.chain_pem, title="the chain (the key stays in memory: issued.private_key)")
+
+# %% [markdown]
+# The DNS zone is as clean as before — `issue_certificate` removed what it published:
+
+# %%
+alidns = course.dns_provider()
+for name in (f"_acme-challenge.www.{domain}", f"_acme-challenge.{domain}"):
+    zone, _ = alidns.find_zone(name)
+    print(name, "->", len([r for r in alidns.sub_domain_records(zone, name) if r["Type"] == "TXT"]), "TXT records")
+
+# %% [markdown]
+# ## Many services: the services file
+#
+# A company has more than one certificate. Each **service** is a set of names that must be
+# served with a valid certificate from somewhere — CDN accelerated domains, API Gateway custom
+# domains, a copy in Certificate Management Service (CAS). The services file (TOML) says which:
+#
+# ```mermaid
+# flowchart LR
+#     file["services.toml"] --> engine["acmelab apply<br/>(acmelab.services)"]
+#     engine --> s1["www: cdn + static<br/>-> 2 CDN domains"]
+#     engine --> s2["api: api<br/>-> API Gateway + CAS"]
+#     engine --> s3["dev: api.dev + cdn.dev<br/>(own DNS zone) -> API Gateway + CDN"]
+#     s1 & s2 & s3 --> steps["per service: issue if needed (dns-01)<br/>-> install -> TLS handshake shows the serial"]
+# ```
+
+# %%
+services_toml = f"""
+[defaults]
+dns = "alidns"            # Alibaba Cloud DNS (notebook 07)
+key_type = "ec256"
+
+[[service]]
+name = "www"
+domains = ["cdn.{domain}", "static.{domain}"]
+cdn = ["cdn.{domain}", "static.{domain}"]
+
+[[service]]
+name = "api"
+domains = ["api.{domain}"]
+apigateway = [{{ group_id = "{course.api_group_id()}", domain = "api.{domain}" }}]
+cas = true                # also keep a copy in Certificate Management Service
+
+[[service]]
+name = "dev"
+domains = ["api.dev.{domain}", "cdn.dev.{domain}"]
+cdn = "cdn.dev.{domain}"
+apigateway = [{{ group_id = "{course.api_group_id()}", domain = "api.dev.{domain}" }}]
+"""
+print(services_toml.strip())
+
+# %%
+import tomllib
+
+from acmelab import services
+
+wanted = services.parse_services(tomllib.loads(services_toml), source="services.toml")
+
+
+def short(target_ids) -> str:
+    """Target ids ("cdn:<domain>", "apigateway:<GroupId>/<domain>", "cas") without the GroupId."""
+    return ", ".join(t.replace(f"{course.api_group_id()}/", "") for t in target_ids) or "-"
+
+
+display.table([[s.name, ", ".join(s.domains), short(t.id for t in s.install)] for s in wanted],
+              header=["service", "certificate names", "install on"])
+
+# %% [markdown]
+# ## Apply it
+#
+# The engine needs to know *where*: the ACME account, the lab (for DNS, the Alibaba Cloud
+# endpoint and the TLS edges) and the roots a served chain must lead to. It keeps what it issued
+# in a **state directory** — keys (0600), chains, and where each certificate is installed — so
+# a second run knows what is already done. This demo uses a fresh one in a temporary folder;
+# the `acmelab` command uses `~/.acmelab`.
+#
+# Services are worked on in parallel (three at a time here); one failing service does not
+# stop the others.
+
+# %%
+import tempfile
+from pathlib import Path
+
+from acmelab.state import StateDir
+
+workdir = tempfile.TemporaryDirectory(prefix="acmelab-12-")
+state = StateDir(Path(workdir.name) / "state")
+target = course.target()
+environment = services.Environment(
+    directory_url=target.directory_url,
+    acme_verify=str(target.verify) if target.lab else True,
+    account_key=course.account_key(), account_url=client.account_url,
+    lab=target.lab, trust_roots=course.trust_roots())
+
+
+def report(results) -> display.Text:
+    return display.table([[r.name, r.status, r.reason or "-", short(r.installed), short(r.verified)]
+                          for r in results],
+                         header=["service", "status", "why", "installed", "TLS verified"])
+
+
+results = services.apply_services(wanted, environment, state, concurrency=3)
+report(results)
+
+# %% [markdown]
+# Every target was installed and then proven by a handshake that showed the new serial.
+# The state directory now holds one folder per certificate:
+
+# %%
+for name in state.certificate_names():
+    managed = state.certificate(name)
+    print(f"{name:4} {', '.join(managed.names):42} key {managed.key_type}, installed on {len(managed.installed)} targets")
+
+# %% [markdown]
+# ## Run it again: nothing to do
+#
+# The same file applied again changes nothing: each certificate is valid and far from due, and
+# each target still serves it (the handshake checks that; a target serving something else would
+# be installed again). That makes `apply` safe to run from a daily timer. This time through the
+# command line — the same engine; `--json` gives a machine-readable summary:
+
+# %%
+import json
+import subprocess
+import sys
+
+services_file = Path(workdir.name) / "services.toml"
+services_file.write_text(services_toml)
+command = [str(Path(sys.executable).parent / "acmelab"), "apply", str(services_file),
+           "--state-dir", str(state.root), "--json", "--quiet"]
+print("$ acmelab apply services.toml --state-dir <state> --json --quiet")
+run = subprocess.run(command, capture_output=True, text=True)
+summary = json.loads(run.stdout)
+print("exit status:", run.returncode)
+display.table([[s["name"], s["status"], short(s["installed"]), short(s["verified"])] for s in summary["services"]],
+              header=["service", "status", "installed", "TLS verified"])
+
+# %% [markdown]
+# ## Renewal
+#
+# A certificate is due when less than a third of its lifetime is left (notebook 11). To see a
+# renewal without waiting years for Pebble's certificates, we tell the engine what time it is:
+# 100 days before the certificates expire. Every service is renewed, and the new certificate
+# installed and proven wherever the old one was. (The command line has `--now` for the same
+# test, and `acmelab renew` for the daily job.)
+
+# %%
+import datetime as dt
+
+soonest = min(state.certificate(name).not_after for name in state.certificate_names())
+results = services.apply_services(wanted, environment, state, concurrency=3,
+                                  now=soonest - dt.timedelta(days=100))
+report(results)
+
+# %%
+workdir.cleanup()  # the demo's state directory (keys included) goes away
+
+# %% [markdown]
+# ## Leaving the lab: a least-privilege RAM user
+#
+# With a real Alibaba Cloud account, never use the account's own AccessKey. Create a **RAM
+# user** for the job (programmatic access only), and attach a custom policy that allows exactly
+# the actions `acmelab` calls, on exactly the resources of your services:
+#
+# | product | actions | resource |
+# |---|---|---|
+# | Alibaba Cloud DNS | `alidns:DescribeDomains` (find the zone) | `*` (a listing) |
+# | | `alidns:AddDomainRecord`, `alidns:DeleteDomainRecord`, `alidns:DescribeSubDomainRecords` | `acs:alidns:*:*:domain/<zone>` |
+# | CDN | `cdn:SetCdnDomainSSLCertificate`, `cdn:DescribeDomainCertificateInfo` | `acs:cdn:*:*:domain/<domain>` |
+# | API Gateway | `apigateway:SetDomainCertificate`, `apigateway:DescribeDomain` | `acs:apigateway:<region>:*:apigroup/<GroupId>` |
+# | CAS | `yundun-cert:UploadUserCertificate` | `*` |
+#
+# The policy can be written from the services themselves, so it grows and shrinks with them
+# (check each action's *RAM authorization* section in Alibaba's API reference when you adapt
+# it; the system policies `AliyunDNSFullAccess`, `AliyunCDNFullAccess`, … work too, but allow
+# far more):
+
+# %%
+def ram_policy(services_list, zones, region="cn-hangzhou") -> dict:
+    """A RAM policy (Version 1) allowing what acmelab needs for these services."""
+    cdn = sorted({t.domain for s in services_list for t in s.install if t.product == "cdn"})
+    groups = sorted({t.group_id for s in services_list for t in s.install if t.product == "apigateway"})
+    statements = [
+        {"Effect": "Allow", "Action": ["alidns:DescribeDomains"], "Resource": ["*"]},
+        {"Effect": "Allow",
+         "Action": ["alidns:AddDomainRecord", "alidns:DeleteDomainRecord", "alidns:DescribeSubDomainRecords"],
+         "Resource": [f"acs:alidns:*:*:domain/{zone}" for zone in sorted(zones)]},
+    ]
+    if cdn:
+        statements.append({"Effect": "Allow",
+                           "Action": ["cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo"],
+                           "Resource": [f"acs:cdn:*:*:domain/{name}" for name in cdn]})
+    if groups:
+        statements.append({"Effect": "Allow",
+                           "Action": ["apigateway:SetDomainCertificate", "apigateway:DescribeDomain"],
+                           "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]})
+    if any(t.product == "cas" for s in services_list for t in s.install):
+        statements.append({"Effect": "Allow", "Action": ["yundun-cert:UploadUserCertificate"], "Resource": ["*"]})
+    return {"Version": "1", "Statement": statements}
+
+
+zones = {alidns.find_zone(f"_acme-challenge.{name}")[0].puny_code for s in wanted for name in s.domains}
+display.json_view(ram_policy(wanted, zones), title="RAM policy for services.toml")
+
+# %% [markdown]
+# ## Checklist: staging, then production
+#
+# **Before the first run**
+#
+# 1. The domain's DNS is hosted in Alibaba Cloud DNS (the registrar points its NS records at
+#    Alibaba's name servers) — or `_acme-challenge.<name>` is a CNAME into a zone that is.
+# 2. CDN: each domain is an accelerated domain of the account. API Gateway: each custom domain is
+#    bound to its group (`SetDomain`) and its DNS points at the group's subdomain; note the
+#    `GroupId` and the region.
+# 3. If the domain has **CAA** records, one of them allows `letsencrypt.org`.
+# 4. A RAM user with the policy above; its AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
+#    `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (a secrets manager or the job's environment — never in a
+#    file in git, a notebook, or a command line).
+#
+# **Staging** (Let's Encrypt's test CA: real validation, untrusted certificates, generous limits)
+#
+# 5. `ACMELAB_ACME=staging`, `ACMELAB_DOMAIN=<your domain>`, `ACMELAB_CONTACT=<e-mail>`,
+#    `ACMELAB_API_GROUP_ID=<GroupId>`; run notebooks 05–09, or
+#    `acmelab apply services.toml --directory staging`.
+# 6. Expect the TLS check to fail against the system trust store: staging chains lead to the
+#    staging roots ("(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2"); pass them with
+#    `--trust-root` to prove the installs.
+#
+# **Production**
+#
+# 7. Only after staging works end to end: `ACMELAB_ACME=production` with
+#    `ACMELAB_PRODUCTION=yes`, or `acmelab apply services.toml --directory production --i-mean-production`.
+#    Production has real rate limits — among them, per registered domain, a limited number of
+#    new certificates per week, and few duplicates of the same set of names: do not loop on
+#    failures, and keep the state directory so that nothing is issued twice.
+# 8. Run `acmelab renew` (or `apply`) daily from a timer; alert on a non-zero exit status. Back up
+#    the state directory (it holds the account key, mode 0600); if a key leaks, revoke with
+#    reason `keyCompromise` and roll the account key over (notebook 11).
+#
+# ## Summary
+#
+# * `issue_certificate` is notebooks 06–08 in one call, with cleanup on every path.
+# * `acmelab.services` / `acmelab apply` take a services file: issue when needed, install on
+#   CDN, API Gateway and CAS, prove each install with a TLS handshake, renew when a third of the
+#   lifetime is left; idempotent, so it can run daily.
+# * Outside the lab: a RAM user with a policy built from the services, staging first, production
+#   with an explicit opt-in.
+#
+# ## Exercises
+#
+# 1. Add a service for `cdn.example.org` (another zone of the lab account) to the services file
+#    and apply again. Which services are worked on, and which stay `unchanged`?
+# 2. Break one service on purpose — an API Gateway `group_id` that does not exist — and apply.
+#    What happens to the other services, and what does the failed one report?
+# 3. Run `acmelab apply services.toml --threshold 0.9999` (renew when less than 99.99 % of the
+#    lifetime is left) and look at the `why` column. Then
+#    write the systemd timer (or cron line) that would run `acmelab renew` every day.
+#
+# **Previous:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
