@@ -270,14 +270,21 @@ def _summary(results, *, as_json: bool, extra: dict[str, Any] | None = None) -> 
     from rich.table import Table
 
     table = Table(title=f"{len(results)} services: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    for column in ("service", "status", "serial", "not after", "installed", "verified", "note"):
-        table.add_column(column, overflow="fold")
+    table.add_column("service", overflow="fold", ratio=2)
+    for column in ("status", "serial", "expires", "installed", "tls ok"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note", overflow="fold", ratio=3)
     style = {"issued": "green", "renewed": "green", "unchanged": "", "failed": "red", "interrupted": "yellow"}
     for r in results:
+        note = "see below" if r.error else r.reason
         table.add_row(r.name, f"[{style[r.status]}]{r.status}[/]" if style[r.status] else r.status,
-                      (r.serial_hex or "")[:16], f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
-                      str(len(r.installed)), str(len(r.verified)), r.error or r.reason)
-    _console().print(table)
+                      (r.serial_hex or "")[:12], f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
+                      str(len(r.installed)), str(len(r.verified)), note)
+    console = _console()
+    console.print(table)
+    for r in results:
+        if r.error:   # full messages below the table, readable in a narrow terminal
+            console.print(f"[bold]{r.name}[/] {r.status}: {r.error}", markup=True, highlight=False)
     return code
 
 
