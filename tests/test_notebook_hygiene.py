@@ -249,3 +249,24 @@ def test_nbval_fails_a_cell_whose_live_output_leaks(tmp_path):
     assert result.returncode == 1, result.stdout[-2000:]
     assert "1 failed, 1 passed" in result.stdout
     assert "output contains 'PRIVATE KEY'" in result.stdout
+
+
+def test_run_series_executes_in_order_and_reports_the_failing_cell(tmp_path):
+    def notebook_of(*sources: str) -> Path:
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        path = tmp_path / f"nb{len(list(tmp_path.iterdir()))}.ipynb"
+        nbformat.write(notebook, path)
+        return path
+
+    executed, seconds, error = run_series.execute(notebook_of("x = 6 * 7", "print(x)"), timeout=120)
+    assert error is None and seconds > 0
+    assert [cell.execution_count for cell in executed.cells] == [1, 2]
+    assert executed.cells[1].outputs[0]["text"] == "42\n"
+    assert all("execution" not in cell.metadata for cell in executed.cells)
+
+    executed, _, error = run_series.execute(notebook_of("1 + 1", "raise ValueError('broken on purpose')", "2"),
+                                            timeout=120)
+    assert error is not None and "broken on purpose" in error and "in cell 1" in error
+    assert executed.cells[2].execution_count is None  # stopped at the failing cell
