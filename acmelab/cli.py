@@ -314,6 +314,13 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
     if ctx.lab is None and lab_only:
         raise ConfigError(f"dns = \"challtestsrv\" works only with --directory lab "
                           f"(services: {', '.join(lab_only[:5])}{' ...' if len(lab_only) > 5 else ''})")
+    if ctx.lab is None and any(s.dns == "alidns" or s.install for s in services):
+        from acmelab.aliyun import Credentials
+
+        try:   # checked before any request, so a missing key fails once, not per service
+            Credentials.resolve()
+        except InputError as error:
+            raise ConfigError(f"Alibaba Cloud credentials: {error}") from None
     env = _environment(args, ctx, verify_installs=verify_installs)
     cancel = threading.Event()
     previous = _install_sigint(cancel)

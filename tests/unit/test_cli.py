@@ -179,3 +179,22 @@ def test_bad_revocation_reason(tmp_path, capsys):
 def test_deactivate_needs_yes(tmp_path, capsys):
     assert cli.main(["account", "deactivate", "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE
     assert "--yes" in capsys.readouterr().err
+
+
+def test_missing_alibaba_credentials_fail_before_any_request(tmp_path, capsys, monkeypatch):
+    for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                 "ALIYUN_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "services.toml"
+    path.write_text('[[service]]\ndomains = ["a.example.com"]\ndns = "alidns"\n')
+    code = cli.main(["apply", str(path), "--directory", "staging", "--state-dir", str(tmp_path / "state")])
+    assert code == cli.EXIT_USAGE
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in capsys.readouterr().err
+    assert not list((tmp_path / "state" / "accounts").iterdir())      # no account key made, nothing sent
+
+
+def test_challtestsrv_outside_the_lab_is_a_usage_error(tmp_path, capsys):
+    code = cli.main(["issue", "-d", "a.example.com", "--dns", "challtestsrv", "--directory", "staging",
+                     "--state-dir", str(tmp_path)])
+    assert code == cli.EXIT_USAGE
+    assert "only with --directory lab" in capsys.readouterr().err
