@@ -251,10 +251,12 @@ def certificate_directory(label: str = "course") -> Path:
 
 
 def certificate_key_path(label: str = "course") -> Path:
+    """Where certificate ``label``'s private key lives (PEM PKCS#8, 0600)."""
     return certificate_directory(label) / "privkey.pem"
 
 
 def csr_path(label: str = "course") -> Path:
+    """Where certificate ``label``'s CSR lives (PEM, PKCS#10)."""
     return certificate_directory(label) / "request.csr"
 
 
@@ -270,8 +272,12 @@ def leaf_path(label: str = "course") -> Path:
 
 def certificate_key(label: str = "course", key_type: str = "ec256"):
     """The private key of certificate ``label`` -- one key per certificate,
-    never the account key.  Loaded if saved (notebook 02), else generated and
-    saved (0600)."""
+    never the account key.  Loaded if saved (notebook 02), else generated
+    (``key_type``) and saved atomically (0600); never replaced.
+
+    Raises:
+        InputError: a bad label, or the saved file is not a usable key.
+    """
     from acmelab.keys import generate_key, load_private_key, save_private_key
 
     path = certificate_key_path(label)
@@ -292,6 +298,9 @@ def csr(label: str = "course", certificate_names: list[str] | None = None):
 
     Returns:
         ``cryptography.x509.CertificateSigningRequest``.
+
+    Raises:
+        InputError: a name :func:`acmelab.csr.normalize_name` refuses.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -336,6 +345,7 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
 # --------------------------------------------------------------------------
 
 def state_path() -> Path:
+    """``<course>/<target>/state.json``: the facts :func:`remember` keeps."""
     return directory() / "state.json"
 
 
@@ -352,7 +362,8 @@ def load_state() -> dict[str, Any]:
 
 def remember(**facts: Any) -> dict[str, Any]:
     """Save JSON-serialisable facts (e.g. ``order_url=...``) into
-    ``state.json`` and return the whole state."""
+    ``state.json`` (atomically) and return the whole state.  Never put a
+    secret here: the file is not private."""
     state = load_state()
     state.update(facts)
     write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
