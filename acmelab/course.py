@@ -31,6 +31,7 @@ notebook 00 and the README):
 ``ACMELAB_DOMAIN``              the domain the course's certificate is for
                                 (default ``example.com``; required outside the lab)
 ``ACMELAB_CONTACT``             e-mail address for the account (optional)
+``ACMELAB_CA_BUNDLE``           PEM bundle to trust for a private ACME server
 ``ACMELAB_COURSE_DIR``          where the course directory is
 ``ALIBABA_CLOUD_ACCESS_KEY_ID``
 ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``  a real Alibaba Cloud RAM user (outside the lab)
@@ -87,8 +88,8 @@ class Target:
         environment: ``"lab"``, ``"staging"``, ``"production"`` or ``"custom"``.
         directory_url: the RFC 8555 §7.1.1 directory URL.
         verify: what to pass as requests' ``verify=``: the lab CA's PEM
-            bundle (Path) for the lab, ``True`` (the system's trust store)
-            otherwise.  Never False.
+            bundle (Path) for the lab, ``$ACMELAB_CA_BUNDLE`` if set, else
+            ``True`` (the system's trust store).  Never False.
         domain: the registered domain the course certificate is for.
         contact: account contact URLs (``["mailto:..."]``) or ``[]``.
         lab: the :class:`acmelab.lab.LabInfo` when ``environment == "lab"``.
@@ -141,7 +142,10 @@ def target() -> Target:
                          "set ACMELAB_PRODUCTION=yes to confirm (try ACMELAB_ACME=staging first)")
     if not domain:
         raise InputError("set ACMELAB_DOMAIN to a domain whose DNS you control (e.g. in Alibaba Cloud DNS)")
-    return Target(environment, url, True, domain, contact, None)
+    bundle = os.environ.get("ACMELAB_CA_BUNDLE", "").strip()
+    if bundle and not Path(bundle).expanduser().is_file():
+        raise InputError(f"ACMELAB_CA_BUNDLE names no file: {bundle}")
+    return Target(environment, url, Path(bundle).expanduser() if bundle else True, domain, contact, None)
 
 
 #: How the course runs Pebble: no random sleeps, no randomly rejected nonces

@@ -18,6 +18,7 @@ def staging(tmp_path, monkeypatch):
     monkeypatch.setenv("ACMELAB_ACME", "staging")
     monkeypatch.setenv("ACMELAB_DOMAIN", "Example.ORG.")
     monkeypatch.delenv("ACMELAB_CONTACT", raising=False)
+    monkeypatch.delenv("ACMELAB_CA_BUNDLE", raising=False)
     return tmp_path / "course"
 
 
@@ -100,3 +101,14 @@ def test_certificate_labels_must_be_plain_folder_names(staging):
     for label in ("", "../x", ".hidden", "a/b"):
         with pytest.raises(InputError):
             course.certificate_directory(label)
+
+
+def test_custom_directory_with_its_own_ca_bundle(staging, monkeypatch, tmp_path):
+    monkeypatch.setenv("ACMELAB_ACME", "https://acme.internal.example/directory")
+    monkeypatch.setenv("ACMELAB_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    with pytest.raises(InputError, match="ACMELAB_CA_BUNDLE"):
+        course.target()
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("ACMELAB_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    target = course.target()
+    assert (target.environment, target.verify) == ("custom", tmp_path / "ca.pem")
