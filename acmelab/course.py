@@ -564,7 +564,11 @@ def pending_order(client):
         client: an AcmeClient with the course's account (:func:`account_client`).
 
     Returns:
-        :class:`acmelab.client.Order` with status ``pending``.
+        :class:`acmelab.client.Order`: ``pending`` (or ``ready`` at once when
+        the CA reused every authorization; the course's lab does not).
+
+    Raises:
+        AcmeProblem, ProtocolError, NetworkError: from newOrder.
     """
     from acmelab.errors import AcmeProblem, ProtocolError
 

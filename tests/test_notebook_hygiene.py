@@ -208,6 +208,12 @@ def _sanitize(text: str) -> str:
     ('"expires": "2026-11-30T23:32:34Z"', '"expires": "2026-12-07T01:02:03Z"'),
     ("subject:      CN=Pebble Root CA 7d061f", "subject:      CN=Pebble Root CA 0a1b2c"),
     ("serial:       1ac4d06cba435ec2", "serial:       4f"),
+    # notebooks 07-12
+    ("(serial 13c4b8351a86ae03, issuer", "(serial 4d2d311b81a4336, issuer"),
+    ("thumbprint (SHA-1): 1487B29363B8E03EBD3F48EF621FF300F7BC0813",
+     "thumbprint (SHA-1): 0A87B29363B8E03EBD3F48EF621FF300F7BC0899"),
+    ("certificate ID: NHFBNgYND1_zRI1XZepFEwa0JVg.UyNNRdewXqg",
+     "certificate ID: aYNxWfd0jcz3dVkXbLqJuGd1hJM.AJ0b3mDNG_s"),
 ])
 def test_sanitize_hides_what_changes_between_runs(first, second):
     assert first != second
@@ -221,6 +227,8 @@ def test_sanitize_hides_what_changes_between_runs(first, second):
     ("https://localhost:14000/sign-me-up", "https://localhost:14000/order-plz"),
     ("offered:    ['dns-01']", "offered:    ['dns-01', 'http-01']"),
     ("r||s: 64 bytes", "r||s: 72 bytes"),
+    ("spare    Revoked  cessationOfOperation", "spare    Valid    cessationOfOperation"),
+    ("chain length: 2", "chain length: 3"),
 ])
 def test_sanitize_keeps_what_the_course_teaches(first, second):
     assert _sanitize(first) != _sanitize(second)
