@@ -545,6 +545,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     """Revoke a managed certificate (by name) or a PEM file (RFC 8555 §7.6)."""
     from cryptography import x509
 
+    from acmelab import keys
     from acmelab.client import ReasonCode
 
     reason = _reason(args.reason)
@@ -558,9 +559,21 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     else:
         managed = _managed(ctx, args.certificate)
         certificate = managed.leaf()
-    record, key = _account(ctx, create=False)
-    with _client(ctx, key, record.account_url) as client:
-        client.revoke_certificate(certificate, reason=reason)
+    certificate_key = None
+    if args.key is not None:
+        certificate_key = keys.load_private_key(args.key)
+    elif args.sign_with_certificate_key:
+        if managed is None:
+            raise ConfigError("--sign-with-certificate-key needs a managed certificate; for a PEM file use --key")
+        certificate_key = managed.load_key()
+    if certificate_key is not None:
+        # §7.6: signed by the certificate's own key (jwk header); no account needed
+        with _client(ctx, certificate_key) as client:
+            client.revoke_certificate(certificate, reason=reason, certificate_key=certificate_key)
+    else:
+        record, key = _account(ctx, create=False)
+        with _client(ctx, key, record.account_url) as client:
+            client.revoke_certificate(certificate, reason=reason)
     serial = format(certificate.serial_number, "x")
     if managed is not None:
         ctx.state.mark_revoked(managed.name)
@@ -756,6 +769,10 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     revoke.add_argument("certificate", metavar="CERT", help="a managed certificate's name, or a PEM file")
     revoke.add_argument("--reason", default="unspecified", metavar="R",
                         help="RFC 5280 reason: a number or one of " + ", ".join(r.name for r in ReasonCode))
+    revoke.add_argument("--key", type=Path, metavar="PEM",
+                        help="sign with this certificate key instead of the account key (e.g. a lost account)")
+    revoke.add_argument("--sign-with-certificate-key", action="store_true",
+                        help="sign with the managed certificate's own key instead of the account key")
     revoke.set_defaults(func=cmd_revoke)
 
     install = subparsers.add_parser("install", help="install a managed certificate on CDN, API Gateway or CAS")

@@ -23,8 +23,9 @@ services file lists them (TOML, read with :mod:`tomllib`)::
 service's lock in the state directory:
 
 1. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`)
-   when there is no usable certificate, its names or key type changed, it
-   was revoked, or it is due for renewal (:class:`RenewalThreshold`); the
+   when there is no usable certificate, it came from another ACME server
+   (staging -> production), its names or key type changed, it was revoked,
+   or it is due for renewal (:class:`RenewalThreshold`); the
    result is stored atomically (:mod:`acmelab.state`);
 2. **install** on every target whose record does not carry the live serial
    (CDN ``SetCdnDomainSSLCertificate``, API Gateway ``SetDomainCertificate``,
@@ -530,12 +531,14 @@ class ServiceResult:
 
 
 def _why_issue(service: Service, managed: ManagedCertificate | None, threshold: RenewalThreshold,
-               now: dt.datetime | None, force: bool) -> str:
+               now: dt.datetime | None, force: bool, directory_url: str) -> str:
     """Why ``service`` needs a new certificate ('' if it does not)."""
     if force:
         return "forced"
     if managed is None:
         return "no certificate yet"
+    if managed.directory_url and managed.directory_url != directory_url:
+        return f"issued by another ACME server ({managed.directory_url})"
     if tuple(managed.names) != tuple(service.domains):
         return f"names changed ({', '.join(managed.names)} -> {', '.join(service.domains)})"
     if managed.key_type != service.key_type:
@@ -651,7 +654,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
             except StateError as error:
                 logger.warning("%s: %s; issuing a new certificate", service.name, error)
                 managed, unusable = None, f"stored certificate unusable ({error})"
-            reason = unusable or _why_issue(service, managed, threshold, now, force)
+            reason = unusable or _why_issue(service, managed, threshold, now, force, env.directory_url)
             if reason:
                 _check_cancel(cancel, "issuing")
                 issued = issue_certificate(

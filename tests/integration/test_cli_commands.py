@@ -149,3 +149,37 @@ def test_lab_commands_still_work(run, lab):
     code, out, _ = run("lab", "status", "--run-dir", str(lab.run_dir), "--json")
     assert code == 0 and json.loads(out)["directory_url"] == lab.directory_url
     assert lab.aliyun_access_key_secret not in out
+
+
+def test_revoke_a_pem_file_with_its_own_key(run, lab):
+    """RFC 8555 §7.6: revocation signed by the certificate key (jwk), no account needed."""
+    domain = f"ownkey-{RUN}.example.com"
+    code, out, _ = run("issue", "-d", domain, "--dns", "challtestsrv")
+    assert code == 0
+    [issued] = json.loads(out)["services"]
+    current = run.state / "certificates" / domain / "current"
+    code, out, _ = run("revoke", str(current / "cert.pem"), "--key", str(current / "privkey.pem"),
+                       "--reason", "4")
+    assert code == 0 and json.loads(out) == {"serial_hex": issued["serial_hex"], "reason": "superseded",
+                                             "certificate": str(current / "cert.pem"),
+                                             "replaced_on_next_renew": False}
+    status = lab.cert_status(issued["serial_hex"])
+    assert status["Status"] == "Revoked" and int(status["Reason"]) == 4
+    code, _, err = run("revoke", str(current / "cert.pem"), "--key", str(current / "privkey.pem"))
+    assert code == 1 and "alreadyRevoked" in err
+
+
+def test_certificate_from_another_acme_server_is_replaced(run, lab, lab_factory, tmp_path, capsys):
+    """Moving a state directory to another ACME server (staging -> production,
+    here: a second lab) replaces its certificates on the next apply."""
+    domain = f"moved-{RUN}.example.com"
+    services = tmp_path / "services.toml"
+    services.write_text(f'[[service]]\ndomains = ["{domain}"]\ndns = "challtestsrv"\n')
+    code, out, _ = run("apply", str(services))
+    assert code == 0 and json.loads(out)["counts"] == {"issued": 1}
+    other = lab_factory(pebble_env={"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"})
+    assert other.directory_url != lab.directory_url
+    code = cli.main(["apply", str(services), "--lab-dir", str(other.run_dir), "--state-dir", str(run.state), "--json"])
+    [moved] = json.loads(capsys.readouterr().out)["services"]
+    assert code == 0 and moved["status"] == "renewed"
+    assert moved["reason"] == f"issued by another ACME server ({lab.directory_url})"
