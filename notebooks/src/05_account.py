@@ -14,8 +14,9 @@
 # ## What an account is
 #
 # An ACME account (RFC 8555 §7.1.2) is small: a `status` (`valid`, `deactivated` by you, or
-# `revoked` by the CA), optional `contact` URLs (e-mail, for expiry and policy notices),
-# whether you agreed to the terms of service, and the URL of its list of `orders`. Its
+# `revoked` by the CA), optional `contact` URLs (e-mail addresses the CA may write to about
+# problems and policy changes; Let's Encrypt no longer sends expiry reminders, so watch expiry
+# yourself), whether you agreed to the terms of service, and the URL of its list of `orders`. Its
 # *identity* is the public key; its *name* is its URL, which the CA returns in `Location` and
 # which every later request carries as `kid`.
 #
