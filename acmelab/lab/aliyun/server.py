@@ -208,6 +208,9 @@ class LabApiHandler(BaseHTTPRequestHandler):
 
     server: "LabApiServer"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the
+    # client's delayed ACK holds the body back ~40 ms per call (keep-alive).
+    disable_nagle_algorithm = True
     server_version = "acmelab-aliyun-lab"
     sys_version = ""
 
