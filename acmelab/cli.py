@@ -38,7 +38,7 @@ Exit status (:data:`EXIT_CODES`): 0 everything done; 1 an error, or some
 services failed; 2 usage or configuration error (bad arguments, invalid
 services file, production without ``--i-mean-production``); 3 the lab is
 not running (``lab status``) or another run holds a lock; 130 interrupted
-(SIGINT) -- DNS records already published are removed first.
+(SIGINT or SIGTERM) -- DNS records already published are removed first.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ EXIT_CODES = {
     EXIT_ERROR: "an error; apply/renew: at least one service failed",
     EXIT_USAGE: "usage or configuration error (arguments, services file, production unconfirmed)",
     EXIT_NOT_RUNNING: "lab not running (lab status), or another acmelab run holds a lock",
-    EXIT_INTERRUPTED: "interrupted (SIGINT); published DNS records were removed",
+    EXIT_INTERRUPTED: "interrupted (SIGINT/SIGTERM); published DNS records were removed",
 }
 
 #: --directory shortcuts (RFC 8555 §7.1.1 directory URLs of Let's Encrypt)
@@ -201,7 +201,10 @@ def _environment(args: argparse.Namespace, ctx: Context, *, verify_installs: boo
     record, key = _account(ctx)
     roots = None
     if args.trust_root:
-        roots = [Path(p).read_text("ascii") for p in args.trust_root]
+        try:
+            roots = [Path(p).read_text("ascii") for p in args.trust_root]
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"--trust-root: {error}") from None
     elif ctx.lab is not None:
         roots = ctx.lab.roots()
     return Environment(ctx.directory_url, ctx.acme_verify, key, record.account_url, lab=ctx.lab,
@@ -331,15 +334,17 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
                                      concurrency=args.concurrency, force=force, cancel=cancel,
                                      on_result=progress.done)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
     return _summary(results, as_json=args.json, extra={"directory_url": ctx.directory_url,
                                                       "state_dir": str(ctx.state.root)})
 
 
 def _install_sigint(cancel: threading.Event):
-    """First SIGINT: set ``cancel`` (finish the running steps, remove DNS
-    records, report).  Second SIGINT: the default KeyboardInterrupt."""
+    """First SIGINT (or SIGTERM, as a timer or CI stops a job): set
+    ``cancel`` -- finish the running steps, remove DNS records, report.
+    A second one: the default KeyboardInterrupt.  Returns the previous
+    handlers (None outside the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
@@ -347,10 +352,10 @@ def _install_sigint(cancel: threading.Event):
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        print("acmelab: interrupted; finishing the steps in flight and removing their DNS records "
-              "(Ctrl-C again to force)", file=sys.stderr, flush=True)
+        print(f"acmelab: {signal.Signals(signum).name}: finishing the steps in flight and removing their "
+              "DNS records (Ctrl-C again to force)", file=sys.stderr, flush=True)
 
-    return signal.signal(signal.SIGINT, handler)
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _parse_now(text: str | None) -> dt.datetime | None:

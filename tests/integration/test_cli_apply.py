@@ -224,10 +224,11 @@ def test_one_failing_service_does_not_stop_the_others(lab, tmp_path, capsys):
     assert acme_txt_records(lab, RUN) == []
 
 
-def test_sigint_mid_run_then_rerun_completes(lab, tmp_path, capsys):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run_then_rerun_completes(lab, tmp_path, capsys, signum):
     count = 60
     services_file = tmp_path / "services.toml"
-    services = write_services(services_file, "int", count)
+    services = write_services(services_file, f"i{signum.value:02d}", count)
     prepare_targets(lab, services)
     state_dir = tmp_path / "state"
     argv = [sys.executable, "-m", "acmelab.cli", "apply", str(services_file), "--lab-dir", str(lab.run_dir),
@@ -239,7 +240,7 @@ def test_sigint_mid_run_then_rerun_completes(lab, tmp_path, capsys):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -249,7 +250,7 @@ def test_sigint_mid_run_then_rerun_completes(lab, tmp_path, capsys):
     done = [s for s in interrupted["services"] if s["status"] == "issued"]
     assert 5 <= len(done) < count
     assert interrupted["counts"].get("interrupted", 0) > 0
-    assert "interrupted" in err
+    assert f"acmelab: {signum.name}: finishing the steps in flight" in err
     # nothing corrupt, no TXT record left at the endpoint
     assert_state_files_parse(state_dir)
     assert acme_txt_records(lab, RUN) == []
