@@ -753,7 +753,11 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     deactivate.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     deactivate.set_defaults(func=cmd_account_deactivate)
 
-    issue = subparsers.add_parser("issue", parents=[common], help="issue a certificate (dns-01) and store it")
+    issue = subparsers.add_parser(
+        "issue", parents=[common], help="issue a certificate (dns-01) and store it",
+        description="Issue a certificate for the names by dns-01 (RFC 8555 §7.4, §8.4) and store it in the "
+                    "state directory.  Issuing again under an existing name replaces that certificate and "
+                    "installs the new one wherever the old one was installed.")
     issue.add_argument("-d", "--domain", action="append", required=True, metavar="NAME",
                        help="DNS name (repeatable; the first is the CN; *.example.com for a wildcard)")
     issue.add_argument("--dns", choices=DNS_PROVIDERS, required=True, help="who publishes the TXT records")

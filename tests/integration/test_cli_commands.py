@@ -183,3 +183,21 @@ def test_certificate_from_another_acme_server_is_replaced(run, lab, lab_factory,
     [moved] = json.loads(capsys.readouterr().out)["services"]
     assert code == 0 and moved["status"] == "renewed"
     assert moved["reason"] == f"issued by another ACME server ({lab.directory_url})"
+
+
+def test_preferred_chain(lab_factory, tmp_path, capsys):
+    """--preferred-chain picks the alternate chain (RFC 8555 §7.4.2, Link rel="alternate")
+    that leads to the named root; the stored fullchain is that chain."""
+    other = lab_factory(pebble_env={"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_ALTERNATE_ROOTS": "1"})
+    roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in other.roots()]
+    assert len(roots) == 2
+    domain = f"chain-{RUN}.example.com"
+    for root in roots:
+        root_cn = root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        code = cli.main(["issue", "-d", domain, "--dns", "challtestsrv", "--preferred-chain", root_cn,
+                         "--lab-dir", str(other.run_dir), "--state-dir", str(tmp_path / "state"), "--json"])
+        [result] = json.loads(capsys.readouterr().out)["services"]
+        assert code == 0, result
+        chain = x509.load_pem_x509_certificates(
+            (tmp_path / "state" / "certificates" / domain / "current" / "fullchain.pem").read_bytes())
+        assert chain[-1].issuer == root.subject
