@@ -17,14 +17,17 @@ notebooks and writes their outputs back into ``notebooks/`` -- the stored
 outputs nbval compares against.  The ACME target is forced to the lab.
 
 Either way the run fails (exit status 1) on the first cell error, or if any
-output contains ``PRIVATE KEY`` or the lab's access key secret; per-notebook
-and total seconds are printed.
+output contains ``PRIVATE KEY``, the lab's access key secret or the one in
+``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (such a notebook is not written
+anywhere); per-notebook and total seconds are printed.  Files are written
+atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -73,7 +76,7 @@ def output_leaks(outputs: Iterable[Any], secrets: Iterable[str] = ()) -> list[st
     for text in output_texts(outputs):
         found.extend(f"output contains {marker!r}" for marker in FORBIDDEN_MARKERS if marker in text)
         if any(secret in text for secret in secrets):
-            found.append("output contains the lab's access key secret")
+            found.append("output contains an access key secret")
     return found
 
 
@@ -130,11 +133,33 @@ def _failing_cell(notebook: Any) -> str:
     return ""
 
 
+def write_atomically(target: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and ``os.replace``."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_notebook(notebook: Any, target: Path) -> None:
+    import nbformat
+
+    write_atomically(target, nbformat.writes(notebook) + "\n")
+
+
 def write_html(notebook: Any, target: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(notebook)
-    target.write_text(body, encoding="utf-8")
+    write_atomically(target, body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=180, help="seconds allowed per cell (default 180)")
     parser.add_argument("notebooks", nargs="*", help="numbers or names to run (default: all)")
     options = parser.parse_args(argv)
-
-    import nbformat
 
     from acmelab import course
     from acmelab import lab as lab_module
@@ -164,20 +187,22 @@ def main(argv: list[str] | None = None) -> int:
     wall_clock = time.perf_counter()
     uses_lab = os.environ.get("ACMELAB_ACME", "lab") in ("", "lab")
     was_running = lab_module.status() is not None
-    secret = ""
+    # secrets that must never show up: the lab's, and a real Alibaba Cloud key's
+    secrets = [os.environ.get(name, "") for name in ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")]
     if uses_lab:
         started = time.perf_counter()
         if was_running and (options.in_place or options.fresh):
             lab_module.stop()  # a fresh lab; left running at the end, as it was
         info = course.lab()
-        secret = info.aliyun_access_key_secret
+        secrets.append(info.aliyun_access_key_secret)
         fresh = not was_running or options.in_place or options.fresh
         print(f"lab {'started' if fresh else 'running'} at {info.directory_url} "
               f"({time.perf_counter() - started:.1f} s)")
     if options.out:
         options.out.mkdir(parents=True, exist_ok=True)
 
-    logs = (options.out or Path(tempfile.mkdtemp(prefix="acmelab-series-"))) / "kernel-logs"
+    scratch = None if options.out else Path(tempfile.mkdtemp(prefix="acmelab-series-"))
+    logs = (options.out or scratch) / "kernel-logs"
     logs.mkdir(parents=True, exist_ok=True)
     total = 0.0
     failed = False
@@ -185,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             notebook, seconds, error = execute(path, options.timeout, logs / f"{path.stem}.log")
             total += seconds
-            problems = leaks(notebook, [secret])
-            if options.out:
-                nbformat.write(notebook, options.out / path.name)
+            problems = leaks(notebook, secrets)
+            if problems:
+                pass  # a leaking notebook is written nowhere
+            elif options.out:
+                write_notebook(notebook, options.out / path.name)
                 write_html(notebook, options.out / f"{path.stem}.html")
-            elif not error and not problems:
-                nbformat.write(notebook, path)
+            elif not error:
+                write_notebook(notebook, path)
             status = "ok" if not error and not problems else "FAILED"
             print(f"{seconds:6.1f} s  {path.name}  {status}", flush=True)
             if error or problems:
@@ -202,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if uses_lab and not was_running:
             lab_module.stop()
+        if scratch is not None and not failed:
+            shutil.rmtree(scratch, ignore_errors=True)
     print(f"{total:6.1f} s  total in notebooks ({len(paths)}{', stopped early' if failed else ''}); "
           f"{time.perf_counter() - wall_clock:.1f} s wall clock with the lab and the HTML")
     return 1 if failed else 0
