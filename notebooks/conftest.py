@@ -5,8 +5,9 @@
   notebook can run alone: ``pytest --nbval notebooks/05_account.ipynb``.
 * If the lab was not running when the session began, it is stopped when the
   session ends, so ``make test`` leaves no process behind.
-* Every executed cell's live output is checked for ``PRIVATE KEY`` material
-  and the lab's access key secret; either fails the cell.
+* Every executed cell's live output is checked for ``PRIVATE KEY`` material,
+  the lab's access key secret and a real one from
+  ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``; any of them fails the cell.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def pytest_runtest_call(item: pytest.Item):
     if outputs:
         from acmelab.lab.run_series import output_leaks
 
-        problems = output_leaks(outputs, [_lab_secret()])
+        import os
+
+        secrets = [_lab_secret()] + [os.environ.get(name, "") for name in
+                                     ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")]
+        problems = output_leaks(outputs, secrets)
         if problems:
             pytest.fail("; ".join(problems), pytrace=False)
     return result
