@@ -666,7 +666,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                     service.name, private_key=issued.private_key, chain_pem=issued.chain_pem,
                     order_url=issued.order_url, directory_url=env.directory_url,
                     service=service.to_dict(), names=issued.names,
-                    installed=managed.installed if managed is not None else {})
+                    installed=managed.installed if managed is not None else {},
+                    keep_previous=not unusable)
                 logger.info("%s: %s serial %s (%s)", service.name, status, managed.serial_hex, reason)
             elif remember_service and managed.service != service.to_dict():
                 managed = ManagedCertificate(**{**managed.__dict__, "service": service.to_dict()})

@@ -400,7 +400,8 @@ class StateDir:
     def store_certificate(self, name: str, *, private_key: keys.PrivateKey, chain_pem: str,
                           order_url: str, directory_url: str, service: dict[str, Any],
                           names: Sequence[str] | None = None,
-                          installed: dict[str, dict[str, Any]] | None = None) -> ManagedCertificate:
+                          installed: dict[str, dict[str, Any]] | None = None,
+                          keep_previous: bool = True) -> ManagedCertificate:
         """Make a freshly issued certificate the live one of ``name``.
 
         Writes a new version directory (key 0600 first, then the chain
@@ -414,6 +415,8 @@ class StateDir:
             service: the service spec (dict) to remember for renewals.
             names: the certificate's names in order (default: its SAN).
             installed: install records to keep (default: none).
+            keep_previous: keep the replaced version (False when it was
+                found damaged: it is removed with the other leftovers).
 
         Raises:
             InputError: the chain PEM does not parse.
@@ -438,10 +441,12 @@ class StateDir:
         if names is None:
             names = [v.value for v in leaf.extensions.get_extension_for_class(
                 x509.SubjectAlternativeName).value if isinstance(v, x509.DNSName)]
-        try:
-            previous = json.loads((directory / META_FILE).read_text("utf-8")).get("version")
-        except (OSError, ValueError, AttributeError):
-            previous = None
+        previous = None
+        if keep_previous:
+            try:
+                previous = json.loads((directory / META_FILE).read_text("utf-8")).get("version")
+            except (OSError, ValueError, AttributeError):
+                previous = None
         managed = ManagedCertificate(
             name=name, names=tuple(names), serial_hex=serial_hex,
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,

@@ -288,3 +288,39 @@ def test_records_of_a_killed_run_are_removed_by_the_next(lab, tmp_path, capsys):
     assert acme_txt_records(lab, f"kil007-{RUN}") == []
     assert state.pending_dns(domain) == []
     assert not (state.certificate_dir(domain) / "dns-pending.json").exists()
+
+
+def test_locked_and_damaged_services(lab, tmp_path, capsys):
+    """A service another run holds is left alone (and reported); a service
+    whose stored files were damaged is issued again; the others are unchanged."""
+    from acmelab.state import StateDir
+
+    services_file = tmp_path / "services.toml"
+    services = write_services(services_file, "lck", 3)
+    prepare_targets(lab, services)
+    state = StateDir(tmp_path / "state")
+    common = ["--lab-dir", str(lab.run_dir), "--state-dir", str(state.root), "--json"]
+    code, first = run_cli(capsys, "apply", str(services_file), *common)
+    assert code == 0
+    serials = {s["name"]: s["serial_hex"] for s in first["services"]}
+    locked, damaged, fine = (s["name"] for s in services)
+    state.certificate(damaged).fullchain_path.write_text("-----BEGIN CERTIFICATE-----\ntruncat")
+    locked_meta = (state.certificate_dir(locked) / "meta.json").read_bytes()
+
+    with state.lock(locked):                                  # "another run" holds it
+        code, second = run_cli(capsys, "apply", str(services_file), *common, "--force")
+    assert code == cli.EXIT_ERROR
+    result = {s["name"]: s for s in second["services"]}
+    assert result[locked]["status"] == "failed" and "another acmelab run" in result[locked]["error"]
+    assert (state.certificate_dir(locked) / "meta.json").read_bytes() == locked_meta
+    assert result[damaged]["status"] == "issued" and "unusable" in result[damaged]["reason"]
+    assert result[fine]["status"] == "renewed" and result[fine]["reason"] == "forced"
+
+    state.certificate(damaged).fullchain_path.write_text("garbage")
+    code, third = run_cli(capsys, "apply", str(services_file), *common)
+    assert code == 0
+    result = {s["name"]: s for s in third["services"]}
+    assert result[damaged]["status"] == "issued" and "unusable" in result[damaged]["reason"]
+    assert result[damaged]["verified"] == [f"cdn:{damaged}"]
+    assert result[locked]["status"] == "unchanged" and result[locked]["serial_hex"] == serials[locked]
+    assert_state_files_parse(state.root)
