@@ -248,7 +248,7 @@ def test_signal_mid_run_then_rerun_completes(lab, tmp_path, capsys, signum):
     assert process.returncode == cli.EXIT_INTERRUPTED, err
     interrupted = json.loads(out)
     done = [s for s in interrupted["services"] if s["status"] == "issued"]
-    assert 5 <= len(done) < count
+    assert 3 <= len(done) < count     # 5 stored, at most 2 (--concurrency 2) still installing
     assert interrupted["counts"].get("interrupted", 0) > 0
     assert f"acmelab: {signum.name}: finishing the steps in flight" in err
     # nothing corrupt, no TXT record left at the endpoint
