@@ -483,8 +483,11 @@ def cmd_issue(args: argparse.Namespace) -> int:
     from acmelab.services import Service
     from acmelab.state import certificate_name_for, check_certificate_name
 
-    names = csr.normalize_names(args.domain)
-    name = check_certificate_name(args.name) if args.name else certificate_name_for(names[0])
+    try:
+        names = csr.normalize_names(args.domain)
+        name = check_certificate_name(args.name) if args.name else certificate_name_for(names[0])
+    except InputError as error:
+        raise ConfigError(str(error)) from None
     previous = None
     try:
         previous = _context_state(args).certificate(name, check_files=False)

@@ -198,3 +198,11 @@ def test_challtestsrv_outside_the_lab_is_a_usage_error(tmp_path, capsys):
                      "--state-dir", str(tmp_path)])
     assert code == cli.EXIT_USAGE
     assert "only with --directory lab" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["-d", "bad name.example.com"], ["-d", "a.example.com", "--name", "../x"],
+                                  ["-d", "*.*.example.com"]])
+def test_bad_names_for_issue_are_usage_errors(tmp_path, capsys, argv):
+    code = cli.main(["issue", *argv, "--dns", "challtestsrv", "--state-dir", str(tmp_path)])
+    assert code == cli.EXIT_USAGE
+    assert "acmelab: error:" in capsys.readouterr().err
