@@ -16,6 +16,8 @@ from acmelab.deploy import apigateway, cdn, lab_client, verify
 pytestmark = pytest.mark.lab
 
 RUN = uuid.uuid4().hex[:6]
+#: one second lab (shared by the tests that need it): alternate roots for --preferred-chain
+SECOND_LAB_ENV = {"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_ALTERNATE_ROOTS": "1"}
 
 
 @pytest.fixture
@@ -177,7 +179,7 @@ def test_certificate_from_another_acme_server_is_replaced(run, lab, lab_factory,
     services.write_text(f'[[service]]\ndomains = ["{domain}"]\ndns = "challtestsrv"\n')
     code, out, _ = run("apply", str(services))
     assert code == 0 and json.loads(out)["counts"] == {"issued": 1}
-    other = lab_factory(pebble_env={"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"})
+    other = lab_factory(pebble_env=SECOND_LAB_ENV)
     assert other.directory_url != lab.directory_url
     code = cli.main(["apply", str(services), "--lab-dir", str(other.run_dir), "--state-dir", str(run.state), "--json"])
     [moved] = json.loads(capsys.readouterr().out)["services"]
@@ -188,7 +190,7 @@ def test_certificate_from_another_acme_server_is_replaced(run, lab, lab_factory,
 def test_preferred_chain(lab_factory, tmp_path, capsys):
     """--preferred-chain picks the alternate chain (RFC 8555 §7.4.2, Link rel="alternate")
     that leads to the named root; the stored fullchain is that chain."""
-    other = lab_factory(pebble_env={"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_ALTERNATE_ROOTS": "1"})
+    other = lab_factory(pebble_env=SECOND_LAB_ENV)
     roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in other.roots()]
     assert len(roots) == 2
     domain = f"chain-{RUN}.example.com"
