@@ -30,7 +30,7 @@
 #     C->>A: AddDomainRecord RR=_acme-challenge.api, Type=TXT, Value
 #     A->>NS: the record goes live
 #     C->>NS: TXT _acme-challenge.api.example.com? (propagation check)
-#     C->>CA: POST challenge URL {} ("validate now")
+#     C->>CA: POST challenge URL, empty object ("validate now")
 #     CA->>NS: TXT _acme-challenge.api.example.com?
 #     CA-->>C: authorization valid (we poll it)
 #     C->>A: DeleteDomainRecord RecordId (cleanup, on every path)
@@ -45,7 +45,7 @@ from acmelab import course, display, keys
 
 client = course.account_client()       # the course's account (notebook 05)
 order = course.pending_order(client)   # the order of notebook 06, or a new one for the same names
-print("order:", order.status, order.names)
+print("order:", order.status, sorted(order.names))
 
 # %% [markdown]
 # Each authorization offers several challenges; we take `dns-01` from each. The CA lists

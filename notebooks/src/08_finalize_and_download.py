@@ -20,10 +20,10 @@
 # ```mermaid
 # stateDiagram-v2
 #     direction LR
-#     ready --> processing: POST finalize {csr}
-#     processing --> valid: the CA signed; order has a certificate URL
+#     ready --> processing: POST finalize with the CSR
+#     processing --> valid: the CA signed, the order has a certificate URL
 #     processing --> invalid: the CA gave up (error in the order)
-#     valid --> [*]: POST-as-GET certificate URL -> PEM chain
+#     valid --> [*]: POST-as-GET the certificate URL gives the PEM chain
 # ```
 
 # %%
@@ -95,9 +95,9 @@ display.chain(chain.pem, title="default chain")
 
 # %%
 saved = course.save_certificate(chain.pem)
+course.remember(course_order_url=order.url)
 print(course.relative(saved))
 print(course.relative(course.leaf_path()))
-course.remember(course_order_url=order.url)
 
 # %% [markdown]
 # ## Alternate chains
@@ -112,8 +112,8 @@ course.remember(course_order_url=order.url)
 # flowchart BT
 #     leaf["leaf: api.example.com"] --> i1["Pebble Intermediate CA"]
 #     leaf --> i2["Pebble Intermediate CA<br/>(same name and key, other issuer)"]
-#     i1 --> r1["Pebble Root CA #1<br/>(default chain)"]
-#     i2 --> r2["Pebble Root CA #2<br/>(alternate chain)"]
+#     i1 --> r1["Pebble Root CA, the first<br/>(default chain)"]
+#     i2 --> r2["Pebble Root CA, the second<br/>(alternate chain)"]
 # ```
 
 # %%

@@ -23,10 +23,10 @@
 # ```mermaid
 # flowchart LR
 #     files["fullchain.pem + privkey.pem<br/>(notebook 08)"] --> check["pre-send checks<br/>key matches, chain order,<br/>dates, names"]
-#     check -- "SetCdnDomainSSLCertificate<br/>(CDN 2018-05-10)" --> cdn["CDN edge<br/>cdn.example.com"]
-#     check -- "SetDomainCertificate<br/>(CloudAPI 2016-07-14)" --> gw["API Gateway edge<br/>api.example.com"]
-#     cdn -. "TLS handshake, SNI cdn.example.com" .-> proof["verify(): chain valid to the root,<br/>serial = ours"]
-#     gw -. "TLS handshake, SNI api.example.com" .-> proof
+#     check -->|"SetCdnDomainSSLCertificate<br/>(CDN 2018-05-10)"| cdn["CDN edge<br/>cdn.example.com"]
+#     check -->|"SetDomainCertificate<br/>(CloudAPI 2016-07-14)"| gw["API Gateway edge<br/>api.example.com"]
+#     cdn -.->|"TLS handshake, SNI cdn.example.com"| proof["verify(): chain valid to the root,<br/>serial = ours"]
+#     gw -.->|"TLS handshake, SNI api.example.com"| proof
 # ```
 
 # %%
