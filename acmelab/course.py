@@ -42,6 +42,8 @@ Nothing here prints or returns key material in text form.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -167,6 +169,10 @@ def lab():
     with other Pebble settings is restarted with the course's (accounts and
     orders on it are forgotten; keys in the course directory are kept).
 
+    Several processes may call this at once (notebook kernels, test
+    sessions): starting and stopping the course's lab happen under one
+    file lock, see :func:`join_lab` / :func:`leave_lab`.
+
     Returns:
         :class:`acmelab.lab.LabInfo`.
 
@@ -175,15 +181,89 @@ def lab():
     """
     from acmelab import lab as lab_module
 
-    info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
+    info = lab_module.status()
+    if info is not None and _has_course_settings(info):
+        return info
+    with _lab_lock():
+        info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
+        if not _has_course_settings(info):
+            lab_module.stop(info.run_dir)
+            info = lab_module.ensure_running(info.run_dir, pebble_env=LAB_PEBBLE_ENV)
+    return info
+
+
+def _has_course_settings(info) -> bool:
     try:
         running = json.loads((Path(info.run_dir) / "lab.json").read_text()).get("pebble_env", {})
     except (OSError, ValueError):
-        running = None
-    if running is not None and any(running.get(k) != v for k, v in LAB_PEBBLE_ENV.items()):
-        lab_module.stop(info.run_dir)
-        info = lab_module.ensure_running(info.run_dir, pebble_env=LAB_PEBBLE_ENV)
-    return info
+        return True  # nothing to compare with: take it as it is
+    return all(running.get(name) == value for name, value in LAB_PEBBLE_ENV.items())
+
+
+# --------------------------------------------------------------------------
+# Sharing the course's lab between processes (test sessions, make run)
+# --------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _lab_lock():
+    """An exclusive lock (``flock``) on ``<lab run dir>/course.lock`` while
+    the course's lab is started, checked or stopped."""
+    from acmelab.lab import default_run_dir
+
+    run_dir = default_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "course.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield run_dir / "course-sessions"
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def join_lab() -> None:
+    """Register this process as a user of the course's lab (a test session,
+    ``make run``).  If no lab is running now, the last user to
+    :func:`leave_lab` stops the one that gets started -- so ``make test``
+    leaves no process behind, and two sessions that overlap do not stop the
+    lab under each other.  A lab started by hand (``acmelab lab up``) before
+    any user joined is never stopped."""
+    from acmelab.lab import status
+
+    with _lab_lock() as sessions:
+        sessions.mkdir(exist_ok=True)
+        if status() is None:
+            (sessions / "stop-when-idle").touch()
+        (sessions / str(os.getpid())).touch()
+
+
+def leave_lab() -> bool:
+    """Unregister this process (see :func:`join_lab`); stop the lab if it
+    was started for the users and none is left.  Returns True if stopped."""
+    from acmelab.lab import stop
+
+    with _lab_lock() as sessions:
+        sessions.mkdir(exist_ok=True)
+        (sessions / str(os.getpid())).unlink(missing_ok=True)
+        for lease in sessions.iterdir():
+            if lease.name.isdigit() and not _alive(int(lease.name)):
+                lease.unlink(missing_ok=True)  # a session that died without leaving
+        others = [p for p in sessions.iterdir() if p.name.isdigit()]
+        marker = sessions / "stop-when-idle"
+        if others or not marker.exists():
+            return False
+        marker.unlink()
+        stop()
+        return True
 
 
 def directory() -> Path:

@@ -4,7 +4,10 @@
   :func:`acmelab.course.lab`); each notebook starts it if needed, so any
   notebook can run alone: ``pytest --nbval notebooks/05_account.ipynb``.
 * If the lab was not running when the session began, it is stopped when the
-  session ends, so ``make test`` leaves no process behind.
+  session ends -- unless another session (or ``make run``) still uses it:
+  :func:`acmelab.course.join_lab` / :func:`~acmelab.course.leave_lab`.  So
+  ``make test`` leaves no process behind, and overlapping sessions do not
+  stop the lab under each other.
 * Every executed cell's live output is checked for ``PRIVATE KEY`` material,
   the lab's access key secret and a real one from
   ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``; any of them fails the cell.
@@ -17,23 +20,19 @@ import pytest
 collect_ignore = ["build.py"]
 collect_ignore_glob = ["course/*", "src/*", ".ipynb_checkpoints/*"]
 
-_lab_was_running: bool | None = None
 _secret_cache: list[str] = []
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    global _lab_was_running
-    from acmelab.lab import status
+    from acmelab import course
 
-    _lab_was_running = status() is not None
+    course.join_lab()  # the lab is shared with other sessions; the last one out stops it
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _lab_was_running is False:
-        from acmelab.lab import status, stop
+    from acmelab import course
 
-        if status() is not None:
-            stop()
+    course.leave_lab()
 
 
 def _lab_secret() -> str:

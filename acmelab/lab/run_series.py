@@ -10,7 +10,8 @@ Usage::
 own kernel, working directory ``notebooks/``, like nbval) and writes the
 executed copy and an HTML page (nbconvert) of each into DIR.  It uses the
 course's lab (:func:`acmelab.course.lab`: started if it is not running,
-stopped again at the end if this command started it).
+stopped again at the end if this command started it and no test session
+uses it meanwhile, see :func:`acmelab.course.join_lab`).
 
 ``--in-place`` stops the course's lab, starts a fresh one, executes the
 notebooks and writes their outputs back into ``notebooks/`` -- the stored
@@ -187,12 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     wall_clock = time.perf_counter()
     uses_lab = os.environ.get("ACMELAB_ACME", "lab") in ("", "lab")
     was_running = lab_module.status() is not None
+    if uses_lab:
+        course.join_lab()  # stopped at the end if it was not running, unless others still use it
     # secrets that must never show up: the lab's, and a real Alibaba Cloud key's
     secrets = [os.environ.get(name, "") for name in ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")]
     if uses_lab:
         started = time.perf_counter()
         if was_running and (options.in_place or options.fresh):
-            lab_module.stop()  # a fresh lab; left running at the end, as it was
+            lab_module.stop()  # a fresh lab (left running at the end, as it was)
         info = course.lab()
         secrets.append(info.aliyun_access_key_secret)
         fresh = not was_running or options.in_place or options.fresh
@@ -227,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"         kernel log: {logs / (path.stem + '.log')}", file=sys.stderr)
                 break
     finally:
-        if uses_lab and not was_running:
-            lab_module.stop()
+        if uses_lab:
+            course.leave_lab()
         if scratch is not None and not failed:
             shutil.rmtree(scratch, ignore_errors=True)
     print(f"{total:6.1f} s  total in notebooks ({len(paths)}{', stopped early' if failed else ''}); "

@@ -112,3 +112,37 @@ def test_custom_directory_with_its_own_ca_bundle(staging, monkeypatch, tmp_path)
     monkeypatch.setenv("ACMELAB_CA_BUNDLE", str(tmp_path / "ca.pem"))
     target = course.target()
     assert (target.environment, target.verify) == ("custom", tmp_path / "ca.pem")
+
+
+def test_lab_sharing_the_last_user_out_stops_a_lab_it_started(tmp_path, monkeypatch):
+    """join_lab/leave_lab bookkeeping, on a run dir where no lab runs (nothing
+    is started here; ``stop`` of an empty run dir is harmless)."""
+    import os
+
+    monkeypatch.setenv("ACMELAB_LAB_DIR", str(tmp_path / "lab"))
+    sessions = tmp_path / "lab" / "course-sessions"
+    course.join_lab()
+    assert (sessions / "stop-when-idle").exists() and (sessions / str(os.getpid())).exists()
+
+    other = sessions / str(os.getppid())  # another live session (our parent process)
+    other.touch()
+    dead = sessions / "999999999"  # a session that died without leaving
+    dead.touch()
+    assert course.leave_lab() is False  # someone still uses the lab
+    assert not dead.exists() and (sessions / "stop-when-idle").exists()
+
+    other.unlink()
+    course.join_lab()
+    assert course.leave_lab() is True  # last one out, and the lab was started for the users
+    assert not (sessions / "stop-when-idle").exists()
+    assert course.leave_lab() is False  # nothing left to stop
+
+
+def test_lab_started_by_hand_is_never_stopped_by_users(tmp_path, monkeypatch):
+    from acmelab import lab as lab_module
+
+    monkeypatch.setenv("ACMELAB_LAB_DIR", str(tmp_path / "lab"))
+    monkeypatch.setattr(lab_module, "status", lambda run_dir=None: object())  # "a lab runs"
+    course.join_lab()
+    assert not (tmp_path / "lab" / "course-sessions" / "stop-when-idle").exists()
+    assert course.leave_lab() is False
