@@ -22,8 +22,10 @@ against a fresh lab and stores the real ones.  Cell ids are stable
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -74,7 +76,11 @@ def build(source: Path) -> Path:
         notebook.cells.append(cell)
     nbformat.validate(notebook)
     target = HERE / f"{source.stem}.ipynb"
-    nbformat.write(notebook, target)
+    handle, temporary = tempfile.mkstemp(dir=HERE, prefix=f".{target.name}.")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:  # atomically: temp file + rename
+        stream.write(nbformat.writes(notebook) + "\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, target)
     return target
 
 
