@@ -165,8 +165,12 @@ import sys
 services_file = Path(workdir.name) / "services.toml"
 services_file.write_text(services_toml)
 command = [str(Path(sys.executable).parent / "acmelab"), "apply", str(services_file),
+           "--directory", "lab" if target.lab else target.directory_url,
            "--state-dir", str(state.root), "--json", "--quiet"]
-print("$ acmelab apply services.toml --state-dir <state> --json --quiet")
+if target.environment == "production":
+    command.append("--i-mean-production")
+shown = " ".join(["acmelab", *command[1:]])
+print("$", shown.replace(str(services_file), "services.toml").replace(str(state.root), "<state>"))
 run = subprocess.run(command, capture_output=True, text=True)
 summary = json.loads(run.stdout)
 print("exit status:", run.returncode)
