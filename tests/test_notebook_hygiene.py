@@ -214,6 +214,9 @@ def _sanitize(text: str) -> str:
      "thumbprint (SHA-1): 0A87B29363B8E03EBD3F48EF621FF300F7BC0899"),
     ("certificate ID: NHFBNgYND1_zRI1XZepFEwa0JVg.UyNNRdewXqg",
      "certificate ID: aYNxWfd0jcz3dVkXbLqJuGd1hJM.AJ0b3mDNG_s"),
+    ("AccessKeyId       LTAI8yfsglu56yemxuS10pBI", "AccessKeyId       LTAI5tQ3n8PoX2Vb7Yc0mRzK"),
+    ("GET&%2F&AccessKeyId%3DLTAI8yfsglu56yemxuS10pBI%26Action", "GET&%2F&AccessKeyId%3DLTAIab12cd34ef56gh78ij90%26Action"),
+    ("SignatureNonce    b00b7ffb-4294-43d9-b796-d7351aa58216", "SignatureNonce    3F2504E0-4F89-11D3-9A0C-0305E82C3301"),
 ])
 def test_sanitize_hides_what_changes_between_runs(first, second):
     assert first != second

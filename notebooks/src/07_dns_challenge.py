@@ -122,19 +122,87 @@ print("zone for", records[0][0], "->", zone.domain_name, "| RR:", rr)
 print("name servers of the zone:", ", ".join(zone.dns_servers))
 
 # %% [markdown]
-# Now publish both records (`AddDomainRecord`), and read the zone back with
-# `DescribeSubDomainRecords` to see them as Alibaba Cloud stores them:
+# Now publish both records (`AddDomainRecord`, through the SDK):
 
 # %%
 for name, value in records:
     alidns.present(name, value)
+print("published:", len(records), "TXT records")
 
-rows = []
-for name, value in records:
-    zone, rr = alidns.find_zone(name)
-    for record in alidns.sub_domain_records(zone, name):
-        rows.append([record["RR"], record["Type"], record["Value"], record["TTL"], record["Status"]])
-display.table(rows, header=["RR", "Type", "Value", "TTL", "Status"])
+# %% [markdown]
+# ### An Alibaba Cloud request by hand
+#
+# What did the SDK send? Like the JWS in notebook 04, the signature is easy to build by hand
+# (Alibaba Cloud's *RPC signature*, version 1.0) — here for a read-only call,
+# `DescribeSubDomainRecords`, which lists the records at one name:
+#
+# 1. all parameters — the action's and the common ones — sorted by name;
+# 2. each name and value percent-encoded (RFC 3986: only `A-Z a-z 0-9 - _ . ~` stay as they
+#    are), joined as `name=value` with `&`: the *canonicalized query*;
+# 3. **StringToSign** = `GET` `&` `%2F` (the encoded path `/`) `&` the canonicalized query,
+#    percent-encoded once more;
+# 4. `Signature` = base64(HMAC-SHA1(key = access key secret + `"&"`, StringToSign)).
+#
+# The random `SignatureNonce` (good once) and the `Timestamp` (good for a few minutes) stop a
+# captured request from being replayed.
+
+# %%
+import base64
+import datetime as dt
+import hmac
+import uuid
+from urllib.parse import quote
+
+
+def percent(text: str) -> str:
+    return quote(text, safe="-_.~")  # RFC 3986 unreserved characters only
+
+
+credentials = alidns.client.credentials  # AccessKeyId and secret; the secret is never printed
+params = {
+    "Action": "DescribeSubDomainRecords", "Version": "2015-01-09", "Format": "JSON",
+    "SubDomain": records[0][0], "DomainName": zone.domain_name,
+    "AccessKeyId": credentials.access_key_id,
+    "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+    "SignatureNonce": str(uuid.uuid4()),
+    "Timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+}
+canonical_query = "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()))
+string_to_sign = f"GET&{percent('/')}&{percent(canonical_query)}"
+digest = hmac.new((credentials.access_key_secret + "&").encode(), string_to_sign.encode(), "sha1").digest()
+params["Signature"] = base64.b64encode(digest).decode()
+
+display.table([[k, v if k != "Signature" else f"<base64 of HMAC-SHA1, {len(v)} characters>"]
+               for k, v in sorted(params.items())], header=["parameter", "value"])
+
+# %%
+print("StringToSign starts:", string_to_sign[:64], "...")
+
+# %% [markdown]
+# Sent as an HTTPS GET (TLS verified against the lab's CA, or the system's for the real
+# endpoint). The answer is JSON: the records Alibaba Cloud stores at that name.
+
+# %%
+import requests
+
+endpoint = alidns.client.endpoint or "alidns.aliyuncs.com"
+response = requests.get(f"https://{endpoint}/", params=params, verify=alidns.client.verify, timeout=10)
+answer = response.json()
+print("HTTP", response.status_code, "| TotalCount:", answer["TotalCount"])
+display.table([[r["RR"], r["Type"], r["Value"], r["TTL"], r["Status"]] for r in answer["DomainRecords"]["Record"]],
+              header=["RR", "Type", "Value", "TTL", "Status"])
+
+# %% [markdown]
+# Sign with a wrong secret, and the service refuses the call — it recomputed the signature
+# with the real secret and got a different one:
+
+# %%
+wrong = dict(params, SignatureNonce=str(uuid.uuid4()))
+wrong.pop("Signature")
+text = f"GET&{percent('/')}&{percent('&'.join(f'{percent(k)}={percent(v)}' for k, v in sorted(wrong.items())))}"
+wrong["Signature"] = base64.b64encode(hmac.new(b"not-the-secret&", text.encode(), "sha1").digest()).decode()
+refused = requests.get(f"https://{endpoint}/", params=wrong, verify=alidns.client.verify, timeout=10)
+print("HTTP", refused.status_code, "|", refused.json()["Code"])
 
 # %% [markdown]
 # ## Is it visible yet? The propagation check
