@@ -156,11 +156,11 @@ def test_notebook_matches_its_source(path):
     source = NOTEBOOKS / "src" / f"{path.stem}.py"
     if not source.exists():
         pytest.skip("authored directly as .ipynb")
-    sys.path.insert(0, str(NOTEBOOKS))
-    try:
-        import build
-    finally:
-        sys.path.remove(str(NOTEBOOKS))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("acmelab_notebooks_build", NOTEBOOKS / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
     expected = [(kind, text) for kind, text in build.parse(source.read_text(encoding="utf-8"))]
     actual = [(cell.cell_type, cell.source) for cell in load(path).cells]
     assert actual == expected, f"run: python notebooks/build.py {path.name[:2]} && make refresh-notebooks"
