@@ -8,7 +8,8 @@ Public API::
     with Lab(run_dir, ports=LabPorts.free()) as info:   # stops what it started
         requests.get(info.directory_url, verify=info.ca_bundle)
 
-    info = ensure_running()   # detached lab (``acmelab lab up``)
+    info = ensure_running()   # detached lab (``acmelab lab up``), Pebble run
+                              # with COURSE_PEBBLE_ENV unless told otherwise
     status()                  # LabInfo or None (``acmelab lab status``)
     stop()                    # ``acmelab lab down``
 
@@ -22,8 +23,11 @@ from acmelab.lab.core import (
     LabPorts,
     default_run_dir,
     ensure_running,
+    run_dir_lock,
     status,
     stop,
 )
+from acmelab.lab.pebble import COURSE_PEBBLE_ENV
 
-__all__ = ["Lab", "LabInfo", "LabPorts", "default_run_dir", "ensure_running", "status", "stop"]
+__all__ = ["COURSE_PEBBLE_ENV", "Lab", "LabInfo", "LabPorts", "default_run_dir", "ensure_running",
+           "run_dir_lock", "status", "stop"]

@@ -16,8 +16,15 @@ Theory of operation
    ``__main__`` (and ``aliyun=True``) and waits until it accepts TLS;
 5. writes ``lab.json`` (no secrets) so :func:`status` can find the lab again.
 
-Each process is recorded by pid and start time in ``<run_dir>/pids`` and
-stopped exactly by that record (:mod:`acmelab.lab.processes`).  A lab used as
+Each process is recorded by pid and start time in ``<run_dir>/pids`` as
+soon as it is spawned (before it is waited for) and stopped exactly by that
+record (:mod:`acmelab.lab.processes`); a pid file is removed only once its
+process is gone.  Starting, stopping and reading the state of a run
+directory (:meth:`Lab.start`, :meth:`Lab.stop`, :func:`ensure_running`,
+:func:`stop`, :func:`status`) all happen under one lock, ``flock`` on
+``<run_dir>/lab.lock`` (:func:`run_dir_lock`), so a ``stop`` from one
+process cannot interleave with a start from another.  A start that fails
+stops every process it spawned before raising.  A lab used as
 a context manager dies with its Python process (atexit, SIGTERM handler and
 the kernel's parent-death signal); a lab from :func:`ensure_running` is
 detached and lives until :func:`stop` (``acmelab lab down``).
@@ -25,6 +32,7 @@ detached and lives until :func:`stop` (``acmelab lab down``).
 Run directory layout::
 
     lab.json                 LabInfo without secrets
+    lab.lock                 the run directory's lock (flock)
     ca.pem                   the lab CA (pass as requests' verify=)
     pebble-config.json       0600 (may hold EAB keys)
     aliyun-access-key.json   0600, the lab's AccessKeyId/AccessKeySecret
@@ -37,6 +45,7 @@ Run directory layout::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import importlib.util
 import json
@@ -52,7 +61,7 @@ import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -66,6 +75,7 @@ from acmelab.lab.processes import (
     spawn,
     stop_record,
 )
+from acmelab.lab.pebble import COURSE_PEBBLE_ENV
 from acmelab.lab.tls import LabCertificateAuthority, write_file_atomically
 
 START_TIMEOUT = 30.0  # seconds to wait for each component to answer
@@ -195,6 +205,8 @@ class LabInfo:
         run_dir: the lab's run directory (logs, config, pids).
         eab_keys: External Account Binding keys, kid -> base64url HMAC key
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
+        pebble_env: the ``PEBBLE_*`` knobs Pebble runs with, e.g.
+            ``{"PEBBLE_WFE_NONCEREJECT": "0", ...}`` (see :mod:`acmelab.lab.pebble`).
     """
 
     directory_url: str
@@ -209,6 +221,7 @@ class LabInfo:
     apigateway_edge_port: int
     run_dir: Path
     eab_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    pebble_env: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     # -- JSON ------------------------------------------------------------
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -227,6 +240,7 @@ class LabInfo:
             "apigateway_edge_port": self.apigateway_edge_port,
             "run_dir": str(self.run_dir),
             "eab_kids": sorted(self.eab_keys),
+            "pebble_env": dict(sorted(self.pebble_env.items())),
         }
         if include_secrets:
             data["aliyun_access_key_secret"] = self.aliyun_access_key_secret
@@ -255,6 +269,7 @@ class LabInfo:
             apigateway_edge_port=int(data["apigateway_edge_port"]),
             run_dir=Path(data["run_dir"]),
             eab_keys=dict(data.get("eab_keys") or eab_keys or {}),
+            pebble_env={str(k): str(v) for k, v in (data.get("pebble_env") or {}).items()},
         )
 
     # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
@@ -373,6 +388,42 @@ def _read_eab_keys(run_dir: Path) -> dict[str, str]:
         return {}
 
 
+_LOCKS_GUARD = threading.Lock()
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_HELD: dict[Path, list[Any]] = {}  # run dir -> [open lock file, depth]
+
+
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock: ``flock(LOCK_EX)`` on
+    ``<run_dir>/lab.lock`` against other processes, a lock per run directory
+    against other threads.  Re-entrant within one thread (``ensure_running``
+    -> ``Lab.start`` -> ``Lab.stop`` on failure).  Blocks until it is free.
+    The lab's processes do not inherit the lock (``close_fds``)."""
+    key = Path(run_dir).resolve()
+    with _LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with thread_lock:
+        held = _HELD.get(key)
+        if held is None:
+            key.mkdir(parents=True, exist_ok=True)
+            handle = open(key / "lab.lock", "a")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except BaseException:
+                handle.close()
+                raise
+            held = _HELD[key] = [handle, 0]
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                held[0].close()  # releases the flock
+
+
 # --------------------------------------------------------------------------
 # Lab
 # --------------------------------------------------------------------------
@@ -450,24 +501,23 @@ class Lab:
         if not start_aliyun:
             for name in ("aliyun", "cdn_edge", "apigateway_edge"):
                 ports.pop(name)
-        if self.run_dir is not None:
-            alive = [record.name for record in read_records(self.run_dir) if record.is_ours()]
-            if alive:
-                raise LabError(f"a lab is already running in {self.run_dir} ({', '.join(alive)}); "
-                               "stop it first (`acmelab lab down`) or use another run directory")
-        check_ports_free(ports)
         if self.run_dir is None:
+            check_ports_free(ports)  # before making a directory we would throw away
             self.run_dir = Path(tempfile.mkdtemp(prefix="acmelab-lab-")).resolve()
         run_dir = self.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-
-        if not self.detached:
-            self._install_exit_handlers()
-        try:
-            return self._start_components(run_dir, pebble, challtestsrv, start_aliyun)
-        except BaseException:
-            self.stop()
-            raise
+        with run_dir_lock(run_dir):
+            alive = [record.name for record in read_records(run_dir) if record.is_ours()]
+            if alive:
+                raise LabError(f"a lab is already running in {run_dir} ({', '.join(alive)}); "
+                               "stop it first (`acmelab lab down`) or use another run directory")
+            check_ports_free(ports)
+            if not self.detached:
+                self._install_exit_handlers()
+            try:
+                return self._start_components(run_dir, pebble, challtestsrv, start_aliyun)
+            except BaseException:
+                self.stop()  # every process spawned so far, then re-raise
+                raise
 
     def _start_components(self, run_dir: Path, pebble: str, challtestsrv: str, start_aliyun: bool) -> LabInfo:
         ports = self.ports
@@ -531,14 +581,16 @@ class Lab:
             apigateway_edge_port=ports.apigateway_edge,
             run_dir=run_dir,
             eab_keys=dict(self.eab_keys),
+            pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")},
         )
-        state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached,
-                     pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")})
+        state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached)
         write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
         self.info = info
         return info
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]):
+        # Called under run_dir_lock; spawn() writes the pid file before it
+        # returns, so a process is never running unrecorded.
         # The kernel's parent-death signal fires when the *thread* that
         # started the child ends, so it is only used from the main thread;
         # elsewhere atexit has to do.
@@ -568,22 +620,33 @@ class Lab:
     def stop(self) -> None:
         """Stop the processes this Lab started (by pid, verified), newest
         first; remove ``lab.json``; remove the run directory if it was a
-        temporary one.  Safe to call twice."""
-        with self._lock:
+        temporary one.  Safe to call twice.
+
+        Raises:
+            LabError: a process survived SIGKILL (its pid file is kept).
+        """
+        run_dir = self.run_dir
+        # the run directory's lock first, then this Lab's (start holds the
+        # former when it calls stop after a failure)
+        shared = run_dir_lock(run_dir) if run_dir is not None and run_dir.is_dir() else contextlib.nullcontext()
+        with shared, self._lock:
             records, self._records = self._records, []
-            for record in reversed(records):
-                stop_record(record, self.run_dir)
-            if self.run_dir is not None:
+            survivors = [record for record in reversed(records) if run_dir is not None
+                         and not stop_record(record, run_dir)]
+            self._records = list(reversed(survivors))
+            if run_dir is not None and not survivors:
                 if records:  # only a lab.json we wrote
                     try:
-                        (self.run_dir / "lab.json").unlink()
+                        (run_dir / "lab.json").unlink()
                     except FileNotFoundError:
                         pass
                 if self._temporary:
-                    shutil.rmtree(self.run_dir, ignore_errors=True)
+                    shutil.rmtree(run_dir, ignore_errors=True)
                     self.run_dir = None
             self.info = None
             self._remove_exit_handlers()
+            if survivors:
+                raise LabError(_survivors_message(survivors))
 
     # -- dying with Python -------------------------------------------------
     def _install_exit_handlers(self) -> None:
@@ -603,6 +666,11 @@ class Lab:
             if signal.getsignal(signal.SIGTERM) is _raise_system_exit:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+
+
+def _survivors_message(survivors: list[ProcessRecord]) -> str:
+    names = ", ".join(f"{record.name} (pid {record.pid})" for record in survivors)
+    return f"could not stop {names}: still running after SIGKILL; its pid file is kept"
 
 
 def _raise_system_exit(signum: int, frame: object) -> None:
@@ -665,8 +733,17 @@ def _tls_accepts(port: int, ca_bundle: Path) -> bool:
 def status(run_dir: Path | None = None) -> LabInfo | None:
     """The :class:`LabInfo` of the lab running in ``run_dir`` (default:
     :func:`default_run_dir`), or None if none is running there (also when
-    only part of it is still alive)."""
+    only part of it is still alive).  Waits while another process starts or
+    stops a lab there (:func:`run_dir_lock`).  ``LabInfo.pebble_env`` holds
+    the ``PEBBLE_*`` knobs the running Pebble was started with."""
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
+    if not run_dir.is_dir():
+        return None
+    with run_dir_lock(run_dir):
+        return _status_locked(run_dir)
+
+
+def _status_locked(run_dir: Path) -> LabInfo | None:
     try:
         state = json.loads((run_dir / "lab.json").read_text())
     except (OSError, ValueError):
@@ -680,7 +757,7 @@ def status(run_dir: Path | None = None) -> LabInfo | None:
     _, key_secret = _access_key(run_dir)
     try:
         return LabInfo.from_dict(state, aliyun_access_key_secret=key_secret, eab_keys=_read_eab_keys(run_dir))
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
 
 
@@ -688,6 +765,12 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     """Return the detached lab running in ``run_dir``, starting one if
     needed (it survives this Python process; stop it with :func:`stop` or
     ``acmelab lab down``).
+
+    A lab started here runs Pebble with the course's settings,
+    :data:`COURSE_PEBBLE_ENV` (no random ``badNonce``, no authorization
+    reuse, one alternate chain); ``pebble_env`` knobs are applied on top of
+    them, knob by knob.  A lab that is already up is returned as it is, even
+    if it runs other settings (see ``LabInfo.pebble_env``).
 
     Args:
         run_dir: default :func:`default_run_dir`.
@@ -699,16 +782,15 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
         LabError, InputError: as :meth:`Lab.start`.
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
     options.pop("detached", None)
-    # One starter at a time per run directory (two notebooks, or a notebook
-    # and `acmelab lab up`, racing each other).
-    with open(run_dir / "lab.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        info = status(run_dir)
+    options["pebble_env"] = {**COURSE_PEBBLE_ENV, **(options.get("pebble_env") or {})}
+    # One starter or stopper at a time per run directory (two notebooks, a
+    # notebook and `acmelab lab up`, a test session leaving).
+    with run_dir_lock(run_dir):
+        info = _status_locked(run_dir)
         if info is not None:
             return info
-        stop(run_dir)  # leftovers of a half-dead lab
+        _stop_locked(run_dir)  # leftovers of a half-dead lab
         lab = Lab(run_dir, detached=True, **options)
         info = lab.start()
         _DETACHED.append(lab)
@@ -720,22 +802,36 @@ _DETACHED: list[Lab] = []  # keeps Popen objects of detached labs referenced
 
 def stop(run_dir: Path | None = None) -> bool:
     """Stop the lab in ``run_dir``: exactly the processes recorded in its pid
-    files, each only if it is still the process that was started.
+    files, each only if it is still the process that was started.  Waits
+    while another process starts a lab there (:func:`run_dir_lock`).
 
     Returns:
         True if any process was stopped.
+
+    Raises:
+        LabError: a process survived SIGKILL (its pid file is kept).
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
-    records = read_records(run_dir)
+    if not run_dir.is_dir():
+        return False
+    with run_dir_lock(run_dir):
+        return _stop_locked(run_dir)
+
+
+def _stop_locked(run_dir: Path) -> bool:
     stopped = False
+    survivors = []
     order = {"aliyun": 0, "pebble": 1, "challtestsrv": 2}
-    for record in sorted(records, key=lambda r: order.get(r.name, -1)):
+    for record in sorted(read_records(run_dir), key=lambda r: order.get(r.name, -1)):
         stopped = record.is_ours() or stopped
-        stop_record(record, run_dir)
+        if not stop_record(record, run_dir):
+            survivors.append(record)
     try:
         (run_dir / "lab.json").unlink()
     except FileNotFoundError:
         pass
     for lab in [lab for lab in _DETACHED if lab.run_dir == run_dir]:
         _DETACHED.remove(lab)
+    if survivors:
+        raise LabError(_survivors_message(survivors))
     return stopped

@@ -44,6 +44,20 @@ PEBBLE_KNOBS = (
 #: what the lab sets unless the caller overrides it
 DEFAULT_PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1"}
 
+#: How the course runs Pebble, and the default of a detached lab
+#: (:func:`acmelab.lab.ensure_running`, ``acmelab lab up``): no random
+#: sleeps, no randomly rejected nonces and no reuse of valid authorizations
+#: (so every run of the series shows the same statuses), one alternate chain
+#: (notebook 08).  Let's Encrypt itself does reject nonces now and then and
+#: does reuse authorizations; the client copes with both, and the tests
+#: exercise them.
+COURSE_PEBBLE_ENV = {
+    "PEBBLE_VA_NOSLEEP": "1",
+    "PEBBLE_WFE_NONCEREJECT": "0",
+    "PEBBLE_AUTHZREUSE": "0",
+    "PEBBLE_ALTERNATE_ROOTS": "1",
+}
+
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

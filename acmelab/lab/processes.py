@@ -149,19 +149,34 @@ def spawn(name: str, argv: list[str], *, run_dir: Path, env: dict[str, str],
             )
         except OSError as error:
             raise LabError(f"could not start {name} ({argv[0]}): {error}") from error
-    # Right after exec the kernel may still show an empty /proc/<pid>/cmdline
-    # (the new arguments are set up after close-on-exec fds are closed, which
-    # is when Popen returns); wait for it so is_ours() holds from the start.
-    start_time = None
-    for _ in range(200):
-        start_time = process_start_time(process.pid)
-        if process.poll() is not None or (start_time is not None and process_command_line(process.pid)):
-            break
-        time.sleep(0.005)
-    record = ProcessRecord(name, process.pid, start_time or 0, tuple(argv), log_path)
-    write_file_atomically(pid_directory(run_dir) / f"{name}.json",
-                          json.dumps(record.to_dict(), indent=2).encode(), mode=0o644)
+    # From here on the process exists: whatever goes wrong (even Ctrl-C)
+    # must not leave it running without a record.
+    try:
+        # Right after exec the kernel may still show an empty /proc/<pid>/cmdline
+        # (the new arguments are set up after close-on-exec fds are closed, which
+        # is when Popen returns); wait for it so is_ours() holds from the start.
+        start_time = None
+        for _ in range(200):
+            start_time = process_start_time(process.pid)
+            if process.poll() is not None or (start_time is not None and process_command_line(process.pid)):
+                break
+            time.sleep(0.005)
+        record = ProcessRecord(name, process.pid, start_time or 0, tuple(argv), log_path)
+        write_file_atomically(pid_directory(run_dir) / f"{name}.json",
+                              json.dumps(record.to_dict(), indent=2).encode(), mode=0o644)
+    except BaseException:
+        _kill_unrecorded(process)
+        raise
     return process, record
+
+
+def _kill_unrecorded(process: subprocess.Popen) -> None:
+    """SIGKILL a process (group) we started but could not record, and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
 
 
 def _reap(pid: int) -> None:
@@ -172,38 +187,75 @@ def _reap(pid: int) -> None:
         pass
 
 
-def stop_record(record: ProcessRecord, run_dir: Path, *, grace: float = 5.0) -> None:
-    """Stop the process of ``record`` if it is still ours (SIGTERM to its
-    process group, SIGKILL after ``grace`` seconds), then delete its pid file.
-    A pid that now belongs to another process is left alone."""
-    if record.is_ours():
-        try:
-            os.killpg(record.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            os.kill(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _reap(record.pid)
-            if process_start_time(record.pid) != record.start_time:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.killpg(record.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            for _ in range(100):
-                _reap(record.pid)
-                if process_start_time(record.pid) != record.start_time:
-                    break
-                time.sleep(0.02)
-    _reap(record.pid)
+def _still_running(record: ProcessRecord) -> bool:
+    """True while the pid is the very process of ``record`` (same start
+    time; a zombie counts as gone)."""
+    return record.start_time != 0 and process_start_time(record.pid) == record.start_time
+
+
+def _wait_gone(record: ProcessRecord, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        _reap(record.pid)
+        if not _still_running(record):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _signal_group(pid: int, signum: int) -> None:
     try:
-        (pid_directory(run_dir) / f"{record.name}.json").unlink()
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def remove_record(record: ProcessRecord, run_dir: Path) -> None:
+    """Delete ``pids/<name>.json`` -- only if it still holds ``record`` (same
+    pid and start time): a newer record of the same name is left alone."""
+    path = pid_directory(run_dir) / f"{record.name}.json"
+    try:
+        on_disk = ProcessRecord.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        on_disk = None  # unreadable: nobody can use it, remove it
+    if on_disk is not None and (on_disk.pid, on_disk.start_time) != (record.pid, record.start_time):
+        return
+    try:
+        path.unlink()
     except FileNotFoundError:
         pass
+
+
+def stop_record(record: ProcessRecord, run_dir: Path, *, grace: float = 5.0) -> bool:
+    """Stop the process of ``record`` if it is still ours (SIGTERM to its
+    process group, SIGKILL after ``grace`` seconds) and, once it is gone,
+    delete its pid file.
+
+    A pid that now belongs to another process (recycled) is never signalled;
+    its record is stale and is deleted.  The record of a process that is
+    still ours after SIGKILL is kept, so it can be stopped later.
+
+    Returns:
+        True if the process is gone (or was never ours), False if it still runs.
+    """
+    if record.is_ours():
+        _signal_group(record.pid, signal.SIGTERM)
+        if not _wait_gone(record, grace):
+            _signal_group(record.pid, signal.SIGKILL)
+            _wait_gone(record, 2.0)
+    _reap(record.pid)
+    if record.is_ours():
+        return False
+    remove_record(record, run_dir)
+    return True
 
 
 def python_module_argv(module: str) -> list[str]:

@@ -17,7 +17,7 @@ import requests
 from cryptography import x509
 
 from acmelab.errors import LabError
-from acmelab.lab import Lab, LabPorts, stop
+from acmelab.lab import COURSE_PEBBLE_ENV, Lab, LabPorts, stop
 from acmelab.lab.processes import process_start_time, read_records
 
 pytestmark = pytest.mark.lab
@@ -211,13 +211,20 @@ def test_cli_up_status_down(tmp_path):
                               env=env, capture_output=True, text=True, timeout=120)
 
     assert acmelab("status").returncode == 3
-    up = acmelab("up", "--free-ports", "--json", "--pebble-env", "PEBBLE_WFE_NONCEREJECT=0")
+    up = acmelab("up", "--free-ports", "--json", "--pebble-env", "PEBBLE_AUTHZREUSE=100")
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
         assert info["run_dir"] == str(tmp_path / "lab")
         status = acmelab("status", "--json")
         assert status.returncode == 0 and json.loads(status.stdout) == info
+        # The course's Pebble settings, with the explicit knob on top.
+        assert info["pebble_env"] == dict(COURSE_PEBBLE_ENV, PEBBLE_AUTHZREUSE="100")
+        log = (tmp_path / "lab" / "logs" / "pebble.log").read_text()
+        assert "Configured to reject 0% of good nonces" in log
+        assert "Configured to attempt authz reuse for each identifier 100% of the time" in log  # not 0
+        roots = requests.get(info["management_url"] + "/roots/1", verify=info["ca_bundle"], timeout=10)
+        assert roots.status_code == 200  # COURSE_PEBBLE_ENV's alternate chain
         directory = requests.get(info["directory_url"], verify=info["ca_bundle"], timeout=10).json()
         assert "newOrder" in directory
         # Secrets stay out of the output.
@@ -274,3 +281,85 @@ def test_ensure_running_twice_concurrently_starts_one_lab(tmp_path):
         assert stop(tmp_path / "lab") is True
     assert all(process_start_time(record.pid) != record.start_time for record in records)
     assert os.listdir(tmp_path / "lab" / "pids") == []
+
+
+# --------------------------------------------------------------------------
+# Starts and stops racing in one run directory leave no orphan
+# --------------------------------------------------------------------------
+
+_RACER_SCRIPT = """
+import json, sys, threading
+from acmelab.lab import LabPorts, ensure_running, stop
+run_dir, ports, rounds = sys.argv[1], LabPorts(**json.loads(sys.argv[2])), int(sys.argv[3])
+errors, started = [], []
+barrier = threading.Barrier(2)
+
+def racer(phase):
+    barrier.wait()
+    for turn in range(rounds):
+        try:
+            if (turn + phase) % 2 == 0:
+                started.append(ensure_running(run_dir, ports=ports, aliyun=False).pebble_env)
+            else:
+                stop(run_dir)
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+
+threads = [threading.Thread(target=racer, args=(phase,)) for phase in (0, 1)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"errors": errors, "started": started}))
+"""
+
+
+def _processes_of(run_dir) -> dict[int, list[str]]:
+    """pid -> command line of every process running in ``run_dir`` (its
+    working directory) or naming it on its command line."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            raw = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        arguments = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        if not arguments or process_start_time(int(entry)) is None:
+            continue  # gone or a zombie
+        if cwd == str(run_dir) or any(str(run_dir) in argument for argument in arguments):
+            found[int(entry)] = arguments
+    return found
+
+
+def test_racing_starts_and_stops_leave_no_orphans(tmp_path):
+    run_dir = (tmp_path / "lab").resolve()
+    ports = LabPorts.free()
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER_SCRIPT, str(run_dir), json.dumps(ports.to_dict()), "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [racer.communicate(timeout=300) for racer in racers]
+        assert all(racer.returncode == 0 for racer in racers), [err for _, err in outputs]
+        results = [json.loads(out) for out, _ in outputs]
+        # Every process of the run directory is recorded, every record is alive.
+        records = read_records(run_dir)
+        assert all(record.is_ours() for record in records), records
+        assert sorted(_processes_of(run_dir)) == sorted(record.pid for record in records)
+        assert {record.name for record in records} in (set(), {"challtestsrv", "pebble"})
+        # Serialised by the run directory's lock, no start or stop failed.
+        assert [result["errors"] for result in results] == [[], []]
+        started = [env for result in results for env in result["started"]]
+        assert len(started) == 8 and all(env == COURSE_PEBBLE_ENV for env in started)
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+        stop(run_dir)
+        leftovers = _processes_of(run_dir)
+        for pid in leftovers:  # an orphan would block these ports for everyone
+            os.killpg(pid, signal.SIGKILL)
+    assert leftovers == {}
+    assert read_records(run_dir) == []
