@@ -154,13 +154,9 @@ def target() -> Target:
 #: and no reuse of valid authorizations (so every run of the series shows the
 #: same statuses), one alternate chain (notebook 08).  Let's Encrypt itself
 #: does reject nonces now and then and does reuse authorizations; the client
-#: copes with both, and the tests exercise them.
-LAB_PEBBLE_ENV = {
-    "PEBBLE_VA_NOSLEEP": "1",
-    "PEBBLE_WFE_NONCEREJECT": "0",
-    "PEBBLE_AUTHZREUSE": "0",
-    "PEBBLE_ALTERNATE_ROOTS": "1",
-}
+#: copes with both, and the tests exercise them.  Also the default of
+#: ``acmelab lab up`` / :func:`acmelab.lab.ensure_running`.
+from acmelab.lab.pebble import COURSE_PEBBLE_ENV as LAB_PEBBLE_ENV  # noqa: E402
 
 
 def lab():
