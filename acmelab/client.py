@@ -248,6 +248,8 @@ class AcmeTransport:
         request_count: how many HTTP requests were sent to the ACME server
             (including newNonce, retries and the directory).
         new_nonce_url: the directory's ``newNonce`` (set by the client).
+        nonce: the nonce in hand for the next signed request, or None (see
+            the property).
     """
 
     def __init__(self, *, verify: bool | str | Path = True,
@@ -330,6 +332,28 @@ class AcmeTransport:
         if not nonce:
             raise ProtocolError(f"{self.new_nonce_url} answered without a Replay-Nonce header")
         return nonce
+
+    @property
+    def nonce(self) -> str | None:
+        """The nonce in hand: the ``Replay-Nonce`` of the last answer, used
+        (once) by the next signed request; None means that request first
+        asks newNonce for one (RFC 8555 §6.5, §7.2).
+
+        Setting it chooses the nonce of the next signed request, e.g. a nonce
+        that was already spent, to watch the server answer ``badNonce`` and
+        the client retry with the nonce that came with the error
+        (``client.transport.nonce = spent``); None drops the nonce in hand.
+
+        Raises (setter):
+            InputError: not None and not base64url text (RFC 8555 §6.5.1).
+        """
+        return self._nonce
+
+    @nonce.setter
+    def nonce(self, value: str | None) -> None:
+        if value is not None and not (isinstance(value, str) and _TOKEN.match(value)):
+            raise InputError(f"a nonce is base64url text (RFC 8555 §6.5.1), not {value!r}")
+        self._nonce = value
 
     def _take_nonce(self) -> str:
         """The nonce in hand (each is used once), else one from newNonce."""

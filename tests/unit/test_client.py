@@ -494,3 +494,48 @@ def test_poll_timeout(monkeypatch, client):
 
     with pytest.raises(PollTimeout, match="pending"):
         client._poll(fetch, "u", Authorization("u", "pending", {}), {"valid"}, timeout=10)
+
+
+# -- the nonce in hand (AcmeTransport.nonce) ------------------------------------
+
+def test_chosen_nonce_is_used_once_then_the_answers(stub, client):
+    stub.route("/order",
+               (201, {"Replay-Nonce": "next", "Content-Type": "application/json", "Location": f"{stub.url}/o/1"},
+                {"status": "pending", "identifiers": [{"type": "dns", "value": "www.example.com"}],
+                 "authorizations": [], "finalize": f"{stub.url}/o/1/finalize"}))
+    assert client.directory.newNonce == f"{stub.url}/nonce"  # the GET that tells the transport newNonce
+    assert client.transport.nonce is None
+    client.transport.nonce = "chosen-nonce"
+    assert client.transport.nonce == "chosen-nonce"
+    client.new_order(["www.example.com"])
+    posts = [r for r in stub.requests if r[0] == "POST"]
+    assert [_protected(r[3])["nonce"] for r in posts] == ["chosen-nonce"]
+    assert [r[0] for r in stub.requests].count("HEAD") == 0  # no newNonce needed
+    assert client.transport.nonce == "next"  # the answer's Replay-Nonce, in hand
+    client.transport.nonce = None  # dropped: the next request asks newNonce
+    client.new_order(["www.example.com"])
+    posts = [r for r in stub.requests if r[0] == "POST"]
+    assert _protected(posts[-1][3])["nonce"] == "fresh-nonce"
+    assert [r[0] for r in stub.requests].count("HEAD") == 1
+
+
+def test_spent_nonce_set_by_hand_is_retried_after_bad_nonce(stub, client):
+    bad = {"type": "urn:ietf:params:acme:error:badNonce", "detail": "JWS has an invalid anti-replay nonce"}
+    stub.route("/order",
+               (400, {"Replay-Nonce": "from-error", "Content-Type": PROBLEM}, bad),
+               (201, {"Replay-Nonce": "next", "Content-Type": "application/json", "Location": f"{stub.url}/o/1"},
+                {"status": "pending", "identifiers": [{"type": "dns", "value": "www.example.com"}],
+                 "authorizations": [], "finalize": f"{stub.url}/o/1/finalize"}))
+    assert client.directory.newNonce == f"{stub.url}/nonce"
+    client.transport.nonce = "spent-nonce"
+    client.new_order(["www.example.com"])
+    posts = [r for r in stub.requests if r[0] == "POST"]
+    assert [_protected(r[3])["nonce"] for r in posts] == ["spent-nonce", "from-error"]
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "pad==", 42, b"bytes"])
+def test_nonce_that_is_not_base64url_is_refused(stub, client, bad):
+    client.transport.nonce = "kept"
+    with pytest.raises(InputError, match="base64url"):
+        client.transport.nonce = bad
+    assert client.transport.nonce == "kept"
