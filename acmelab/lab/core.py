@@ -399,7 +399,11 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     ``<run_dir>/lab.lock`` against other processes, a lock per run directory
     against other threads.  Re-entrant within one thread (``ensure_running``
     -> ``Lab.start`` -> ``Lab.stop`` on failure).  Blocks until it is free.
-    The lab's processes do not inherit the lock (``close_fds``)."""
+    The lab's processes do not inherit the lock (``close_fds``).
+
+    Raises:
+        OSError: the run directory or its lock file cannot be created.
+    """
     key = Path(run_dir).resolve()
     with _LOCKS_GUARD:
         thread_lock = _THREAD_LOCKS.setdefault(key, threading.RLock())
