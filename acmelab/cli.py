@@ -690,8 +690,6 @@ def cmd_export_pfx(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def _common_options() -> argparse.ArgumentParser:
-    from acmelab.services import DEFAULT_CONCURRENCY  # noqa: F401  (import check)
-
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("where and how")
     group.add_argument("--directory", default="lab", metavar="lab|staging|production|URL",

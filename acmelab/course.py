@@ -46,12 +46,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acmelab.errors import InputError
+from acmelab import files
 
 #: RFC 8555 directory URLs of Let's Encrypt.
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -399,25 +399,9 @@ def csr(label: str = "course", certificate_names: list[str] | None = None):
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder
-    and ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """:func:`acmelab.files.write_atomically`, creating the course's folders
+    as needed (never a half-written file)."""
+    return files.write_atomically(path, data, mode=mode, parents=True)
 
 
 # --------------------------------------------------------------------------

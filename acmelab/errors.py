@@ -34,7 +34,11 @@ class InputError(AcmelabError, ValueError):
     """Bad input from the caller; nothing was sent or written."""
 
 
-class KeyExistsError(InputError, FileExistsError):
+class WouldOverwriteError(InputError, FileExistsError):
+    """Refusing to overwrite an existing file (pass ``overwrite=True``)."""
+
+
+class KeyExistsError(WouldOverwriteError):
     """Refusing to overwrite an existing private key (pass ``overwrite=True``)."""
 
 

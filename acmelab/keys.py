@@ -31,7 +31,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from acmelab.errors import InputError, KeyExistsError
+from acmelab.files import write_atomically
 
 #: Every key type acmelab generates and accepts.
 KEY_TYPES = ("rsa2048", "rsa3072", "rsa4096", "ec256", "ec384")
@@ -163,72 +163,16 @@ def private_key_pem(key: PrivateKey, passphrase: bytes | str | None = None) -> b
 
 
 def write_private_file(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
-    """Write secret bytes to ``path`` atomically with mode 0600.
-
-    A temporary file in the same directory is created, set to 0600 before
-    any byte is written, filled, fsync'ed and then renamed over ``path``
-    (``os.replace``), so readers see either the old file or the new one.
+    """Write secret bytes to ``path`` atomically with mode 0600
+    (:func:`acmelab.files.write_atomically`: the mode is set before any
+    byte is written; readers see the old file or the new one).
 
     Raises:
-        KeyExistsError: ``path`` exists and ``overwrite`` is False.
+        KeyExistsError: ``path`` exists (or appears meanwhile) and
+            ``overwrite`` is False.
         InputError: the directory does not exist or is not writable.
     """
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)")
-    if target.is_dir():
-        raise InputError(f"{target} is a directory")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"directory {directory} does not exist")
-    try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InputError(f"cannot write into {directory}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(temp_name, target)
-        else:
-            _publish_without_overwrite(temp_name, target)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable too
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return target
-
-
-def _publish_without_overwrite(temp_name: str, target: Path) -> None:
-    """Give the finished temp file its final name unless that name exists.
-
-    ``os.link`` fails if ``target`` exists, so a file created by someone
-    else between our check and now is never replaced.  On file systems
-    without hard links we fall back to check-then-rename.
-    """
-    try:
-        os.link(temp_name, target)
-    except FileExistsError:
-        raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)") from None
-    except OSError:  # no hard links here (some FUSE/SMB mounts)
-        if target.exists():
-            raise KeyExistsError(f"{target} already exists; refusing to overwrite it (pass overwrite=True)") from None
-        os.replace(temp_name, target)
-        return
-    os.unlink(temp_name)
+    return write_atomically(path, data, mode=0o600, overwrite=overwrite, exists_error=KeyExistsError)
 
 
 def save_private_key(key: PrivateKey, path: str | os.PathLike[str], *,

@@ -28,8 +28,6 @@ unless the caller asks for an unencrypted bundle with ``unencrypted=True``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Union
@@ -39,6 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
 
 from acmelab.errors import InputError, KeyExistsError
+from acmelab.files import write_atomically
 
 #: The profiles :func:`export_pkcs12` knows, by name.
 PROFILES = ("modern", "legacy")
@@ -267,23 +266,4 @@ def write_pkcs12(path: str | Path, private_key, certificate: CertificateInput,
     data = export_pkcs12(private_key, certificate, chain, password=password,
                          friendly_name=friendly_name, profile=profile,
                          unencrypted=unencrypted, iterations=iterations)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"directory {directory} does not exist")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not overwrite and path.exists():
-            raise KeyExistsError(f"{path} appeared while writing; not overwriting it")
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomically(path, data, mode=0o600, overwrite=overwrite, exists_error=KeyExistsError)

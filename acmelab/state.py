@@ -48,7 +48,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -59,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import keys
 from acmelab.errors import InputError, StateError, StateLocked
+from acmelab.files import write_atomically
 
 __all__ = [
     "STATE_DIR_ENV", "StateDir", "AccountRecord", "ManagedCertificate", "default_state_dir",
@@ -97,30 +97,13 @@ def certificate_name_for(domain: str) -> str:
 
 
 def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same
-    directory (created with ``mode`` before any byte is written), fsync,
-    then ``os.replace``.  Readers see the old file or the new one.
-
-    Raises StateError if the directory cannot be written."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    """Write ``data`` to ``path`` with :func:`acmelab.files.write_atomically`
+    (mode set before any byte is written; readers see the old file or the
+    new one).  Raises StateError if the directory cannot be written."""
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise StateError(f"cannot write into {path.parent}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    return path
+        return write_atomically(path, data, mode=mode)
+    except InputError as error:
+        raise StateError(str(error)) from None
 
 
 def _utc(text: str) -> dt.datetime:

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from acmelab import files
+
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
@@ -136,18 +138,7 @@ def _failing_cell(notebook: Any) -> str:
 
 def write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder and ``os.replace``."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    files.write_atomically(target, text)
 
 
 def write_notebook(notebook: Any, target: Path) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,34 +27,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from acmelab.files import write_atomically
+
 #: names every lab listener certificate covers (DNS names and IP addresses)
 LISTENER_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def write_file_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same
-    directory, ``chmod`` to ``mode``, then ``os.replace``.
-
-    Returns:
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """:func:`acmelab.files.write_atomically`, creating the run directory's
+    folders as needed.  Returns ``path``."""
+    return write_atomically(path, data, mode=mode, parents=True)
 
 
 @dataclass(frozen=True)

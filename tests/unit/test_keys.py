@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import tempfile
 import stat
 
 import pytest
@@ -203,14 +204,14 @@ def test_file_created_during_save_is_not_replaced(tmp_path, generated, monkeypat
     # Someone else creates the key file after our existence check: the final
     # step (a hard link, which fails if the name exists) must still refuse.
     path = tmp_path / "k.pem"
-    real_mkstemp = keys.tempfile.mkstemp
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp_then_race(*args, **kwargs):
         result = real_mkstemp(*args, **kwargs)
         path.write_bytes(b"the other writer's key")
         return result
 
-    monkeypatch.setattr(keys.tempfile, "mkstemp", mkstemp_then_race)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_race)
     with pytest.raises(KeyExistsError):
         keys.save_private_key(generated["ec256"], path)
     assert path.read_bytes() == b"the other writer's key"

@@ -1,0 +1,84 @@
+"""acmelab.files.write_atomically: the one way acmelab writes a file."""
+
+import os
+import stat
+
+import pytest
+
+from acmelab.errors import InputError, KeyExistsError, WouldOverwriteError
+from acmelab.files import write_atomically
+
+
+def test_writes_bytes_and_text_with_the_mode(tmp_path):
+    write_atomically(tmp_path / "a", b"\x00\x01", mode=0o600)
+    write_atomically(tmp_path / "b", "héllo")
+    assert (tmp_path / "a").read_bytes() == b"\x00\x01"
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o600
+    assert (tmp_path / "b").read_text(encoding="utf-8") == "héllo"
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o644
+
+
+def test_mode_is_set_before_any_byte_is_written(tmp_path, monkeypatch):
+    seen = []
+    real_fdopen = os.fdopen
+
+    def spying_fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        real_write = handle.write
+
+        def write(data):
+            seen.append(stat.S_IMODE(os.fstat(handle.fileno()).st_mode))
+            return real_write(data)
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", spying_fdopen)
+    write_atomically(tmp_path / "secret", b"key material", mode=0o600)
+    assert seen == [0o600]
+
+
+def test_overwrite_refused_and_nothing_changes(tmp_path):
+    target = write_atomically(tmp_path / "k", b"old")
+    with pytest.raises(WouldOverwriteError):
+        write_atomically(target, b"new", overwrite=False)
+    with pytest.raises(KeyExistsError):
+        write_atomically(target, b"new", overwrite=False, exists_error=KeyExistsError)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
+
+
+def test_a_file_appearing_while_writing_is_not_replaced(tmp_path, monkeypatch):
+    target = tmp_path / "k"
+    real_fsync = os.fsync
+
+    def racing_fsync(fd):
+        real_fsync(fd)
+        if not target.exists():
+            target.write_bytes(b"theirs")   # someone else creates it meanwhile
+    monkeypatch.setattr(os, "fsync", racing_fsync)
+    with pytest.raises(WouldOverwriteError):
+        write_atomically(target, b"ours", overwrite=False)
+    assert target.read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
+
+
+def test_interrupted_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = write_atomically(tmp_path / "chain.pem", b"old")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.pem"]
+
+
+def test_missing_directory_and_directory_target(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        write_atomically(tmp_path / "no" / "such" / "file", b"x")
+    assert not (tmp_path / "no").exists()
+    write_atomically(tmp_path / "made" / "file", b"x", parents=True)
+    assert (tmp_path / "made" / "file").read_bytes() == b"x"
+    with pytest.raises(InputError, match="is a directory"):
+        write_atomically(tmp_path / "made", b"x")
