@@ -495,7 +495,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
         pass
     targets = Service.from_managed(previous).install if previous else ()
     service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain)
-    return _run_services(args, [service], force=True, verify_installs=not args.no_verify)
+    return _run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check)
 
 
 def _context_state(args: argparse.Namespace):
@@ -510,7 +510,7 @@ def cmd_renew(args: argparse.Namespace) -> int:
     from acmelab.services import services_from_state
 
     services = services_from_state(_context_state(args), args.name)
-    return _run_services(args, services, force=args.force, verify_installs=not args.no_verify)
+    return _run_services(args, services, force=args.force, verify_installs=not args.skip_handshake_check)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -518,7 +518,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from acmelab.services import load_services
 
     services = load_services(args.services_file)
-    return _run_services(args, services, force=args.force, verify_installs=not args.no_verify)
+    return _run_services(args, services, force=args.force, verify_installs=not args.skip_handshake_check)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -620,7 +620,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     if target not in service.install:
         service = Service(service.name, service.domains, service.dns, service.key_type,
                           (*service.install, target), service.preferred_chain)
-    env = _environment(args, ctx, verify_installs=not args.no_verify)
+    env = _environment(args, ctx, verify_installs=not args.skip_handshake_check)
     # Only the new target is worked on; the spec (what renew reinstalls) is
     # stored only once it is installed.
     [result] = apply_services([service], env, ctx.state, threshold=_never_due(), concurrency=1,
@@ -722,7 +722,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                              "or days (30, 30d); default one third of the lifetime")
     parser.add_argument("--now", metavar="ISO8601", help="pretend it is this time for renewal decisions (testing)")
     parser.add_argument("--force", action="store_true", help="issue new certificates even if not due")
-    parser.add_argument("--no-verify", action="store_true", help="skip the TLS handshake check after installing")
+    parser.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS handshake check after installing")
 
 
 def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -766,7 +766,7 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     issue.add_argument("--preferred-chain", metavar="NAME", help="issuer CN of the chain to prefer (RFC 8555 §7.4.2)")
     issue.add_argument("--name", help="certificate name in the state directory (default: the first domain)")
     issue.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
-    issue.add_argument("--no-verify", action="store_true", help="skip the TLS check of earlier install targets")
+    issue.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS check of earlier install targets")
     issue.set_defaults(func=cmd_issue, threshold=None, now=None)
 
     renew = subparsers.add_parser("renew", parents=[common],
@@ -798,7 +798,7 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     cas = products.add_parser("cas", parents=[common], help="UploadUserCertificate (CAS 2020-04-07)")
     cas.add_argument("certificate", metavar="CERT", help="managed certificate name")
     for product_parser in (cdn, apigateway, cas):
-        product_parser.add_argument("--no-verify", action="store_true", help="skip the TLS handshake check")
+        product_parser.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS handshake check")
         product_parser.set_defaults(func=cmd_install)
 
     export = subparsers.add_parser("export", help="export a managed certificate")
