@@ -96,8 +96,10 @@ def normalize_name(name: str) -> str:
     Raises:
         InputError: not a str, empty, whitespace, an IP address, a misplaced
             or bare-TLD wildcard, an underscore, an invalid IDN, a label
-            outside 1-63 LDH characters, a name over 253 characters, or an
-            all-numeric last label.
+            outside 1-63 LDH characters, a name over 253 characters, an
+            all-numeric last label, or a single label (``"localhost"``,
+            ``"com"``): an ACME CA issues only for names under a public
+            suffix, so a bare label is never a valid identifier.
     """
     if not isinstance(name, str):
         raise InputError(f"a domain name must be a str, not {type(name).__name__}")
@@ -129,6 +131,9 @@ def normalize_name(name: str) -> str:
     labels = [_label_to_ascii(label, name) for label in text.split(".")]
     if wildcard and len(labels) < 2:
         raise InputError(f"{name!r}: a wildcard on a bare top-level domain is not allowed")
+    if len(labels) < 2:
+        raise InputError(f"{name!r} is a single label; a CA issues only for names under a public suffix, "
+                         "such as 'example.com'")
     if labels[-1].isdigit():
         raise InputError(f"{name!r}: the top-level label cannot be all digits")
     result = ("*." if wildcard else "") + ".".join(labels)

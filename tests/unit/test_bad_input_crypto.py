@@ -94,6 +94,8 @@ CASES: list[tuple[str, Callable[[Path], object], type[AcmelabError], str]] = [
     ("64-char label", _make_csr("a" * 64 + ".example.com"), InputError, "63"),
     ("254-char name", _make_csr(".".join(["a" * 63] * 3 + ["b" * 62])), InputError, "253"),
     ("numeric TLD", _make_csr("example.123"), InputError, "digits"),
+    ("single label localhost", lambda d: csr.normalize_name("localhost"), InputError, "single label"),
+    ("single label TLD", lambda d: csr.normalize_name("com."), InputError, "single label"),
     ("disallowed IDN code point", _make_csr("☃.example"), InputError, "internationalised"),
     ("invalid punycode", _make_csr("xn--zz.example"), InputError, "punycode"),
     ("reserved -- label", _make_csr("ab--cd.example"), InputError, "reserved"),
