@@ -161,9 +161,11 @@ from acmelab.lab.pebble import COURSE_PEBBLE_ENV as LAB_PEBBLE_ENV  # noqa: E402
 
 def lab():
     """The course's lab (default run dir and ports), started if needed with
-    :data:`LAB_PEBBLE_ENV`.  A lab already running in the default run dir
-    with other Pebble settings is restarted with the course's (accounts and
-    orders on it are forgotten; keys in the course directory are kept).
+    :data:`LAB_PEBBLE_ENV` -- the default of ``acmelab lab up`` too, so a lab
+    started that way is used as it is.  A lab already running in the default
+    run dir with other Pebble settings is restarted with the course's
+    (accounts and orders on it are forgotten; keys in the course directory
+    are kept), and a warning saying so goes to stderr.
 
     Several processes may call this at once (notebook kernels, test
     sessions): starting and stopping the course's lab happen under one
@@ -175,25 +177,56 @@ def lab():
     Raises:
         LabError: the lab could not be started.
     """
+    return ensure_lab()[0]
+
+
+def ensure_lab() -> tuple[Any, str]:
+    """:func:`lab`, also telling what it did.
+
+    Returns:
+        ``(LabInfo, action)``; ``action`` is ``"reused"`` (a lab with the
+        course's settings was running), ``"started"`` (none was running) or
+        ``"restarted"`` (one ran with other Pebble settings; the warning is
+        on stderr).
+
+    Raises:
+        LabError: the lab could not be started.
+    """
     from acmelab import lab as lab_module
 
     info = lab_module.status()
     if info is not None and _has_course_settings(info):
-        return info
+        return info, "reused"
     with _lab_lock():
-        info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
+        info = lab_module.status()
+        if info is None:
+            info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
+            action = "started"
+        else:
+            action = "reused"
         if not _has_course_settings(info):
+            _warn_restart(info)
             lab_module.stop(info.run_dir)
             info = lab_module.ensure_running(info.run_dir, pebble_env=LAB_PEBBLE_ENV)
-    return info
+            action = "restarted"
+    return info, action
 
 
 def _has_course_settings(info) -> bool:
-    try:
-        running = json.loads((Path(info.run_dir) / "lab.json").read_text()).get("pebble_env", {})
-    except (OSError, ValueError):
-        return True  # nothing to compare with: take it as it is
-    return all(running.get(name) == value for name, value in LAB_PEBBLE_ENV.items())
+    return all(info.pebble_env.get(name) == value for name, value in LAB_PEBBLE_ENV.items())
+
+
+def _warn_restart(info) -> None:
+    """Say on stderr (never in a clean run's stored outputs: the course's
+    lab is started with the course's settings) that a lab is restarted."""
+    import sys
+
+    differences = ", ".join(f"{name}={info.pebble_env.get(name, '(unset)')} (course: {value})"
+                            for name, value in sorted(LAB_PEBBLE_ENV.items())
+                            if info.pebble_env.get(name) != value)
+    print(f"acmelab.course: restarting the lab in {info.run_dir}: its Pebble ran with other "
+          f"settings: {differences}.  Accounts and orders on it are forgotten; the keys in the "
+          f"course directory are kept.", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------

@@ -8,6 +8,9 @@
   :func:`acmelab.course.join_lab` / :func:`~acmelab.course.leave_lab`.  So
   ``make test`` leaves no process behind, and overlapping sessions do not
   stop the lab under each other.
+* A lab that runs with other Pebble settings than the course's is restarted
+  when the session starts (with a warning on stderr), so no notebook cell
+  shows that warning.
 * Every executed cell's live output is checked for ``PRIVATE KEY`` material,
   the lab's access key secret and a real one from
   ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``; any of them fails the cell.
@@ -26,7 +29,13 @@ _secret_cache: list[str] = []
 def pytest_sessionstart(session: pytest.Session) -> None:
     from acmelab import course
 
+    from acmelab.lab import status
+
     course.join_lab()  # the lab is shared with other sessions; the last one out stops it
+    if status() is not None:
+        # A lab running with other Pebble settings is restarted here, its
+        # warning on this terminal -- not in the first notebook's outputs.
+        course.lab()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

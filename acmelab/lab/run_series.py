@@ -8,10 +8,14 @@ Usage::
 
 ``--out DIR`` executes every ``notebooks/NN_*.ipynb`` in order (each in its
 own kernel, working directory ``notebooks/``, like nbval) and writes the
-executed copy and an HTML page (nbconvert) of each into DIR.  It uses the
+executed copy and an HTML page (nbconvert) of each into DIR (in the HTML,
+links to the other notebooks point at their ``.html`` pages).  It uses the
 course's lab (:func:`acmelab.course.lab`: started if it is not running,
 stopped again at the end if this command started it and no test session
-uses it meanwhile, see :func:`acmelab.course.join_lab`).
+uses it meanwhile, see :func:`acmelab.course.join_lab`).  The first line
+printed says whether the lab was reused, started or restarted (a lab with
+other Pebble settings is restarted, see :func:`acmelab.course.ensure_lab`),
+and Pebble's pid.
 
 ``--in-place`` stops the course's lab, starts a fresh one, executes the
 notebooks and writes their outputs back into ``notebooks/`` -- the stored
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -136,6 +141,13 @@ def _failing_cell(notebook: Any) -> str:
     return ""
 
 
+def pebble_pid(run_dir: Path) -> int | None:
+    """The pid recorded for the lab's Pebble in ``run_dir`` (None if none)."""
+    from acmelab.lab.processes import read_records
+
+    return next((record.pid for record in read_records(run_dir) if record.name == "pebble"), None)
+
+
 def write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder and ``os.replace``."""
     files.write_atomically(target, text)
@@ -147,11 +159,31 @@ def write_notebook(notebook: Any, target: Path) -> None:
     write_atomically(target, nbformat.writes(notebook) + "\n")
 
 
+#: ``href="NN_name.ipynb"`` (optionally with ``#fragment``) in nbconvert's HTML.
+_NOTEBOOK_HREF = re.compile(r'href="(?P<stem>[0-9][0-9]_[A-Za-z0-9_]+)\.ipynb(?P<fragment>#[^"]*)?"')
+
+
+def html_links(body: str, siblings: Iterable[str]) -> str:
+    """Point links to sibling notebooks (``NN_name.ipynb``, stems in
+    ``siblings``) at their HTML pages (``NN_name.html``); other links are
+    left as they are."""
+    siblings = set(siblings)
+
+    def rewrite(match: re.Match[str]) -> str:
+        if match["stem"] not in siblings:
+            return match[0]
+        return f'href="{match["stem"]}.html{match["fragment"] or ""}"'
+
+    return _NOTEBOOK_HREF.sub(rewrite, body)
+
+
 def write_html(notebook: Any, target: Path) -> None:
+    """The notebook as an HTML page (nbconvert); links to the other
+    notebooks of the series point at their HTML pages."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(notebook)
-    write_atomically(target, body)
+    write_atomically(target, html_links(body, (path.stem for path in notebook_paths())))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,13 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     secrets = [os.environ.get(name, "") for name in ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")]
     if uses_lab:
         started = time.perf_counter()
-        if was_running and (options.in_place or options.fresh):
+        stopped = was_running and (options.in_place or options.fresh)
+        if stopped:
             lab_module.stop()  # a fresh lab (left running at the end, as it was)
-        info = course.lab()
+        info, action = course.ensure_lab()  # "reused", "started" or "restarted"
         secrets.append(info.aliyun_access_key_secret)
-        fresh = not was_running or options.in_place or options.fresh
-        print(f"lab {'started' if fresh else 'running'} at {info.directory_url} "
-              f"({time.perf_counter() - started:.1f} s)")
+        if stopped and action == "started":
+            action = "restarted (a fresh one)"
+        elif action == "restarted":
+            action = "restarted (it ran other Pebble settings)"
+        elif action == "reused":
+            action = "reused (already running)"
+        print(f"lab {action} at {info.directory_url}, Pebble pid {pebble_pid(info.run_dir)} "
+              f"({time.perf_counter() - started:.1f} s)", flush=True)
     if options.out:
         options.out.mkdir(parents=True, exist_ok=True)
 

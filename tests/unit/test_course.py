@@ -146,3 +146,50 @@ def test_lab_started_by_hand_is_never_stopped_by_users(tmp_path, monkeypatch):
     course.join_lab()
     assert not (tmp_path / "lab" / "course-sessions" / "stop-when-idle").exists()
     assert course.leave_lab() is False
+
+
+@pytest.mark.parametrize("running, action, calls", [
+    (course.LAB_PEBBLE_ENV, "reused", []),
+    (None, "started", ["ensure_running"]),
+    ({**course.LAB_PEBBLE_ENV, "PEBBLE_AUTHZREUSE": "50"}, "restarted", ["stop", "ensure_running"]),
+    ({"PEBBLE_VA_NOSLEEP": "1"}, "restarted", ["stop", "ensure_running"]),  # a lab.json without the knobs
+])
+def test_ensure_lab_reuses_starts_or_restarts_and_warns_only_on_restart(
+        tmp_path, monkeypatch, capsys, running, action, calls):
+    """The decision alone (the course's lab lives at the default ports, which
+    tests never use): status/ensure_running/stop stand in for the lab."""
+    from types import SimpleNamespace
+
+    from acmelab import lab as lab_module
+
+    monkeypatch.setenv("ACMELAB_LAB_DIR", str(tmp_path / "lab"))
+    lab = {"env": running}
+    made = []
+
+    def status(run_dir=None):
+        return None if lab["env"] is None else SimpleNamespace(pebble_env=dict(lab["env"]), run_dir=tmp_path / "lab")
+
+    def ensure_running(run_dir=None, pebble_env=None):
+        made.append("ensure_running")
+        if lab["env"] is None:
+            lab["env"] = dict(pebble_env)
+        return status()
+
+    def stop(run_dir=None):
+        made.append("stop")
+        lab["env"] = None
+        return True
+
+    monkeypatch.setattr(lab_module, "status", status)
+    monkeypatch.setattr(lab_module, "ensure_running", ensure_running)
+    monkeypatch.setattr(lab_module, "stop", stop)
+
+    info, done = course.ensure_lab()
+    assert (done, made) == (action, calls)
+    assert info.pebble_env == course.LAB_PEBBLE_ENV
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    if action == "restarted":
+        assert "restarting the lab" in captured.err and "(course: 0)" in captured.err
+    else:
+        assert captured.err == ""
