@@ -28,10 +28,18 @@ pebble:
 	  echo "and put them on PATH, then run make again."; exit 1; \
 	fi
 
-## lab: the workshop command -- the lab up, then JupyterLab on notebooks/.
+## lab: the workshop command -- the lab up, then JupyterLab on notebooks/ (--allow-root only
+## as root).  The lab keeps running after JupyterLab; if JupyterLab fails, a lab this command
+## started is stopped again, and one that was already running is left up (make lab-down).
 lab: setup
-	$(VENV)/bin/acmelab lab up
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	@was_up=$$($(VENV)/bin/acmelab lab status >/dev/null 2>&1 && echo yes); \
+	$(VENV)/bin/acmelab lab up || exit $$?; \
+	echo "Starting JupyterLab; the lab keeps running after it stops: 'make lab-down' stops it."; \
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) && exit 0; \
+	status=$$?; echo "JupyterLab failed (exit status $$status)." >&2; \
+	if [ -z "$$was_up" ]; then echo "Stopping the lab this command started." >&2; $(VENV)/bin/acmelab lab down; \
+	else echo "The lab was already running and is left up: 'make lab-down' stops it." >&2; fi; \
+	exit $$status
 
 lab-up: setup
 	$(VENV)/bin/acmelab lab up
