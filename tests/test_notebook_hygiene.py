@@ -188,7 +188,6 @@ def test_leaks_finds_private_keys_and_the_secret_without_echoing_it():
     assert run_series.leaks(_notebook_with_output("status: valid"), [secret]) == []
 
 
-
 def test_html_links_point_at_sibling_pages_only():
     body = ('<a href="04_jws.ipynb">04</a> <a href="05_account.ipynb#the-account">05</a> '
             '<a href="99_elsewhere.ipynb">x</a> <a href="https://example.org/a.ipynb">y</a> '
@@ -197,6 +196,7 @@ def test_html_links_point_at_sibling_pages_only():
         '<a href="04_jws.html">04</a> <a href="05_account.html#the-account">05</a> '
         '<a href="99_elsewhere.ipynb">x</a> <a href="https://example.org/a.ipynb">y</a> '
         '<p>04_jws.ipynb in text</p>')
+
 
 def _sanitize(text: str) -> str:
     from nbval.plugin import get_sanitize_patterns
