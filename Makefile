@@ -47,7 +47,8 @@ lab-up: setup
 lab-down: setup
 	$(VENV)/bin/acmelab lab down
 
-## run: the whole series, headless, against a fresh lab; executed copies and HTML in build/.
+## run: the whole series, headless, against the lab (reused if up, else started and stopped again);
+## executed copies and HTML in build/.
 run: setup
 	$(PY) -m acmelab.lab.run_series --out build
 
