@@ -62,7 +62,7 @@ from acmelab.files import write_atomically
 
 __all__ = [
     "STATE_DIR_ENV", "StateDir", "AccountRecord", "ManagedCertificate", "default_state_dir",
-    "atomic_write", "certificate_name_for", "check_certificate_name",
+    "atomic_write", "certificate_name_for", "check_certificate_name", "serial_hex",
 ]
 
 STATE_DIR_ENV = "ACMELAB_STATE_DIR"
@@ -88,6 +88,22 @@ def check_certificate_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InputError(f"{name!r} is not a usable certificate name (use a-z, 0-9, '.', '_', '-')")
     return name
+
+
+def serial_hex(serial: int | str) -> str:
+    """A certificate serial number as acmelab prints and stores it
+    everywhere: the full number in lower-case hex, padded with a leading
+    zero to an even length (whole bytes, as ``openssl x509 -serial`` shows
+    it), no ``0x``, no colons.  ``serial`` is an int or hex text in any of
+    those spellings (``"A:BC"``, ``"0abc"``).  Raises InputError for text
+    that is not hexadecimal."""
+    if isinstance(serial, str):
+        try:
+            serial = int(serial.strip().replace(":", ""), 16)
+        except ValueError:
+            raise InputError(f"not a hexadecimal serial number: {serial!r}") from None
+    text = format(serial, "x")
+    return text.zfill(len(text) + len(text) % 2)
 
 
 def certificate_name_for(domain: str) -> str:
@@ -150,7 +166,8 @@ class ManagedCertificate:
     Attributes:
         name: the certificate's name (directory name).
         names: DNS names it covers (tuple of str).
-        serial_hex: the leaf's serial number, lower-case hex.
+        serial_hex: the leaf's serial number (:func:`serial_hex`: lower-case
+            hex, even length).
         not_before, not_after: validity (aware UTC datetimes).
         order_url: the order it came from (RFC 8555 §7.4).
         directory_url: the ACME directory that issued it.
@@ -352,7 +369,7 @@ class StateDir:
         try:
             meta = json.loads(meta_path.read_text("utf-8"))
             managed = ManagedCertificate(
-                name=name, names=tuple(meta["names"]), serial_hex=meta["serial_hex"],
+                name=name, names=tuple(meta["names"]), serial_hex=serial_hex(meta["serial_hex"]),
                 not_before=_utc(meta["not_before"]), not_after=_utc(meta["not_after"]),
                 order_url=meta.get("order_url", ""), directory_url=meta.get("directory_url", ""),
                 key_type=meta.get("key_type", ""), version_dir=directory / meta["version"],
@@ -360,7 +377,7 @@ class StateDir:
                 revoked=bool(meta.get("revoked", False)),
                 issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None,
                 previous_version=meta.get("previous_version"))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateError(f"{meta_path} is unreadable: {error}") from None
         if check_files:
             self._check_files(managed)
@@ -373,7 +390,7 @@ class StateDir:
             chain = x509.load_pem_x509_certificates(managed.fullchain_path.read_bytes())
         except (OSError, ValueError, InputError) as error:
             raise StateError(f"the files of {managed.name} in {managed.version_dir} are unreadable: {error}") from None
-        if not chain or format(chain[0].serial_number, "x") != managed.serial_hex:
+        if not chain or serial_hex(chain[0].serial_number) != managed.serial_hex:
             raise StateError(f"{managed.fullchain_path} does not hold serial {managed.serial_hex}")
         spki = serialization.PublicFormat.SubjectPublicKeyInfo
         if (key.public_key().public_bytes(serialization.Encoding.DER, spki)
@@ -410,10 +427,10 @@ class StateDir:
         except ValueError as error:
             raise InputError(f"the certificate chain does not parse: {error}") from None
         leaf = chain[0]
-        serial_hex = format(leaf.serial_number, "x")
+        serial = serial_hex(leaf.serial_number)
         directory = self.certificate_dir(name)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%f}-{serial_hex[:16]}"
+        version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%f}-{serial[:16]}"
         version_dir = directory / version
         version_dir.mkdir(mode=0o700)
         keys.save_private_key(private_key, version_dir / KEY_FILE)
@@ -431,7 +448,7 @@ class StateDir:
             except (OSError, ValueError, AttributeError):
                 previous = None
         managed = ManagedCertificate(
-            name=name, names=tuple(names), serial_hex=serial_hex,
+            name=name, names=tuple(names), serial_hex=serial,
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             order_url=order_url, directory_url=directory_url, key_type=keys.key_type_of(private_key),
             version_dir=version_dir, service=dict(service), installed=dict(installed or {}),
@@ -515,6 +532,20 @@ class StateDir:
         updated = ManagedCertificate(**{**managed.__dict__, "installed": installed})
         self.write_meta(updated)
         return updated
+
+    def find_by_serial(self, serial: int | str) -> ManagedCertificate | None:
+        """The managed certificate whose *live* version has this serial
+        (an int or hex text, see :func:`serial_hex`), or None.  Certificates
+        whose meta.json is unreadable are skipped."""
+        wanted = serial_hex(serial)
+        for name in self.certificate_names():
+            try:
+                managed = self.certificate(name, check_files=False)
+            except StateError:
+                continue
+            if managed is not None and managed.serial_hex == wanted:
+                return managed
+        return None
 
     def mark_revoked(self, name: str) -> ManagedCertificate:
         """Mark the live certificate of ``name`` revoked (the next apply or

@@ -88,7 +88,7 @@ def test_store_layout_and_reload(tmp_path):
     assert managed.key_path.stat().st_mode & 0o777 == 0o600
     assert (state.certificate_dir("shop") / "current").resolve() == managed.version_dir
     chain = x509.load_pem_x509_certificates(managed.fullchain_path.read_bytes())
-    assert format(chain[0].serial_number, "x") == managed.serial_hex and len(chain) == 2
+    assert int(managed.serial_hex, 16) == chain[0].serial_number and len(chain) == 2
     assert x509.load_pem_x509_certificate(managed.cert_path.read_bytes()) == chain[0]
     again = state.certificate("shop")
     assert again.serial_hex == managed.serial_hex and again.names == ("shop.example.com",)
@@ -201,3 +201,47 @@ def test_servers_get_separate_accounts():
                                            "https://acme-v02.api.letsencrypt.org/directory")}
     assert len(ids) == 4
     assert StateDir.server_id("https://localhost:14000/dir").startswith("localhost_14000-")
+
+
+# -- serial numbers: one spelling everywhere ---------------------------------
+
+@pytest.mark.parametrize("given, expected", [
+    (0x5544890CA8EEE9F, "05544890ca8eee9f"), (0xABC, "0abc"), (0xAB, "ab"), (1, "01"),
+    ("5544890CA8EEE9F", "05544890ca8eee9f"), ("0A:BC", "0abc"), ("00ab", "ab"),
+])
+def test_serial_hex_is_full_even_lower_case(given, expected):
+    from acmelab.state import serial_hex
+
+    assert serial_hex(given) == expected
+
+
+def test_serial_hex_refuses_non_hex():
+    from acmelab.state import serial_hex
+
+    with pytest.raises(InputError, match="hexadecimal"):
+        serial_hex("xyz")
+
+
+def test_stored_serial_is_even_length_and_older_meta_is_read_padded(tmp_path):
+    """meta.json of an older acmelab holds an odd-length serial: it is read
+    in the one spelling, and the files still check out against it."""
+    state = StateDir(tmp_path)
+    _, managed = store(state, Pki.new())
+    assert len(managed.serial_hex) % 2 == 0
+    meta_path = state.certificate_dir("shop") / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["serial_hex"] = meta["serial_hex"].lstrip("0").upper()
+    meta_path.write_text(json.dumps(meta))
+    assert state.certificate("shop").serial_hex == managed.serial_hex
+
+
+def test_find_by_serial_finds_only_the_live_version(tmp_path):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    _, first = store(state, pki)
+    _, second = store(state, pki)
+    _, other = store(state, pki, name="other")
+    leaf = x509.load_pem_x509_certificate(second.cert_path.read_bytes())
+    assert state.find_by_serial(leaf.serial_number).name == "shop"
+    assert state.find_by_serial(other.serial_hex.upper()).name == "other"
+    assert state.find_by_serial(first.serial_hex) is None          # replaced: no longer live
