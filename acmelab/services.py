@@ -63,8 +63,9 @@ from acmelab.errors import (
     InputError,
     Interrupted,
     StateError,
+    StateLocked,
 )
-from acmelab.state import ManagedCertificate, StateDir, certificate_name_for, check_certificate_name
+from acmelab.state import ManagedCertificate, StateDir, certificate_name_for, check_certificate_name, serial_hex
 
 __all__ = [
     "DNS_PROVIDERS", "PRODUCTS", "DEFAULT_CONCURRENCY", "InstallTarget", "Service", "RenewalThreshold",
@@ -131,6 +132,11 @@ class Service:
         key_type: one of :data:`acmelab.keys.KEY_TYPES`.
         install: where to install (tuple of :class:`InstallTarget`).
         preferred_chain: issuer CN of the preferred chain, or None.
+        origin: who asked for it: ``"services"`` (a services file,
+            ``acmelab apply``), ``"issue"`` (``acmelab issue``), or None
+            (unknown: stored by an older acmelab).  A services file does not
+            take over a certificate ``acmelab issue`` made for other names
+            (see :func:`process_service`).
     """
 
     name: str
@@ -139,17 +145,21 @@ class Service:
     key_type: str = "ec256"
     install: tuple[InstallTarget, ...] = ()
     preferred_chain: str | None = None
+    origin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "domains": list(self.domains), "dns": self.dns, "key_type": self.key_type,
+        data = {"name": self.name, "domains": list(self.domains), "dns": self.dns, "key_type": self.key_type,
                 "install": [t.to_dict() for t in self.install], "preferred_chain": self.preferred_chain}
+        if self.origin is not None:
+            data["origin"] = self.origin
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Service":
         return cls(name=str(data["name"]), domains=tuple(data["domains"]), dns=str(data.get("dns", "alidns")),
                    key_type=str(data.get("key_type", "ec256")),
                    install=tuple(InstallTarget.from_dict(t) for t in data.get("install") or ()),
-                   preferred_chain=data.get("preferred_chain"))
+                   preferred_chain=data.get("preferred_chain"), origin=data.get("origin"))
 
     @classmethod
     def from_managed(cls, managed: ManagedCertificate) -> "Service":
@@ -165,7 +175,7 @@ class Service:
             if target not in targets:
                 targets.append(target)
         return Service(service.name, service.domains, service.dns, service.key_type, tuple(targets),
-                       service.preferred_chain)
+                       service.preferred_chain, service.origin)
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -242,6 +252,10 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         if unknown:
             raise _fail(where, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SERVICE_KEYS))}")
         merged = {**defaults, **entry}
+        if "domains" in merged and not isinstance(merged["domains"], list):
+            named = f"{source} service {merged['name']!r}" if isinstance(merged.get("name"), str) else where
+            raise _fail(named, f"domains must be a list of DNS names, e.g. domains = [{merged['domains']!r}], "
+                               f"not a {type(merged['domains']).__name__}")
         domains = [_domain(d, where) for d in _string_list(merged.get("domains"), where, "domains")] \
             if "domains" in merged else []
         if not domains:
@@ -270,7 +284,7 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
             if target.id in claimed:
                 raise _fail(where, f"{target.id} is also claimed by service {claimed[target.id]!r}")
             claimed[target.id] = name
-        services.append(Service(name, tuple(domains), dns, key_type, tuple(targets), preferred))
+        services.append(Service(name, tuple(domains), dns, key_type, tuple(targets), preferred, "services"))
     return services
 
 
@@ -283,6 +297,8 @@ def load_services(path: Path | str) -> list[Service]:
             document = tomllib.load(handle)
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (TOML must be UTF-8): byte {error.start}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
     return parse_services(document, source=str(path))
@@ -500,9 +516,13 @@ class ServiceResult:
     Attributes:
         name: the service (certificate) name.
         status: ``"issued"`` (first certificate), ``"renewed"``,
-            ``"unchanged"``, ``"failed"`` or ``"interrupted"``.
+            ``"unchanged"``, ``"installed"`` (``acmelab install`` put the
+            live certificate on a new target), ``"failed"``, ``"interrupted"`` or
+            ``"skipped"`` (another run holds the service's lock; nothing
+            was done, reason ``"locked by another run"``).
         reason: why it was (re)issued, e.g. ``"due: 20 days left"``, or "".
-        serial_hex, not_after: the live certificate afterwards (None if none).
+        serial_hex, not_after: the live certificate afterwards (None if
+            none); serial as :func:`acmelab.state.serial_hex`.
         installed: target ids installed during this run.
         verified: target ids whose TLS handshake showed the live serial.
         error: the error message when failed or interrupted.
@@ -521,7 +541,7 @@ class ServiceResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("issued", "renewed", "unchanged")
+        return self.status in ("issued", "renewed", "unchanged", "installed")
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "reason": self.reason, "serial_hex": self.serial_hex,
@@ -530,15 +550,57 @@ class ServiceResult:
                 "seconds": round(self.seconds, 3)}
 
 
+def chain_leads_to(chain_pem: str | bytes, roots_pem: Sequence[str]) -> bool:
+    """True if the chain (leaf first) is signed link by link and its last
+    certificate is one of ``roots_pem`` or directly issued by one of them
+    (signature checked, RFC 5280 §6.1 in its simplest form; no dates, no
+    name constraints -- this only asks "is it from this CA?").  Unparsable
+    roots are ignored; an unparsable chain is False."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode("ascii") if isinstance(chain_pem, str)
+                                                else chain_pem)
+    except ValueError:
+        return False
+    roots = []
+    for pem in roots_pem:
+        try:
+            roots.extend(x509.load_pem_x509_certificates(pem.encode("ascii") if isinstance(pem, str) else pem))
+        except ValueError:
+            continue
+
+    def issued_by(child, parent) -> bool:
+        try:
+            child.verify_directly_issued_by(parent)
+            return True
+        except (InvalidSignature, ValueError, TypeError):   # wrong issuer name, key or signature
+            return False
+
+    if not chain or any(not issued_by(child, parent) for child, parent in zip(chain, chain[1:])):
+        return False
+    last = chain[-1]
+    return any(last == root or issued_by(last, root) for root in roots)
+
+
 def _why_issue(service: Service, managed: ManagedCertificate | None, threshold: RenewalThreshold,
-               now: dt.datetime | None, force: bool, directory_url: str) -> str:
-    """Why ``service`` needs a new certificate ('' if it does not)."""
+               now: dt.datetime | None, force: bool, directory_url: str,
+               trust_roots: Sequence[str] | None = None) -> str:
+    """Why ``service`` needs a new certificate ('' if it does not).
+
+    With ``trust_roots`` (the lab's current Pebble roots, or
+    ``--trust-root``), a certificate whose stored chain does not lead to one
+    of them is due: a restarted lab has new roots, so everything it issued
+    before is worthless."""
     if force:
         return "forced"
     if managed is None:
         return "no certificate yet"
     if managed.directory_url and managed.directory_url != directory_url:
         return f"issued by another ACME server ({managed.directory_url})"
+    if trust_roots and not chain_leads_to(managed.fullchain_pem(), trust_roots):
+        return "issued by a CA that no longer trusts it (an earlier lab?): its chain does not lead to a trust root"
     if tuple(managed.names) != tuple(service.domains):
         return f"names changed ({', '.join(managed.names)} -> {', '.join(service.domains)})"
     if managed.key_type != service.key_type:
@@ -586,12 +648,20 @@ def _verify(target: InstallTarget, managed: ManagedCertificate, env: Environment
     return True
 
 
+def _same_serial(recorded: Any, live: str) -> bool:
+    """An install record's serial (older acmelab wrote it unpadded) is the live one."""
+    try:
+        return isinstance(recorded, str) and serial_hex(recorded) == serial_hex(live)
+    except InputError:
+        return False
+
+
 def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, service: Service,
                         env: Environment, state: StateDir, cancel: threading.Event | None
                         ) -> tuple[ManagedCertificate, bool, bool]:
     """Bring one target to the live serial.  Returns (managed, installed?, verified?)."""
     record = managed.installed.get(target.id)
-    if record and record.get("serial_hex") == managed.serial_hex:
+    if record and _same_serial(record.get("serial_hex"), managed.serial_hex):
         if env.verify_location(target) is None:
             return managed, False, False
         try:
@@ -639,6 +709,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
     from acmelab.issue import issue_certificate
 
     started = time.monotonic()
+    holding_lock = False   # a StateLocked before this is another run holding the service
     status, reason = "unchanged", ""
     installed: list[str] = []
     verified: list[str] = []
@@ -646,6 +717,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
     try:
         _check_cancel(cancel, "starting")
         with state.lock(service.name):
+            holding_lock = True
             state.prune(service.name)              # half-made versions of an interrupted run
             _remove_leftovers(service, env, state)  # TXT records of a run that was killed
             unusable = ""
@@ -654,7 +726,9 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
             except StateError as error:
                 logger.warning("%s: %s; issuing a new certificate", service.name, error)
                 managed, unusable = None, f"stored certificate unusable ({error})"
-            reason = unusable or _why_issue(service, managed, threshold, now, force, env.directory_url)
+            _check_not_taken_over(service, managed)
+            reason = unusable or _why_issue(service, managed, threshold, now, force, env.directory_url,
+                                            env.trust_roots)
             if reason:
                 _check_cancel(cancel, "issuing")
                 issued = issue_certificate(
@@ -682,6 +756,12 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
     except Interrupted as error:
         status = "interrupted"
         return _result(service, status, reason, managed, installed, verified, str(error), started)
+    except StateLocked as error:
+        if not holding_lock:   # another run works on this service; nothing was done
+            logger.info("%s: skipped: %s", service.name, error)
+            return _result(service, "skipped", SKIPPED_LOCKED, None, [], [], None, started)
+        logger.debug("%s failed", service.name, exc_info=True)
+        return _result(service, "failed", reason, managed, installed, verified, _message(error), started)
     except AcmelabError as error:
         logger.debug("%s failed", service.name, exc_info=True)
         return _result(service, "failed", reason, managed, installed, verified, _message(error), started)
@@ -690,6 +770,25 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         return _result(service, "failed", reason, managed, installed, verified,
                        f"{type(error).__name__}: {error}", started)
     return _result(service, status, reason, managed, installed, verified, None, started)
+
+
+#: the reason of a ``"skipped"`` result
+SKIPPED_LOCKED = "locked by another run"
+
+
+def _check_not_taken_over(service: Service, managed: ManagedCertificate | None) -> None:
+    """A services file must not silently take over a certificate that
+    ``acmelab issue`` made under the same name for other names.
+
+    Raises ConfigError naming the clash (the service fails; the stored
+    certificate is left as it is)."""
+    if managed is None or service.origin != "services" or managed.service.get("origin") != "issue":
+        return
+    if tuple(managed.names) != tuple(service.domains):
+        raise ConfigError(
+            f"certificate name {service.name!r} is taken by a certificate made with 'acmelab issue' for "
+            f"{', '.join(managed.names)}; give this service another name (name = \"...\") or remove "
+            f"{managed.version_dir.parent} first")
 
 
 def _message(error: BaseException) -> str:

@@ -175,3 +175,70 @@ def test_failure_is_a_result_not_an_exception(tmp_path):
                               concurrency=1)
     assert result.status == "failed" and result.reason == "no certificate yet"
     assert result.error
+
+
+@pytest.mark.parametrize("entry, where", [
+    ('name = "shop"\ndomains = "shop.example.com"', "service 'shop'"),
+    ('domains = "x"', "[[service]] #1"),
+])
+def test_domains_must_be_a_list(tmp_path, entry, where):
+    path = tmp_path / "services.toml"
+    path.write_text(f"[[service]]\n{entry}\n")
+    with pytest.raises(ConfigError) as error:
+        load_services(path)
+    assert where in str(error.value) and "domains must be a list" in str(error.value)
+
+
+def test_services_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "services.toml"
+    path.write_bytes(b'[[service]]\ndomains = ["caf\xe9.example.com"]\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_services(path)
+
+
+def test_a_services_file_does_not_take_over_a_certificate_of_acmelab_issue(tmp_path):
+    """Same certificate name, other names: the service fails naming the
+    clash and the stored certificate is untouched (nothing is sent: the
+    directory URL does not exist)."""
+    from tests.unit._deploy_pki import Pki, pem
+
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    key, leaf = pki.leaf("shop.example.com")
+    issued = Service("shop", ("shop.example.com",), origin="issue")
+    stored = state.store_certificate("shop", private_key=key, chain_pem=pem(leaf, pki.intermediate),
+                                     order_url="o", directory_url="https://127.0.0.1:9/dir",
+                                     service=issued.to_dict())
+    env = Environment("https://127.0.0.1:9/dir", True, None, "https://127.0.0.1:9/acct/1")
+    [service] = parse_services({"service": [{"name": "shop", "domains": ["other.example.com"], "dns": "alidns"}]})
+    assert service.origin == "services"
+    [result] = apply_services([service], env, state, concurrency=1)
+    assert result.status == "failed" and "acmelab issue" in result.error and "shop.example.com" in result.error
+    assert state.certificate("shop").serial_hex == stored.serial_hex
+
+
+def test_chain_leads_to_current_roots_only(tmp_path):
+    """A chain from an earlier lab (other roots) is due for renewal."""
+    from acmelab.services import _why_issue, chain_leads_to
+    from tests.unit._deploy_pki import Pki, pem
+
+    old, new = Pki.new("Old"), Pki.new("New")
+    key, leaf = old.leaf("shop.example.com")
+    chain = pem(leaf, old.intermediate)
+    assert chain_leads_to(chain, [old.root_pem]) and not chain_leads_to(chain, [new.root_pem])
+    assert not chain_leads_to(pem(leaf, new.intermediate), [new.root_pem])     # broken link
+    state = StateDir(tmp_path)
+    stored = state.store_certificate("shop", private_key=key, chain_pem=chain, order_url="o",
+                                     directory_url="https://ca/dir", service={})
+    service = Service("shop", ("shop.example.com",))
+    assert _why_issue(service, stored, RenewalThreshold(), None, False, "https://ca/dir", [old.root_pem]) == ""
+    assert "no longer trusts" in _why_issue(service, stored, RenewalThreshold(), None, False, "https://ca/dir",
+                                            [new.root_pem])
+
+
+def test_a_service_locked_by_another_run_is_skipped(tmp_path):
+    state = StateDir(tmp_path)
+    env = Environment("https://127.0.0.1:9/dir", True, None, "https://127.0.0.1:9/acct/1")
+    with state.lock("s"):
+        [result] = apply_services([Service("s", ("s.example.com",))], env, state, concurrency=1)
+    assert result.status == "skipped" and result.reason == "locked by another run" and not result.ok
