@@ -44,6 +44,7 @@ not running (``lab status``) or another run holds a lock; 130 interrupted
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -56,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from acmelab.errors import AcmelabError, ConfigError, InputError, StateLocked
+from acmelab.errors import AcmelabError, ConfigError, InputError, StateLocked, WouldOverwriteError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -64,6 +65,7 @@ EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_LOCKED = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 #: exit status -> meaning (documented in ``acmelab --help``)
 EXIT_CODES = {
@@ -72,6 +74,7 @@ EXIT_CODES = {
     EXIT_USAGE: "usage or configuration error (arguments, services file, production unconfirmed)",
     EXIT_NOT_RUNNING: "lab not running (lab status), or another acmelab run holds a lock",
     EXIT_INTERRUPTED: "interrupted (SIGINT/SIGTERM); published DNS records were removed",
+    EXIT_BROKEN_PIPE: "stdout was closed early (e.g. piped into head); no traceback",
 }
 
 #: --directory shortcuts (RFC 8555 §7.1.1 directory URLs of Let's Encrypt)
@@ -160,13 +163,23 @@ def _eab(ctx: Context, kid: str | None) -> dict[str, str]:
 
 
 def _account(ctx: Context, *, create: bool = True, key_type: str = "ec256", contact: Sequence[str] = (),
-             eab_kid: str | None = None):
-    """The account key and URL for ``ctx.directory_url``: the stored key,
-    registered with newAccount (RFC 8555 §7.3; returns the existing account
-    of the key, so a restarted lab is no problem), or -- with ``create`` --
-    a new key (0600) when there is none.  Returns (AccountRecord, key)."""
+             eab_kid: str | None = None, register: bool = False):
+    """The account key and URL for ``ctx.directory_url``.
+
+    A key with no account URL stored yet (or ``register``, ``acmelab
+    account create``) is registered with newAccount (RFC 8555 §7.3: the
+    key's existing account, or a new one).  A key whose account URL is
+    stored is looked up with ``onlyReturnExisting`` (§7.3.1).  If the CA
+    answers accountDoesNotExist, it forgot the account: the lab
+    (``--directory lab``) does so on every restart, so the stored key is
+    registered again (logged at info level); any other CA raises an error
+    telling the user to run ``acmelab account create``.  With ``create``
+    a new key (0600) is made when there is none.
+
+    Returns (AccountRecord, key).  Raises InputError (no account and not
+    ``create``; deactivated; a CA that forgot the account)."""
     from acmelab import keys
-    from acmelab.errors import KeyExistsError
+    from acmelab.errors import AccountDoesNotExist, KeyExistsError
     from acmelab.state import AccountRecord
 
     state = ctx.state
@@ -184,10 +197,21 @@ def _account(ctx: Context, *, create: bool = True, key_type: str = "ec256", cont
                              f"{record.key_path.parent} away and run acmelab account create")
         key = record.load_key()
         with _client(ctx, key) as client:
-            if create:   # newAccount: the key's account, created if the server does not know it
+            if register or record.account_url is None:
+                # newAccount: the key's account, created if the server does not know it
                 account = client.new_account(contact or record.contact, **_eab(ctx, eab_kid))
-            else:        # §7.3.1 onlyReturnExisting: AccountDoesNotExist instead of a new account
-                account = client.find_account()
+            else:
+                try:   # §7.3.1 onlyReturnExisting: AccountDoesNotExist instead of a new account
+                    account = client.find_account()
+                except AccountDoesNotExist:
+                    if ctx.lab is None:
+                        raise InputError(
+                            f"the CA at {ctx.directory_url} does not know the account {record.account_url} "
+                            f"(key {record.key_path}): run 'acmelab account create' to register this key "
+                            "again") from None
+                    logger.info("the lab does not know the account %s (a fresh lab forgot it); "
+                                "registering the stored key %s again", record.account_url, record.key_path)
+                    account = client.new_account(contact or record.contact, **_eab(ctx, eab_kid))
         record = AccountRecord(ctx.directory_url, record.key_path, account.url,
                                account.json.get("status", "valid"),
                                tuple(account.json.get("contact") or contact or record.contact))
@@ -252,36 +276,61 @@ class _Progress:
             self.progress.stop()
 
     def done(self, result) -> None:
-        self.counts["ok" if result.ok else "failed"] += 1
+        kind = "ok" if result.ok else "skipped" if result.status == "skipped" else "failed"
+        self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.progress is not None:
-            counts = f"ok {self.counts['ok']}  failed {self.counts['failed']}"
+            counts = "  ".join(f"{k} {n}" for k, n in self.counts.items() if n or k != "skipped")
             self.progress.update(self.task, advance=1, counts=counts)
 
 
-def _summary(results, *, as_json: bool, extra: dict[str, Any] | None = None) -> int:
-    """Print the summary (rich table, or JSON); return the exit status."""
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _exit_status(counts: dict[str, int]) -> int:
+    """130 if anything was interrupted; 3 if every service that is not ok
+    was only skipped because another run holds its lock; 1 if any failed
+    (or was skipped next to failures); else 0."""
+    if counts.get("interrupted", 0):
+        return EXIT_INTERRUPTED
+    if counts.get("failed", 0):
+        return EXIT_ERROR
+    if counts.get("skipped", 0):
+        return EXIT_LOCKED
+    return EXIT_OK
+
+
+def _summary(results, *, as_json: bool, quiet: bool = False, extra: dict[str, Any] | None = None) -> int:
+    """Print the summary (rich table, or JSON; with ``quiet`` only the
+    services that are not ok, on stderr); return the exit status
+    (:func:`_exit_status`)."""
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    interrupted = counts.get("interrupted", 0) > 0
-    failed = counts.get("failed", 0) > 0
-    code = EXIT_INTERRUPTED if interrupted else EXIT_ERROR if failed else EXIT_OK
+    code = _exit_status(counts)
     if as_json:
         _print_json({**(extra or {}), "counts": counts, "exit_code": code,
                      "services": [r.to_json() for r in results]})
         return code
+    if quiet:
+        for r in results:
+            if not r.ok:
+                print(f"acmelab: {r.name} {r.status}: {r.error or r.reason}", file=sys.stderr)
+        return code
     from rich.table import Table
 
-    table = Table(title=f"{len(results)} services: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    table = Table(title=f"{_plural(len(results), 'service')}: "
+                        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     table.add_column("service", overflow="fold", ratio=2)
     for column in ("status", "serial", "expires", "installed", "tls ok"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, no_wrap=column != "serial", overflow="fold")
     table.add_column("note", overflow="fold", ratio=3)
-    style = {"issued": "green", "renewed": "green", "unchanged": "", "failed": "red", "interrupted": "yellow"}
+    style = {"issued": "green", "renewed": "green", "installed": "green", "unchanged": "", "failed": "red",
+             "interrupted": "yellow", "skipped": "yellow"}
     for r in results:
         note = "see below" if r.error else r.reason
         table.add_row(r.name, f"[{style[r.status]}]{r.status}[/]" if style[r.status] else r.status,
-                      (r.serial_hex or "")[:12], f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
+                      r.serial_hex or "", f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
                       str(len(r.installed)), str(len(r.verified)), note)
     console = _console()
     console.print(table)
@@ -292,10 +341,17 @@ def _summary(results, *, as_json: bool, extra: dict[str, Any] | None = None) -> 
 
 
 def _console():
-    """A rich console on stdout; 160 columns when stdout is not a terminal."""
+    """A rich console on stdout; 160 columns when stdout is not a terminal.
+    A closed stdout raises BrokenPipeError (rich would exit 1 itself; main
+    handles it as every other command does)."""
     from rich.console import Console
 
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "stdout was closed")
+
+    return _Console() if sys.stdout.isatty() else _Console(width=160)
 
 
 def _run_services(args: argparse.Namespace, services, *, force: bool = False, verify_installs: bool = True) -> int:
@@ -305,7 +361,7 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
     if not services:
         if args.json:
             _print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
-        else:
+        elif not args.quiet:
             print("No certificates to work on.")
         return EXIT_OK
     threshold = RenewalThreshold.parse(args.threshold) if args.threshold else RenewalThreshold()
@@ -336,8 +392,8 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
     finally:
         for signum, handler in (previous or {}).items():
             signal.signal(signum, handler)
-    return _summary(results, as_json=args.json, extra={"directory_url": ctx.directory_url,
-                                                      "state_dir": str(ctx.state.root)})
+    return _summary(results, as_json=args.json, quiet=args.quiet,
+                    extra={"directory_url": ctx.directory_url, "state_dir": str(ctx.state.root)})
 
 
 def _install_sigint(cancel: threading.Event):
@@ -397,7 +453,8 @@ def _print_account(data: dict[str, Any], as_json: bool, heading: str) -> None:
 def cmd_account_create(args: argparse.Namespace) -> int:
     """Create the ACME account (RFC 8555 §7.3), or show the existing one."""
     ctx = _context(args)
-    record, _key = _account(ctx, key_type=args.key_type, contact=args.contact or (), eab_kid=args.eab_kid)
+    record, _key = _account(ctx, key_type=args.key_type, contact=args.contact or (), eab_kid=args.eab_kid,
+                            register=True)
     _print_account(_account_json(record), args.json, "ACME account:")
     return EXIT_OK
 
@@ -494,7 +551,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     except AcmelabError:
         pass
     targets = Service.from_managed(previous).install if previous else ()
-    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain)
+    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue")
     return _run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check)
 
 
@@ -536,10 +593,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"certificates in {state.root}")
-    for column in ("name", "names", "serial", "not after", "installed on"):
+    for column in ("name", "names", "status", "serial", "not after", "installed on"):
         table.add_column(column, overflow="fold")
+    now = dt.datetime.now(dt.timezone.utc)
     for row in rows:
-        table.add_row(row["name"], ", ".join(row.get("names", [])), row.get("serial_hex", row.get("error", "")),
+        if "error" in row:
+            status = "[red]unreadable[/]"
+        elif row.get("revoked"):
+            status = "[red]revoked[/]"
+        elif dt.datetime.fromisoformat(row["not_after"]) <= now:
+            status = "[red]expired[/]"
+        else:
+            status = "valid"
+        table.add_row(row["name"], ", ".join(row.get("names", [])), status, row.get("serial_hex", row.get("error", "")),
                       (row.get("not_after") or "")[:10], ", ".join(row.get("installed", {})))
     _console().print(table)
     return EXIT_OK
@@ -549,21 +615,42 @@ def cmd_list(args: argparse.Namespace) -> int:
 # acmelab revoke / install / export
 # --------------------------------------------------------------------------
 
+def _looks_like_path(text: str) -> bool:
+    """A CERT argument meant as a file: it has a directory part or a
+    certificate file suffix (certificate names have neither a '/' nor
+    these endings)."""
+    return os.sep in text or "/" in text or text.lower().endswith((".pem", ".crt", ".cer"))
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
-    """Revoke a managed certificate (by name) or a PEM file (RFC 8555 §7.6)."""
+    """Revoke a managed certificate (by name) or a PEM file (RFC 8555 §7.6).
+
+    A PEM file holding the live version of a managed certificate (same
+    serial) is recorded as revoked too, so ``list``, ``apply`` and ``renew``
+    treat it as revoked and replace it; any other PEM file is only revoked
+    at the CA (said on stderr)."""
     from cryptography import x509
 
     from acmelab import keys
     from acmelab.client import ReasonCode
+    from acmelab.state import serial_hex
 
     reason = _reason(args.reason)
+    path = Path(args.certificate)
+    if not path.is_file() and (path.exists() or _looks_like_path(args.certificate)):
+        raise InputError(f"{args.certificate}: no such file" if not path.exists()
+                         else f"{args.certificate} is not a regular file")
     ctx = _context(args)
     managed = None
-    if Path(args.certificate).is_file():
+    from_file = path.is_file()
+    if from_file:
         try:
-            certificate = x509.load_pem_x509_certificates(Path(args.certificate).read_bytes())[0]
+            certificate = x509.load_pem_x509_certificates(path.read_bytes())[0]
+        except OSError as error:
+            raise InputError(f"cannot read {args.certificate}: {error.strerror}") from None
         except ValueError as error:
             raise InputError(f"{args.certificate} is not a PEM certificate: {error}") from None
+        managed = ctx.state.find_by_serial(certificate.serial_number)
     else:
         managed = _managed(ctx, args.certificate)
         certificate = managed.leaf()
@@ -582,16 +669,23 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         record, key = _account(ctx, create=False)
         with _client(ctx, key, record.account_url) as client:
             client.revoke_certificate(certificate, reason=reason)
-    serial = format(certificate.serial_number, "x")
+    serial = serial_hex(certificate.serial_number)
     if managed is not None:
         ctx.state.mark_revoked(managed.name)
+        if from_file:
+            logger.info("%s is the live certificate %r; recorded as revoked", args.certificate, managed.name)
+    elif from_file:
+        print(f"acmelab: {args.certificate} is not a managed certificate; only revoked at the CA",
+              file=sys.stderr)
     data = {"serial_hex": serial, "reason": ReasonCode(reason).name, "certificate": args.certificate,
             "replaced_on_next_renew": managed is not None}
+    if managed is not None:
+        data["managed_certificate"] = managed.name
     if args.json:
         _print_json(data)
     else:
         print(f"Revoked serial {serial} (reason {ReasonCode(reason).name})."
-              + (" The next 'acmelab renew' replaces it." if managed else ""))
+              + (f" The next 'acmelab renew' replaces {managed.name!r}." if managed else ""))
     return EXIT_OK
 
 
@@ -618,8 +712,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     managed = _managed(ctx, args.certificate)
     service = Service.from_managed(managed)
     if target not in service.install:
-        service = Service(service.name, service.domains, service.dns, service.key_type,
-                          (*service.install, target), service.preferred_chain)
+        service = dataclasses.replace(service, install=(*service.install, target))
     env = _environment(args, ctx, verify_installs=not args.skip_handshake_check)
     # Only the new target is worked on; the spec (what renew reinstalls) is
     # stored only once it is installed.
@@ -628,7 +721,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     if result.ok:
         stored = ctx.state.certificate(managed.name, check_files=False)
         ctx.state.write_meta(type(stored)(**{**stored.__dict__, "service": service.to_dict()}))
-    return _summary([result], as_json=args.json)
+        if result.installed and result.status == "unchanged":
+            result = dataclasses.replace(result, status="installed")
+    return _summary([result], as_json=args.json, quiet=args.quiet)
 
 
 def _never_due():
@@ -649,6 +744,8 @@ def _pfx_password(args: argparse.Namespace) -> str | None:
             text = Path(args.password_file).read_text("utf-8").rstrip("\r\n")
         except OSError as error:
             raise ConfigError(f"cannot read --password-file {args.password_file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"--password-file {args.password_file} is not UTF-8 text") from None
         if not text:
             raise ConfigError(f"--password-file {args.password_file} is empty")
         return text
@@ -671,11 +768,17 @@ def cmd_export_pfx(args: argparse.Namespace) -> int:
     managed = state.certificate(args.certificate)
     if managed is None:
         raise InputError(f"no certificate named {args.certificate!r} in {state.root}")
+    if args.out is not None and str(args.out) == "-":
+        raise ConfigError("--out -: a PKCS#12 bundle is binary and holds the private key, so it is not "
+                          "written to stdout; give a file name")
     password = _pfx_password(args)
     out = Path(args.out or f"{managed.name}.pfx")
-    pkcs12.write_pkcs12(out, managed.load_key(), managed.fullchain_pem(), password=password,
-                        friendly_name=args.friendly_name, profile=args.profile,
-                        unencrypted=password is None, overwrite=args.overwrite)
+    try:
+        pkcs12.write_pkcs12(out, managed.load_key(), managed.fullchain_pem(), password=password,
+                            friendly_name=args.friendly_name, profile=args.profile,
+                            unencrypted=password is None, overwrite=args.overwrite)
+    except WouldOverwriteError:
+        raise WouldOverwriteError(f"{out} exists: use --overwrite to replace it") from None
     data = {"file": str(out), "profile": args.profile, "serial_hex": managed.serial_hex,
             "encrypted": password is not None}
     if args.json:
@@ -808,7 +911,7 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     pfx.add_argument("certificate", metavar="CERT", help="managed certificate name")
     pfx.add_argument("--profile", choices=("modern", "legacy"), required=True,
                      help="modern: AES-256/SHA-256 (Windows Server 2019+); legacy: 3DES/SHA-1 (2016 and older)")
-    pfx.add_argument("--out", type=Path, metavar="FILE", help="output file (default CERT.pfx)")
+    pfx.add_argument("--out", type=Path, metavar="FILE", help="output file (default CERT.pfx; not '-')")
     pfx.add_argument("--password-file", type=Path, metavar="FILE", help="read the password from this file")
     pfx.add_argument("--no-password", action="store_true", help="write an UNENCRYPTED bundle (explicit)")
     pfx.add_argument("--friendly-name", help="the name IIS shows")
@@ -869,14 +972,61 @@ def _print_info(info, *, as_json: bool, heading: str) -> None:
     print(f"  run directory      {info.run_dir}  (logs/ holds Pebble's and challtestsrv's logs)")
 
 
+def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, str],
+                         eab_keys: dict[str, str]) -> list[str]:
+    """The ``lab up`` options the running lab ``info`` does not match
+    (``--strict`` is not recorded, so it always counts)."""
+    from urllib.parse import urlsplit
+
+    running_ports = {
+        "acme": urlsplit(info.directory_url).port, "management": urlsplit(info.management_url).port,
+        "dns": info.dns_server[1], "challtestsrv": urlsplit(info.challtestsrv_url).port,
+        "aliyun": urlsplit(f"https://{info.aliyun_endpoint}").port if info.aliyun_endpoint else None,
+        "cdn_edge": info.cdn_edge_port, "apigateway_edge": info.apigateway_edge_port,
+    }
+    ignored = []
+    if args.free_ports:
+        ignored.append("--free-ports")
+    for name in _PORT_OPTIONS:
+        wanted = getattr(args, f"{name}_port")
+        if wanted is not None and wanted != running_ports[name]:
+            ignored.append(f"--{name.replace('_', '-')}-port {wanted}")
+    ignored += [f"--pebble-env {key}={value}" for key, value in sorted(pebble_env.items())
+                if info.pebble_env.get(key) != value]
+    if args.strict:
+        ignored.append("--strict")
+    ignored += [f"--eab {kid}=..." for kid, key in sorted(eab_keys.items()) if info.eab_keys.get(kid) != key]
+    if args.no_aliyun and info.aliyun_endpoint:
+        ignored.append("--no-aliyun")
+    return ignored
+
+
 def cmd_lab_up(args: argparse.Namespace) -> int:
-    """Start a detached lab (or report the one already up)."""
+    """Start a detached lab, or report the one already up.  Options the
+    running lab does not match are ignored with a warning on stderr (stop it
+    with ``acmelab lab down`` first); ``--pebble-env`` must name a knob of
+    :data:`acmelab.lab.pebble.PEBBLE_KNOBS` either way."""
     from acmelab import lab
+    from acmelab.lab.pebble import PEBBLE_KNOBS, check_eab_keys
 
     pebble_env = dict(args.pebble_env or [])
+    unknown = sorted(set(pebble_env) - set(PEBBLE_KNOBS))
+    if unknown:
+        raise ConfigError(f"--pebble-env: unknown Pebble knob(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(PEBBLE_KNOBS)}")
     eab_keys = dict(args.eab or [])
-    info = lab.ensure_running(args.run_dir, ports=_lab_ports(args), pebble_env=pebble_env,
-                              strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun)
+    check_eab_keys(eab_keys)     # InputError, as starting a lab with them would
+    ports = _lab_ports(args)
+    info = lab.status(args.run_dir)
+    if info is not None:
+        ignored = _ignored_lab_options(args, info, pebble_env, eab_keys)
+        if ignored:
+            print(f"acmelab: warning: a lab is already running in {info.run_dir}; it is kept and these "
+                  f"options are ignored: {', '.join(ignored)} (run `acmelab lab down` first to change them)",
+                  file=sys.stderr)
+    else:
+        info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
+                                  strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun)
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
 
@@ -950,6 +1100,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acmelab", description="Learn Let's Encrypt's ACME v2 (RFC 8555) by doing it.",
         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # the output options are accepted before the command too (acmelab -vv issue ...);
+    # own dests, since a subcommand's defaults would overwrite them (merged in main)
+    parser.add_argument("--json", dest="global_json", action="store_true", help="as the command's --json")
+    parser.add_argument("-v", "--verbose", dest="global_verbose", action="count", default=0,
+                        help="as the command's -v (-vv: debug)")
+    parser.add_argument("-q", "--quiet", dest="global_quiet", action="store_true", help="as the command's -q")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_certificate_commands(subparsers)
     _add_lab_commands(subparsers)
@@ -978,9 +1134,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     configuration error, 3 lab not running or locked, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", 0) + args.global_verbose
+    args.quiet = getattr(args, "quiet", False) or args.global_quiet
+    if args.global_json:
+        if not hasattr(args, "json"):
+            parser.error(f"--json does not apply to '{args.command}'")
+        args.json = True
     _setup_logging(args)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # The reader of stdout went away (acmelab list | head -1): as any Unix
+        # filter, stop quietly.  Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again; exit 141 (128 + SIGPIPE) as a shell
+        # reports a process killed by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except ConfigError as error:
         print(f"acmelab: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 
 from acmelab import cli, keys
+from acmelab.state import serial_hex
 from acmelab.deploy import apigateway, cdn, lab_client, verify
 
 pytestmark = pytest.mark.lab
@@ -79,7 +80,8 @@ def test_issue_install_revoke_renew_export(run, lab, tmp_path):
     assert issued["status"] == "issued" and issued["installed"] == []
     chain = (run.state / "certificates" / domain / "current" / "fullchain.pem").read_bytes()
     leaf = x509.load_pem_x509_certificates(chain)[0]
-    assert format(leaf.serial_number, "x") == issued["serial_hex"]
+    assert int(issued["serial_hex"], 16) == leaf.serial_number
+    assert len(issued["serial_hex"]) % 2 == 0 and issued["serial_hex"] == issued["serial_hex"].lower()
     assert {n.value for n in leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value} \
         == {domain, f"www.{domain}"}
 
@@ -109,7 +111,7 @@ def test_issue_install_revoke_renew_export(run, lab, tmp_path):
     assert set(renewed["installed"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}", "cas"}
     assert set(renewed["verified"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}"}
     served = verify(domain, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())
-    assert served.serial_hex == renewed["serial_hex"] != issued["serial_hex"]
+    assert serial_hex(served.serial_hex) == renewed["serial_hex"] != issued["serial_hex"]
     code, out, _ = run("renew")
     assert code == 0 and json.loads(out)["counts"] == {"unchanged": 1}
 
@@ -164,7 +166,7 @@ def test_revoke_a_pem_file_with_its_own_key(run, lab):
                        "--reason", "4")
     assert code == 0 and json.loads(out) == {"serial_hex": issued["serial_hex"], "reason": "superseded",
                                              "certificate": str(current / "cert.pem"),
-                                             "replaced_on_next_renew": False}
+                                             "replaced_on_next_renew": True, "managed_certificate": domain}
     status = lab.cert_status(issued["serial_hex"])
     assert status["Status"] == "Revoked" and int(status["Reason"]) == 4
     code, _, err = run("revoke", str(current / "cert.pem"), "--key", str(current / "privkey.pem"))

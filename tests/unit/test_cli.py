@@ -123,7 +123,7 @@ def test_export_pfx_from_password_file(tmp_path, capsys):
     assert secret not in captured.out + captured.err
     assert out.stat().st_mode & 0o777 == 0o600
     bundle = pkcs12.load_pkcs12(out, password=secret)
-    assert format(bundle.certificate.serial_number, "x") == managed.serial_hex and len(bundle.chain) == 1
+    assert int(managed.serial_hex, 16) == bundle.certificate.serial_number and len(bundle.chain) == 1
     # never overwritten without --overwrite
     assert cli.main(["export", "pfx", "shop", "--profile", "legacy", "--out", str(out),
                      "--password-file", str(tmp_path / "password"), "--state-dir", str(state.root)]) == 1
@@ -206,3 +206,124 @@ def test_bad_names_for_issue_are_usage_errors(tmp_path, capsys, argv):
     code = cli.main(["issue", *argv, "--dns", "challtestsrv", "--state-dir", str(tmp_path)])
     assert code == cli.EXIT_USAGE
     assert "acmelab: error:" in capsys.readouterr().err
+
+
+# -- what a new-user trial found ------------------------------------------------
+
+def test_password_file_that_is_not_utf8_is_a_usage_error(tmp_path, capsys):
+    state = StateDir(tmp_path / "state")
+    store(state)
+    (tmp_path / "password").write_bytes(b"caf\xe9\n")
+    code = cli.main(["export", "pfx", "shop", "--profile", "modern", "--out", str(tmp_path / "a.pfx"),
+                     "--password-file", str(tmp_path / "password"), "--state-dir", str(state.root)])
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "Traceback" not in err and not (tmp_path / "a.pfx").exists()
+
+
+def test_services_file_that_is_not_utf8_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "services.toml"
+    path.write_bytes(b'[[service]]\ndomains = ["caf\xe9.example.com"]\n')
+    assert cli.main(["apply", str(path), "--state-dir", str(tmp_path / "state")]) == cli.EXIT_USAGE
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_export_over_an_existing_file_names_the_option(tmp_path, capsys):
+    state = StateDir(tmp_path / "state")
+    store(state)
+    out = tmp_path / "a.pfx"
+    out.write_bytes(b"keep me")
+    code = cli.main(["export", "pfx", "shop", "--profile", "modern", "--out", str(out), "--no-password",
+                     "--state-dir", str(state.root)])
+    err = capsys.readouterr().err
+    assert code == 1 and "use --overwrite" in err and "overwrite=True" not in err
+    assert out.read_bytes() == b"keep me"
+
+
+def test_export_to_dash_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = StateDir(tmp_path / "state")
+    store(state)
+    code = cli.main(["export", "pfx", "shop", "--profile", "modern", "--out", "-", "--no-password",
+                     "--state-dir", str(state.root)])
+    assert code == cli.EXIT_USAGE and "--out -" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+
+
+def test_revoke_a_missing_file_says_no_such_file(tmp_path, capsys):
+    code = cli.main(["revoke", str(tmp_path / "no" / "such" / "file.pem"), "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "no such file" in err and "certificate name" not in err
+
+
+def test_list_shows_revoked_and_full_serials(tmp_path, capsys):
+    state = StateDir(tmp_path)
+    _, managed = store(state)
+    state.mark_revoked("shop")
+    assert cli.main(["list", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "revoked" in out and managed.serial_hex in out
+
+
+def test_global_options_before_the_command(tmp_path, capsys):
+    import logging
+
+    state = StateDir(tmp_path)
+    _, managed = store(state)
+    assert cli.main(["--json", "list", "--state-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["serial_hex"] == managed.serial_hex
+    assert cli.main(["-vv", "list", "--state-dir", str(tmp_path)]) == 0
+    assert logging.getLogger().level == logging.DEBUG
+    capsys.readouterr()
+    assert cli.main(["-q", "renew", "--state-dir", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out == ""
+    cli.main(["list", "--state-dir", str(tmp_path)])     # back to the default level for later tests
+    capsys.readouterr()
+
+
+def result(name, status, **kwargs):
+    from acmelab.services import ServiceResult
+
+    return ServiceResult(name, status, **kwargs)
+
+
+def test_summary_pluralises_and_quiet_prints_only_errors(capsys):
+    assert cli._summary([result("a", "unchanged", serial_hex="0abc")], as_json=False) == 0
+    out = capsys.readouterr().out
+    assert "1 service:" in out and "1 services" not in out and "0abc" in out
+    assert cli._summary([result("a", "unchanged"), result("b", "failed", error="boom")],
+                        as_json=False, quiet=True) == cli.EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == "" and "b failed: boom" in captured.err and "a " not in captured.err
+
+
+@pytest.mark.parametrize("statuses, code", [
+    (["unchanged", "skipped"], cli.EXIT_LOCKED), (["skipped", "skipped"], cli.EXIT_LOCKED),
+    (["skipped", "failed"], cli.EXIT_ERROR), (["renewed"], cli.EXIT_OK), (["skipped", "interrupted"], 130),
+])
+def test_exit_status_of_a_run(statuses, code, capsys):
+    results = [result(f"s{n}", status) for n, status in enumerate(statuses)]
+    assert cli._summary(results, as_json=True) == code
+    assert json.loads(capsys.readouterr().out)["exit_code"] == code
+
+
+def test_lab_up_refuses_an_unknown_pebble_knob(tmp_path, capsys):
+    code = cli.main(["lab", "up", "--run-dir", str(tmp_path), "--pebble-env", "PEBBLE_NO_SUCH_KNOB=1"])
+    assert code == cli.EXIT_USAGE and "PEBBLE_NO_SUCH_KNOB" in capsys.readouterr().err
+    assert not (tmp_path / "pebble.pid").exists() and not list(tmp_path.glob("*.pid"))
+
+
+@pytest.mark.parametrize("command", ["list", "list --json"])
+def test_stdout_closed_early_is_no_traceback(tmp_path, command):
+    """`acmelab list | head -1`: the reader goes away; exit 141, no traceback."""
+    import subprocess
+    import sys
+
+    state = StateDir(tmp_path)
+    store(state)
+    process = subprocess.Popen([sys.executable, "-m", "acmelab.cli", *command.split(), "--state-dir", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()                  # before the command writes anything
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
