@@ -33,8 +33,8 @@
 # ## DV, OV and EV
 #
 # CAs differ in *what they check* before they sign. The CA/Browser Forum's Baseline
-# Requirements name three levels, and a certificate says which one it is with a
-# **certificate policy OID** in its Certificate Policies extension:
+# Requirements name three levels for a server certificate, and a certificate says which one it
+# is with a **certificate policy OID** in its Certificate Policies extension:
 #
 # | level | the CA checked | policy OID |
 # |---|---|---|
@@ -42,8 +42,11 @@
 # | Organization Validated (OV) | … and the organisation exists, by documents | `2.23.140.1.2.2` |
 # | Extended Validation (EV) | … and a longer, stricter identity vetting | `2.23.140.1.1` |
 #
-# Browsers show the same padlock for all three; the encryption is identical. What differs is
-# how much identity the certificate vouches for. `acmelab.display` knows these OIDs and
+# A fourth, rarer one, **Individual Validated (IV)** (`2.23.140.1.2.3`), is OV for a person
+# instead of an organisation: the CA checked the name of the individual.
+#
+# Browsers show the same padlock for all of them; the encryption is identical. What differs is
+# how much identity the certificate vouches for. `acmelab.display` knows these four OIDs and
 # names them when it shows a certificate:
 
 # %%

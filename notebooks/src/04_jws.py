@@ -204,14 +204,14 @@ print("retry with the nonce from the error:", retried.status_code, retried.reaso
 # `acmelab.client.AcmeClient` does all of the above in its transport: signs with `jwk` or
 # `kid`, keeps the newest nonce, turns problem documents into typed exceptions
 # (`acmelab.errors.BadNonce`, `Unauthorized`, …) and retries `badNonce` with the nonce from the
-# error. To watch a retry we hand the client a nonce that is already spent (poking its
+# error. To watch a retry we hand the client a nonce that is already spent (setting its
 # nonce-in-hand, which only a lesson should do) and record the wire with `display.Wire`:
 
 # %%
 client = course.client(account_key)
 client.account_url = account_url
-client.transport.new_nonce_url = client.directory.newNonce
-client.transport._nonce = refused.headers["Replay-Nonce"]  # spent by the retry above
+client.directory  # fetched once; it tells the transport where newNonce is
+client.transport.nonce = refused.headers["Replay-Nonce"]  # spent by the retry above
 
 with display.Wire(client) as wire:
     account = client.fetch_account()
