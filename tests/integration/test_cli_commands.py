@@ -205,3 +205,67 @@ def test_preferred_chain(lab_factory, tmp_path, capsys):
         chain = x509.load_pem_x509_certificates(
             (tmp_path / "state" / "certificates" / domain / "current" / "fullchain.pem").read_bytes())
         assert chain[-1].issuer == root.subject
+
+
+def test_revoke_a_managed_pem_file_by_account(run, lab, tmp_path):
+    """Revoking the live certificate by its PEM file is recorded like revoking
+    by name: list shows it revoked, renew replaces it.  A PEM file of no
+    managed certificate is only revoked at the CA, and stderr says so."""
+    domain = f"pemrevoke-{RUN}.example.com"
+    code, out, _ = run("issue", "-d", domain, "--dns", "challtestsrv")
+    assert code == 0
+    [first] = json.loads(out)["services"]
+    current = run.state / "certificates" / domain / "current"
+    old_copy = tmp_path / "old.pem"
+    old_copy.write_bytes((current / "cert.pem").read_bytes())
+    code, out, _ = run("issue", "-d", domain, "--dns", "challtestsrv")       # old_copy is no longer live
+    [second] = json.loads(out)["services"]
+    assert code == 0 and second["serial_hex"] != first["serial_hex"]
+
+    code, out, err = run("revoke", str(old_copy))
+    assert code == 0 and "not a managed certificate; only revoked at the CA" in err
+    assert json.loads(out)["replaced_on_next_renew"] is False
+
+    code, out, err = run("revoke", str(current / "cert.pem"), "--reason", "superseded")
+    assert code == 0 and json.loads(out)["managed_certificate"] == domain and "not a managed" not in err
+    assert lab.cert_status(second["serial_hex"])["Status"] == "Revoked"
+    code, out, _ = run("list", json_out=False)
+    assert "revoked" in out and second["serial_hex"] in out
+    code, out, _ = run("renew")
+    [renewed] = json.loads(out)["services"]
+    assert code == 0 and renewed["status"] == "renewed" and renewed["reason"] == "revoked"
+
+
+def test_install_reports_installed(run, lab):
+    """README's example: a certificate for a CDN domain the lab seeds."""
+    domain = f"inst-{RUN}.example.com"
+    code, out, _ = run("issue", "-d", domain, "-d", "static.example.com", "--dns", "alidns")
+    assert code == 0
+    code, out, _ = run("install", "cdn", domain, "--domain", "static.example.com")
+    [installed] = json.loads(out)["services"]
+    assert code == 0 and installed["status"] == "installed" and installed["verified"] == ["cdn:static.example.com"]
+    code, out, _ = run("install", "cdn", domain, "--domain", "static.example.com", json_out=False)
+    assert code == 0 and "1 service: 1 unchanged" in out
+
+
+def test_lab_up_while_running_keeps_the_lab_and_warns(run, lab):
+    code, out, err = run("lab", "up", "--run-dir", str(lab.run_dir), "--strict", "--json",
+                         "--pebble-env", "PEBBLE_CHAIN_LENGTH=3")
+    assert code == 0 and json.loads(out)["directory_url"] == lab.directory_url
+    assert "warning" in err and "--strict" in err and "PEBBLE_CHAIN_LENGTH=3" in err and "acmelab lab down" in err
+    code, _, err = run("lab", "up", "--run-dir", str(lab.run_dir), "--pebble-env", "PEBBLE_TYPO=1")
+    assert code == cli.EXIT_USAGE and "PEBBLE_TYPO" in err
+    code, _, err = run("lab", "up", "--run-dir", str(lab.run_dir), "--json")     # nothing asked: no warning
+    assert code == 0 and err == ""
+
+
+def test_lab_status_into_a_closed_pipe(lab):
+    """`acmelab lab status --json | head -c1`: exit 141, no traceback."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "acmelab.cli", "lab", "status", "--json",
+                                "--run-dir", str(lab.run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == cli.EXIT_BROKEN_PIPE and "Traceback" not in err and "Exception" not in err
