@@ -26,7 +26,8 @@ Options of every command but ``lab`` (after the command name):
 ``--directory lab|staging|production|URL`` (default ``lab``; production
 needs ``--i-mean-production``), ``--ca-bundle PEM`` (TLS trust for a private
 ACME server), ``--state-dir DIR`` (else ``$ACMELAB_STATE_DIR``, else
-``~/.acmelab``), ``--lab-dir DIR``, ``--json``, ``-v``/``-q``.
+``~/.acmelab``), ``--lab-dir DIR``, ``--json``, ``-v``/``-q``.  ``--json``,
+``-v`` and ``-q`` may also come before the command (``acmelab -vv issue ...``).
 
 Secrets never come from the command line: Alibaba Cloud credentials from
 ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the
@@ -37,8 +38,12 @@ lab's are read from its run directory), EAB HMAC key from
 Exit status (:data:`EXIT_CODES`): 0 everything done; 1 an error, or some
 services failed; 2 usage or configuration error (bad arguments, invalid
 services file, production without ``--i-mean-production``); 3 the lab is
-not running (``lab status``) or another run holds a lock; 130 interrupted
-(SIGINT or SIGTERM) -- DNS records already published are removed first.
+not running (``lab status``), or every service that is not done was only
+skipped because another run holds its lock; 130 interrupted (SIGINT or
+SIGTERM) -- DNS records already published are removed first; 141 stdout was
+closed early (``acmelab list | head -1``): like a filter killed by SIGPIPE
+(128 + 13), but without a traceback -- stdout is pointed at /dev/null and the
+command stops.  (A reader that takes everything before closing sees 0.)
 """
 
 from __future__ import annotations
