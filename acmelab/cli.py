@@ -88,6 +88,8 @@ DIRECTORIES = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
 }
 EAB_HMAC_KEY_ENV = "ACMELAB_EAB_HMAC_KEY"
+#: seconds a run waits for the account lock another run holds (one request)
+ACCOUNT_LOCK_WAIT = 30.0
 PFX_PASSWORD_ENV = "ACMELAB_PFX_PASSWORD"
 
 logger = logging.getLogger("acmelab.cli")
@@ -188,7 +190,8 @@ def _account(ctx: Context, *, create: bool = True, key_type: str = "ec256", cont
     from acmelab.state import AccountRecord
 
     state = ctx.state
-    with state.lock("account-" + state.server_id(ctx.directory_url)):
+    # held for one request; an overlapping run waits for it instead of stopping
+    with state.lock("account-" + state.server_id(ctx.directory_url), wait=ACCOUNT_LOCK_WAIT):
         record = state.account(ctx.directory_url)
         if record is None:
             if not create:

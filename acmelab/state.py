@@ -48,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -266,20 +267,30 @@ class StateDir:
 
     # -- locks -------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str, *, wait: float = 0.0) -> Iterator[None]:
         """Hold the exclusive lock of ``name`` (a certificate name, or
         ``"account-<server>"``) for the ``with`` block.
 
+        Args:
+            wait: seconds to keep trying while another process holds it
+                (default 0: do not wait; the account lock, held only for one
+                request, is waited for so that overlapping runs both go on).
+
         Raises:
-            StateLocked: another process holds it (we do not wait).
+            StateLocked: another process holds it (after ``wait`` seconds).
         """
         path = self.root / "locks" / f"{name}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + wait
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StateLocked(f"another acmelab run is working on {name} (lock {path})") from None
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StateLocked(f"another acmelab run is working on {name} (lock {path})") from None
+                    time.sleep(0.05)
             yield
         finally:
             os.close(fd)  # closing releases the flock

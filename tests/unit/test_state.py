@@ -245,3 +245,30 @@ def test_find_by_serial_finds_only_the_live_version(tmp_path):
     assert state.find_by_serial(leaf.serial_number).name == "shop"
     assert state.find_by_serial(other.serial_hex.upper()).name == "other"
     assert state.find_by_serial(first.serial_hex) is None          # replaced: no longer live
+
+
+def test_lock_can_wait_for_another_holder(tmp_path):
+    """An overlapping run waits for the short account lock instead of
+    stopping; without ``wait`` it is refused at once."""
+    import threading
+
+    state = StateDir(tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with StateDir(tmp_path).lock("account-x"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    held.wait(10)
+    try:
+        with pytest.raises(StateLocked):
+            with state.lock("account-x"):
+                pass
+    finally:
+        release.set()
+    with state.lock("account-x", wait=30):
+        pass
+    thread.join()
