@@ -205,7 +205,9 @@ class AliyunClient:
             or ``"https://host:port"``), e.g. the lab's ``aliyun_endpoint``;
             otherwise each product's public endpoint (:data:`DEFAULT_ENDPOINTS`).
         verify: ``True`` (the ``certifi`` CA bundle) or the path of a CA bundle PEM (the
-            lab's ``ca_bundle``).  ``False`` is refused.
+            lab's ``ca_bundle``).  Anything else (``False``, ``""``, ``0``,
+            ``None``, a missing file) is refused: ``requests`` would treat a
+            falsy value as "do not verify".
         timeout: read timeout per HTTP request, seconds.
         connect_timeout: connect timeout, seconds.
         max_retries: how many times a throttled call is retried before
@@ -214,15 +216,17 @@ class AliyunClient:
             to 25 % jitter), capped at ``max_backoff``.
 
     Raises:
-        InputError: ``verify=False``, or an ``http://`` endpoint.
+        InputError: ``verify`` not True nor an existing CA bundle path, or an
+            ``http://`` endpoint.
     """
 
     def __init__(self, credentials: Credentials, *, region_id: str = "cn-hangzhou",
                  endpoint: str | None = None, verify: bool | str | Path = True,
                  timeout: float = 10.0, connect_timeout: float = 5.0,
                  max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 8.0) -> None:
-        if verify is False or verify is None:
-            raise InputError("TLS verification cannot be turned off; pass True or a CA bundle path")
+        from acmelab.client import checked_verify  # True or an existing CA bundle, else InputError
+
+        verify = checked_verify(verify)
         self.credentials = credentials
         self.region_id = region_id
         self.endpoint = _host_of(endpoint) if endpoint else None

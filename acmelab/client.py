@@ -77,6 +77,7 @@ __all__ = [
     "CertificateChain",
     "ReasonCode",
     "parse_retry_after",
+    "checked_verify",
     "chain_matches",
 ]
 
@@ -226,6 +227,31 @@ class AcmeResponse:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
+def checked_verify(verify: object) -> bool | str:
+    """The ``verify=`` to hand to requests: True, or a CA bundle path.
+
+    Args:
+        verify: True (the system/certifi CAs) or the path (str or Path) of an
+            existing PEM CA bundle file.
+
+    Returns:
+        True, or the bundle path as str.
+
+    Raises:
+        InputError: anything else -- False, None, ``""``, 0, a missing file.
+            requests treats every falsy value as "do not verify", so only
+            these two forms are accepted: TLS verification is never off.
+    """
+    if verify is True:
+        return True
+    if isinstance(verify, (str, Path)) and str(verify) and Path(verify).is_file():
+        return str(verify)
+    if isinstance(verify, (str, Path)) and str(verify):
+        raise InputError(f"the CA bundle {str(verify)!r} is not an existing file")
+    raise InputError(f"TLS verification cannot be turned off: pass verify=True or the path of a CA bundle, "
+                     f"not {verify!r}")
+
+
 def _not_sent(error: requests.RequestException) -> bool:
     """True if the request never reached the server (no connection made),
     so that retrying it cannot do anything twice."""
@@ -239,8 +265,9 @@ class AcmeTransport:
     """HTTPS to one ACME server: nonces, JWS-signed POSTs, problem documents.
 
     Args:
-        verify: requests' ``verify``: True (system CAs) or the path of a PEM
-            CA bundle (the lab's ``ca_bundle``).  TLS is always verified.
+        verify: requests' ``verify``: True (system CAs) or the path of an
+            existing PEM CA bundle (the lab's ``ca_bundle``); anything else
+            (False, "", 0, None) is an InputError.  TLS is always verified.
         timeout: seconds (float or (connect, read)) for every request.
         user_agent: the ``User-Agent`` header (RFC 8555 §6.1).
 
@@ -255,12 +282,10 @@ class AcmeTransport:
     def __init__(self, *, verify: bool | str | Path = True,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  user_agent: str = USER_AGENT) -> None:
-        if verify is False:
-            raise InputError("TLS verification cannot be turned off; pass the CA bundle to trust instead")
-        self.session = requests.Session()
         # passed with every request: a session-wide verify would lose to
         # the REQUESTS_CA_BUNDLE environment variable
-        self.verify: bool | str = str(verify) if isinstance(verify, Path) else verify
+        self.verify: bool | str = checked_verify(verify)
+        self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.timeout = timeout
         self.request_count = 0
@@ -648,7 +673,8 @@ class AcmeClient:
             lab's ``directory_url``.
         account_key: the account private key (:mod:`acmelab.keys`).
         verify: True (system CAs) or the path of a PEM CA bundle to trust
-            (the lab's ``ca_bundle``).  False is refused (InputError).
+            (the lab's ``ca_bundle``).  Anything else -- False, "", 0, None, a
+            missing file -- is refused (InputError, see :func:`checked_verify`).
         account_url: the account URL if already known (skips new_account).
         timeout: seconds per HTTP request (float or (connect, read)).
         user_agent: the ``User-Agent`` header (RFC 8555 §6.1).

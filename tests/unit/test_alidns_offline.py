@@ -65,8 +65,9 @@ def test_missing_credentials_name_the_variables():
 
 def test_tls_cannot_be_turned_off_and_plain_http_is_refused():
     credentials = Credentials("LTAIkey", SECRET)
-    with pytest.raises(InputError):
-        AliyunClient(credentials, verify=False)
+    for verify in (False, "", 0, None, "/nonexistent/ca.pem"):
+        with pytest.raises(InputError):
+            AliyunClient(credentials, verify=verify)
     with pytest.raises(InputError, match="HTTPS"):
         AliyunClient(credentials, endpoint="http://alidns.aliyuncs.com")
     assert AliyunClient(credentials, endpoint="https://localhost:8443/").endpoint == "localhost:8443"

@@ -295,9 +295,21 @@ def test_unreachable_server_is_network_error(account_key):
 
 # -- bad input: refused before anything is sent ------------------------------
 
-def test_verify_false_refused(account_key):
+@pytest.mark.parametrize("verify", [False, "", 0, None, 0.0, b"", "/nonexistent/ca.pem", 1])
+def test_verify_that_is_not_true_nor_a_bundle_refused(verify, account_key):
+    """requests treats any falsy verify as "do not verify": only True or an
+    existing CA bundle path is accepted."""
     with pytest.raises(InputError):
-        AcmeClient("https://localhost:14000/dir", account_key, verify=False)
+        AcmeClient("https://localhost:14000/dir", account_key, verify=verify)
+
+
+def test_verify_true_or_an_existing_bundle(tmp_path, account_key):
+    from acmelab.client import checked_verify
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not checked here")
+    assert checked_verify(True) is True
+    assert checked_verify(bundle) == str(bundle)
+    assert AcmeClient("https://localhost:14000/dir", account_key, verify=str(bundle)).transport.verify == str(bundle)
 
 
 @pytest.mark.parametrize("url", ["", "localhost:14000/dir", "ftp://x/dir", None])
