@@ -17,8 +17,9 @@
 # private key and proves it during the TLS handshake. The browser believes the document because
 # it is signed by a **certificate authority (CA)** it already trusts.
 #
-# Browsers and operating systems ship a short list of **root** certificates. Roots rarely sign
-# server certificates themselves; they sign **intermediate** certificates, which sign the
+# Browsers and operating systems ship a short list of **root** certificates. Roots never sign
+# server certificates directly (the CA/Browser Forum's Baseline Requirements forbid it, so that
+# the root's key can stay offline); they sign **intermediate** certificates, which sign the
 # **leaf** (your server's certificate). The server sends the leaf plus the intermediates — the
 # **chain** — and the browser walks it up to a root it knows.
 #
@@ -58,17 +59,25 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # ## Let's Encrypt and ACME
 #
 # **Let's Encrypt** is a free, automated CA. It issues **DV** certificates only, valid for
-# 90 days (and shorter lifetimes are on the way), so that renewal is something a program does,
-# not a person. The program talks to
-# the CA with **ACME** (Automatic Certificate Management Environment), standardised as
-# **RFC 8555**: JSON over HTTPS, every request signed with the *account key*.
+# 90 days, so that renewal is something a program does, not a person. Lifetimes are getting
+# shorter: Let's Encrypt has announced a move to 45-day certificates by 2028, and already
+# offers short-lived 6-day certificates to those who ask for them.
+#
+# The program talks to the CA with **ACME** (Automatic Certificate Management Environment),
+# standardised as **RFC 8555**: JSON over HTTPS, every request signed with the *account key*.
+
+# %% [markdown]
+# ## DNS-01
 #
 # Proving control of a name is a **challenge**. This course uses **DNS-01**: the CA gives you a
-# token, you publish a TXT record derived from it at `_acme-challenge.<name>`, the CA looks it
-# up. DNS-01 is the only challenge that also works for wildcard names (`*.example.com`) and for
+# token, you publish a TXT record at `_acme-challenge.<name>` whose value is derived from the
+# token and your account key's thumbprint (notebook 07), and the CA looks it up.
+#
+# DNS-01 is the only challenge that also works for wildcard names (`*.example.com`) and for
 # hosts that are not reachable from the internet — such as a domain served by Alibaba Cloud
 # CDN and API Gateway, where we control the DNS but not the web servers.
-#
+
+# %% [markdown]
 # The whole flow, which the notebooks walk through one step at a time:
 #
 # ```mermaid
@@ -87,13 +96,14 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 #     C->>DNS: AddDomainRecord TXT _acme-challenge.api … (07)
 #     C->>CA: POST challenge URL {} — "ready, check it"
 #     CA->>DNS: TXT lookup _acme-challenge.api.example.com
+#     C->>CA: POST-as-GET authorization (poll)
 #     CA-->>C: authorization valid → order ready
 #     C->>DNS: DeleteDomainRecord (cleanup)
 #     C->>CA: POST finalize with the CSR (08)
 #     CA-->>C: order valid, certificate URL
 #     C->>CA: POST-as-GET certificate → PEM chain
-#     C->>Svc: upload certificate and key (09)
-#     Note over C,Svc: renew before expiry, revoke if the key leaks (11)
+#     C->>Svc: upload certificate and key (09), or a PKCS#12 file for IIS (10)
+#     Note over C,Svc: renew before expiry (11, 12), revoke if a key leaks (11)
 # ```
 
 # %% [markdown]
@@ -156,7 +166,8 @@ display.certificate(lab.roots()[0], title="Pebble's root (changes at every lab s
 # | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` | a RAM user's access key (see notebook 12 for least privilege) |
 # | `ACMELAB_CA_BUNDLE` | PEM file of the CA to trust, for a private ACME server's directory URL |
 # | `ACMELAB_COURSE_DIR` | where keys and CSRs are kept (default `notebooks/course/`) |
-#
+
+# %% [markdown]
 # Start with staging: its certificates are not trusted by browsers, but its rate limits are
 # generous. Keys for each target live in their own folder (`course/lab/`, `course/staging/`, …),
 # so a lab key is never used against Let's Encrypt. Here is what the course talks to now:
@@ -173,8 +184,8 @@ print("names:      ", course.names())
 #
 # * A certificate binds a public key to names; a CA signs it; browsers trust a few roots, and
 #   the server sends leaf + intermediates.
-# * DV / OV / EV differ in what the CA checked: policy OIDs `2.23.140.1.2.1`, `2.23.140.1.2.2`,
-#   `2.23.140.1.1`. Let's Encrypt issues DV only, automatically, through ACME (RFC 8555).
+# * DV / OV / IV / EV differ in what the CA checked: policy OIDs `2.23.140.1.2.1`,
+#   `2.23.140.1.2.2`, `2.23.140.1.2.3`, `2.23.140.1.1`. Let's Encrypt issues DV only, automatically, through ACME (RFC 8555).
 # * The lab (Pebble, a mock DNS, a local Alibaba Cloud endpoint) runs offline; `course.lab()`
 #   starts it, and environment variables switch the course to Let's Encrypt.
 #
