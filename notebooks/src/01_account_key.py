@@ -16,7 +16,8 @@
 # Whoever holds the account key can order certificates for every domain the account has
 # validated recently, revoke your certificates, or deactivate the account. If you lose it you
 # cannot manage that account any more (you simply make a new one; nothing is lost at the CA
-# but the link to your old orders).
+# but the link to your old orders). A lost account key does not stop you revoking, either:
+# a certificate can also be revoked with its own certificate key (notebook 11).
 #
 # The account key is **not** the key of your certificate. Each certificate gets a key of its
 # own (notebook 02). Keeping them apart means a web server that is broken into leaks only a
@@ -64,8 +65,7 @@ from acmelab.errors import KeyExistsError
 try:
     keys.save_private_key(keys.generate_key("ec256"), workdir / "account.key")
 except KeyExistsError as error:
-    shown = display.error(error, tmp=workdir)
-shown
+    print(display.error(error, tmp=workdir))
 
 # %% [markdown]
 # A key can also be encrypted with a passphrase (PKCS#8 with AES). Loading it with the wrong
@@ -97,8 +97,9 @@ display.json_view(keys.public_jwk(demo_key), title="JWK of the demo key")
 # %% [markdown]
 # ## The thumbprint
 #
-# A **thumbprint** (RFC 7638) is a short, stable name for a public key: the SHA-256 of the
-# JWK's *required* members, in lexicographic order, with no spaces, then base64url. ACME uses it
+# A **thumbprint** (RFC 7638) is a short, stable name for a public key: a hash of the JWK's
+# *required* members, in lexicographic order, with no spaces, then base64url. RFC 7638 leaves
+# the hash to the protocol that uses it; ACME uses SHA-256 (RFC 8555 §8.1). The thumbprint goes
 # inside every challenge answer (the *key authorization*, notebook 07), which ties the proof
 # of domain control to your account key. By hand:
 
@@ -133,8 +134,10 @@ print("account key:", keys.key_type_of(account_key), "at", course.relative(key_p
 
 # %% [markdown]
 # Notice what we never did: print the key, put it in an exception message, or log it. A
-# leaked account key is worse than a lost one: revoke what it issued, and move the account to
-# a new key (*key rollover*, notebook 11).
+# leaked account key is worse than a lost one. The remedy is to **deactivate** the account
+# (RFC 8555 §7.3.6, notebook 11), create a new one with a new key, and revoke any certificate
+# you did not order. Key rollover (notebook 11) is *not* a remedy: whoever holds the leaked key
+# can roll the account over to a key of their own just as well.
 
 # %%
 import shutil
@@ -147,7 +150,8 @@ shutil.rmtree(workdir)  # the demo keys were for this notebook only
 # * The account key *is* the ACME account; keep it apart from certificate keys.
 # * ECDSA P-256 (`ES256`) is the default; RSA (`RS256`) works too.
 # * Save keys atomically, mode 0600, never overwriting; a passphrase is optional.
-# * The CA sees the public key as a JWK; its RFC 7638 thumbprint names it in challenges.
+# * The CA sees the public key as a JWK; its RFC 7638 thumbprint (SHA-256 in ACME) names it in challenges.
+# * A leaked account key: deactivate the account, make a new one, revoke what you did not order.
 #
 # ## Exercises
 #
