@@ -55,13 +55,14 @@ for name in ["WWW.Example.COM.", "bücher.example.com", "*.example.com", "www.*.
 # and is signed with the certificate key, which proves that whoever asks for the certificate
 # holds the private key. ACME sends it at the very end, when the order is finalised
 # (notebook 08). The CA takes only the public key and the names from it; everything else
-# (validity, issuer, policies) is the CA's choice.
+# (validity, issuer, policies) is the CA's choice. And the names must be exactly the order's
+# identifiers (RFC 8555 §7.4): one more or one fewer, and finalize is refused.
 #
 # ```mermaid
 # flowchart LR
 #     key["certificate key<br/>(private, stays with you)"] -->|public half| csr
 #     names["names<br/>example.com, *.example.com,<br/>xn--bcher-kva.example.com"] --> csr
-#     csr["CSR<br/>subject CN + SAN names + public key"] -->|signed by the certificate key| sig["self-signature"]
+#     csr["CSR: subject, SAN, public key<br/>+ signature by the certificate key"]
 # ```
 
 # %%
@@ -108,6 +109,10 @@ from acmelab import course
 course_request = course.csr()
 display.csr(course_request, title="the course's CSR")
 
+# %% [markdown]
+# Both files are in the course folder; the key is readable by its owner only, and it is a
+# different key from the account key of notebook 01:
+
 # %%
 for path in (course.certificate_key_path(), course.csr_path()):
     print(f"{course.relative(path):45} mode {oct(path.stat().st_mode & 0o777)}")
@@ -126,8 +131,9 @@ print("certificate key is not the account key:",
 # ## Exercises
 #
 # 1. Make a CSR with an `rsa2048` key and compare `display.csr` with the ECDSA one.
-# 2. Try a name longer than 64 characters as the first name: what happens to the common name,
-#    and why (hint: the X.520 upper bound of CN)?
+# 2. Try a name longer than 64 characters as the first name: `make_csr` then leaves the common
+#    name out (the subject is empty) and keeps the name in the SAN only. Check it with
+#    `display.csr`. Why (hint: the X.520 upper bound of CN)?
 # 3. Which names would a certificate for `*.example.com` *not* cover among `example.com`,
 #    `api.example.com`, `v1.api.example.com`?
 #
