@@ -50,6 +50,17 @@ display.exchange(response, title="GET the directory")
 # | `keyChange` | replace the account key | §7.3.5 | 11 |
 # | `meta` | terms of service, website, CAA identities, whether External Account Binding is required | §7.1.1 | 05 |
 
+# %% [markdown]
+# Two more entries exist that the lab's Pebble does not list:
+#
+# * `renewalInfo` — ACME Renewal Information (ARI, RFC 9773): when the CA suggests renewing a
+#   certificate (notebook 11). Let's Encrypt has it.
+# * `newAuthz` — pre-authorization, asking for an authorization before any order (§7.4.1).
+#   It is optional, and Let's Encrypt does not offer it.
+#
+# Let's Encrypt's `meta` also has `profiles`: the certificate profiles (such as `classic`,
+# `tlsserver`, `shortlived`) an order may ask for.
+
 # %%
 directory = response.json()
 display.json_view(directory["meta"], title="meta")
@@ -57,7 +68,8 @@ display.json_view(directory["meta"], title="meta")
 # %% [markdown]
 # ## Nonces: every request is used once
 #
-# Every ACME request is a signed POST, and every signed POST carries a **nonce** — a random
+# Every ACME request except the directory and `newNonce` (and ARI's `renewalInfo`) is a signed
+# POST, and every signed POST carries a **nonce** — a random
 # value the server made up and will accept exactly once. That stops an eavesdropper (or a
 # confused proxy) from replaying a request, such as "revoke this certificate", later.
 #
@@ -69,6 +81,19 @@ display.json_view(directory["meta"], title="meta")
 head = session.head(directory["newNonce"], verify=trust, timeout=10)
 display.exchange(head, title="HEAD newNonce")
 
+# %% [markdown]
+# `display.exchange` shows only the headers that matter to ACME. One more is required here:
+# the server MUST send `Cache-Control: no-store` on `newNonce` responses (§7.2), so that no
+# cache hands the same nonce to two clients. What the lab's Pebble sends:
+
+# %%
+print("Cache-Control:", head.headers.get("Cache-Control"))
+
+# %% [markdown]
+# Pebble says `no-cache` (a cache may keep the answer but must check back before reusing it)
+# rather than the `no-store` the RFC asks for. Either way a client never takes a nonce from a
+# cache: it asks `newNonce` itself.
+
 # %%
 get = session.get(directory["newNonce"], verify=trust, timeout=10)
 print(get.status_code, get.reason)
@@ -76,9 +101,15 @@ print("two different nonces:", head.headers["Replay-Nonce"] != get.headers["Repl
 print("nonce length:", len(get.headers["Replay-Nonce"]), "base64url characters")
 
 # %% [markdown]
-# After that first one, a client rarely needs `newNonce` again: **every** response of the
-# server, success or error, carries a fresh `Replay-Nonce` for the next request (§6.5). A
-# careful client keeps the newest one it has seen and asks `newNonce` only when it has none.
+# That length is Pebble's choice. RFC 8555 §6.5.1 asks only that a nonce be base64url (and
+# unpredictable); Let's Encrypt's nonces are longer. A client treats the nonce as an opaque
+# string.
+
+# %% [markdown]
+# After that first one, a client rarely needs `newNonce` again. The server MUST include a fresh
+# `Replay-Nonce` in every successful response to a POST, and SHOULD include one in error
+# responses too (§6.5); the directory GET carries none, as we saw above. A careful client keeps
+# the newest nonce it has seen and asks `newNonce` only when it has none.
 #
 # ```mermaid
 # sequenceDiagram
@@ -117,7 +148,8 @@ print("the client's fresh nonce:", nonce)
 # * The directory is the only URL you configure; everything else is read from it.
 # * Lab, staging and production differ only in that URL (and in who trusts the result).
 # * Each signed request needs a fresh nonce, good once. The first comes from `newNonce`
-#   (`HEAD` → 200, `GET` → 204); after that each response brings the next in `Replay-Nonce`.
+#   (`HEAD` → 200, `GET` → 204); after that each response to a POST brings the next in
+#   `Replay-Nonce`.
 #
 # ## Exercises
 #
