@@ -47,9 +47,14 @@ trust = target.verify  # the lab's CA bundle (never verify=False)
 session = requests.Session()
 directory = session.get(target.directory_url, verify=trust, timeout=10).json()
 nonce = session.head(directory["newNonce"], verify=trust, timeout=10).headers["Replay-Nonce"]
+print("directory has", len(directory), "entries; first nonce", nonce)
 
+# %% [markdown]
+# We sign with a key of our own, made only for this notebook:
+
+# %%
 account_key = keys.generate_key("ec256")  # a throw-away account, for this notebook only
-print("signing with an", keys.key_type_of(account_key), "key; nonce", nonce)
+print("signing with an", keys.key_type_of(account_key), "key")
 
 # %% [markdown]
 # ## 1. The protected header and the payload
@@ -86,8 +91,8 @@ print("payload:  ", payload_b64)
 # %% [markdown]
 # ## 3. Sign
 #
-# `cryptography` returns an ECDSA signature DER-encoded (an ASN.1 sequence of two integers, 70
-# to 72 bytes). JWS wants the two integers `r` and `s` as fixed-length big-endian numbers,
+# `cryptography` returns an ECDSA signature DER-encoded (an ASN.1 sequence of two integers,
+# usually 70–72 bytes for P-256: the DER length varies with the integers' leading bits). JWS wants the two integers `r` and `s` as fixed-length big-endian numbers,
 # concatenated: 32 + 32 = 64 bytes for P-256 (RFC 7518 §3.4). Getting this conversion wrong
 # is the classic bug of hand-written ACME clients.
 
@@ -101,6 +106,14 @@ r, s = decode_dss_signature(der)
 signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
 body = {"protected": protected_b64, "payload": payload_b64, "signature": b64url(signature)}
 print("r||s:", len(signature), "bytes ->", len(body["signature"]), "base64url characters")
+
+# %% [markdown]
+# This is the whole POST body, as the server receives it: a JSON object of three base64url
+# strings (each cut short here):
+
+# %%
+for name, value in body.items():
+    print(f"{name:9}: {value[:30]}... ({len(value)} characters)")
 
 # %% [markdown]
 # ## 4. Send it
@@ -150,9 +163,12 @@ except InputError as error:
 
 # %%
 signed = jws.sign(payload, account_key, url=directory["newAccount"], nonce=next_nonce)
-print("same header as ours, but for the nonce:",
-      {k: v for k, v in jws.verify(signed, account_key)["protected"].items() if k != "nonce"}
-      == {k: v for k, v in protected.items() if k != "nonce"})
+header = jws.verify(signed, account_key)["protected"]
+print("same alg, jwk and url as ours:",
+      header["alg"] == protected["alg"], header["jwk"] == protected["jwk"], header["url"] == protected["url"])
+print("new nonce:", header["nonce"] == next_nonce)
+
+# %%
 again = session.post(directory["newAccount"], data=json.dumps(signed), verify=trust, timeout=10,
                      headers={"Content-Type": "application/jose+json"})
 print(again.status_code, again.reason, "- same account:", again.headers["Location"] == account_url)
@@ -161,7 +177,8 @@ print(again.status_code, again.reason, "- same account:", again.headers["Locatio
 # ## 7. `kid` and POST-as-GET
 #
 # Once the account exists, every request names it by URL — `kid` instead of `jwk` (RFC 8555
-# §6.2); only `newAccount` and revocation by certificate key use `jwk`. And ACME never uses
+# §6.2); only `newAccount`, revocation by certificate key, and the inner JWS of `keyChange`
+# (notebook 11) use `jwk`. And ACME never uses
 # plain GET for its objects: to *read* one, you POST a JWS whose payload is the empty string,
 # a **POST-as-GET** (§6.3), so every read is authenticated too. Here we read our account:
 
@@ -175,7 +192,8 @@ display.exchange(fetched, title="POST-as-GET the account, with kid")
 # ## 8. `badNonce`
 #
 # What if a nonce is used twice? Let's resend a request with the nonce we already spent in
-# step 6. The server refuses it with a **problem document** (RFC 7807, RFC 8555 §6.7):
+# step 6. The server refuses it with a **problem document** (RFC 7807, now RFC 9457, which
+# obsoletes it; RFC 8555 §6.7):
 # `400 Bad Request`, `Content-Type: application/problem+json`, type
 # `urn:ietf:params:acme:error:badNonce` — and, like every answer, a fresh `Replay-Nonce`.
 
@@ -205,12 +223,11 @@ print("retry with the nonce from the error:", retried.status_code, retried.reaso
 # `kid`, keeps the newest nonce, turns problem documents into typed exceptions
 # (`acmelab.errors.BadNonce`, `Unauthorized`, …) and retries `badNonce` with the nonce from the
 # error. To watch a retry we hand the client a nonce that is already spent (setting its
-# nonce-in-hand, which only a lesson should do) and record the wire with `display.Wire`:
+# nonce-in-hand, which only a lesson should do) and record the wire with `display.Wire`.
+# The client fetches the directory once, on its first request, so that is the first line:
 
 # %%
-client = course.client(account_key)
-client.account_url = account_url
-client.directory  # fetched once; it tells the transport where newNonce is
+client = course.client(account_key, account_url=account_url)
 client.transport.nonce = refused.headers["Replay-Nonce"]  # spent by the retry above
 
 with display.Wire(client) as wire:
