@@ -28,7 +28,8 @@
 #     valid --> deactivated: POST status deactivated (by you, for good)
 #     valid --> revoked: by the CA
 # ```
-#
+
+# %% [markdown]
 # `newAccount` is idempotent: for a key that already has an account it answers `200 OK` with
 # the same `Location`. So a notebook that runs twice would see `201` the first time and `200`
 # afterwards; to show a real creation every time, we use a brand-new demo key here, and
@@ -57,7 +58,7 @@ wire
 # %%
 print("status: ", account.status)
 print("contact:", list(account.contact))
-print("kid:    ", client.account_url == account.url)
+print("account URL (our kid):", account.url)
 
 # %% [markdown]
 # ## Find it again
@@ -80,12 +81,14 @@ except AccountDoesNotExist as error:
 # %% [markdown]
 # ## Read it back
 #
-# Reading the account is a POST-as-GET to its URL, signed with `kid` (§7.3.3):
+# Reading the account is a POST-as-GET to its URL, signed with `kid` (RFC 8555 §6.3, §7.3).
+# We have seen the full request and the account object twice already; the one-line summary is
+# enough:
 
 # %%
 with display.Wire(client) as wire:
     fetched = client.fetch_account()
-wire
+wire.summary()
 
 # %% [markdown]
 # ## Update the contacts
@@ -158,8 +161,8 @@ display.jws(binding, title="externalAccountBinding (inner JWS)")
 course_client = course.account_client()
 course_account = course_client.fetch_account()
 print("course account:", course_account.status)
-print("remembered in: ", course.relative(course.state_path()),
-      "-", course.recall("account_url") == course_client.account_url)
+print("URL remembered in:", course.relative(course.state_path()))
+print("remembered URL is the client's kid:", course.recall("account_url") == course_client.account_url)
 
 # %% [markdown]
 # ## Summary
@@ -174,12 +177,18 @@ print("remembered in: ", course.relative(course.state_path()),
 #
 # ## Exercises
 #
-# 1. Run `course.client(course.account_key()).new_account([])` twice and look at the status
-#    codes with `display.Wire`.
+# 1. Make a client with a fresh key, `fresh = course.client(keys.generate_key("ec256"))`, run
+#    `fresh.new_account([])` twice inside `display.Wire(fresh)`, and compare the status codes.
+#    (The course's own account key would answer `200` both times: its account exists already.)
 # 2. Remove all contacts with `client.update_account([])`. What does the account object look
 #    like now?
-# 3. Start a lab that requires EAB in a terminal —
-#    `acmelab lab up` does not, but `Lab(run_dir, ports=LabPorts.free(), eab_keys={"kid-1": "..."})` does —
-#    and create an account with and without the binding.
+# 3. Start a second lab that requires EAB, in Python: `from acmelab.lab import Lab, LabPorts`,
+#    then `with Lab(None, ports=LabPorts.free(), eab_keys={"kid-1": mac_key}, aliyun=False) as info:`
+#    (`None` as run_dir: a temporary folder, removed on exit; free ports, so the course's lab
+#    is not touched). `mac_key` is base64url, as a CA hands it out, e.g.
+#    `jws.b64url(b"a MAC key handed out by the CA!!")`. Inside, make
+#    `AcmeClient(info.directory_url, keys.generate_key("ec256"), verify=info.ca_bundle)` (from
+#    `acmelab.client`) and create an account without the binding, then with
+#    `eab_kid="kid-1", eab_hmac_key=mac_key`.
 #
 # **Previous:** [04 · JWS: signing a request](04_jws.ipynb) · **Next:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb)
