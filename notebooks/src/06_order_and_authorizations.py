@@ -29,15 +29,23 @@
 #         ready --> processing: finalize (CSR)
 #         processing --> valid: certificate issued
 #         pending --> invalid: an authorization failed
+#         ready --> invalid: error (e.g. order expired)
+#         processing --> invalid: error
 #     }
 #     state Authorization {
 #         state "pending" as a_pending
 #         state "valid" as a_valid
 #         state "invalid" as a_invalid
+#         state "deactivated" as a_deactivated
+#         state "expired" as a_expired
+#         state "revoked" as a_revoked
 #         [*] --> a_pending
 #         a_pending --> a_valid: one challenge valid
 #         a_pending --> a_invalid: challenge failed
-#         a_valid --> deactivated: client gives it up
+#         a_pending --> a_deactivated: client gives it up
+#         a_valid --> a_deactivated: client gives it up
+#         a_valid --> a_expired: too old
+#         a_valid --> a_revoked: by the CA
 #     }
 # ```
 
@@ -61,11 +69,8 @@ print("names:  ", names)
 # %%
 with display.Wire(client, tidy=display.sort_lists) as wire:
     order = client.new_order(names)
-wire
-
-# %%
 course.remember(order_url=order.url)  # notebook 07 picks the order up from here
-display.order(order)
+wire
 
 # %% [markdown]
 # Let's Encrypt may **reuse** authorizations that your account completed recently for the same
@@ -90,6 +95,11 @@ for authorization in authorizations:
         rows.append([authorization.name, authorization.status, challenge.type, challenge.status,
                      f"{len(challenge.token)} characters"])
 display.table(rows, header=["identifier", "authorization", "challenge", "status", "token"])
+
+# %% [markdown]
+# Every token is 43 characters: 32 random bytes, base64url-encoded (32 × 8 bits in 6-bit
+# characters, no padding). The RFC asks for at least 128 bits of entropy in a token
+# (RFC 8555 §8.3, §8.4); Pebble and Let's Encrypt give 256.
 
 # %% [markdown]
 # `display.order` puts the order and its authorizations together:
@@ -121,11 +131,16 @@ for authorization in authorizations:
     print(f"{'':18} value: {len(client.dns01_txt_value(challenge))} characters of base64url")
 
 # %% [markdown]
+# The value is the SHA-256 digest of the key authorization: 32 bytes, which base64url spells in
+# 43 characters — the same length as the token, by coincidence of size, not of content.
+
+# %% [markdown]
 # ## A wildcard order
 #
 # A wildcard name is ordered as written, `*.example.com`; its authorization is for the base
-# name, `example.com`, with `"wildcard": true` — and the CA offers **only `dns-01`**, since a
-# web server cannot prove control of every possible subdomain. We do not need this order, so
+# name, `example.com`, with `"wildcard": true` — and Let's Encrypt and Pebble offer **only
+# `dns-01`** for it: the CA/Browser Forum's rules do not allow `http-01` or `tls-alpn-01` for
+# wildcards, since a web server cannot prove control of every possible subdomain. We do not need this order, so
 # we give its authorization up right away (**deactivate** it, §7.5.2); the order can then
 # never be finalized.
 
@@ -137,6 +152,12 @@ print("offered:   ", sorted(c.type for c in wildcard.challenges))
 
 gone = client.deactivate_authorization(wildcard.url)
 print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_order.url).status)
+
+# %% [markdown]
+# Pebble says the order is `deactivated`, but that is not an order status: RFC 8555 §7.1.6
+# lists only `pending`, `ready`, `processing`, `valid` and `invalid`. Per the RFC the order is
+# now `invalid`, which is what Let's Encrypt returns. A client should treat any status it does
+# not expect as "this order is finished".
 
 # %% [markdown]
 # ## Summary
@@ -151,11 +172,14 @@ print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_ord
 #
 # ## Exercises
 #
-# 1. Order a name the lab's CA refuses, such as `localhost` or `example..com`. Which problem
-#    type comes back, and is it raised before or after sending?
+# 1. Order a name the lab's CA refuses, such as `localhost` or `example..com`, with
+#    `client.new_order([...])`. It sends names as given, so the CA answers: which problem type
+#    comes back? Then pass the same name to `acmelab.csr.normalize_name`: it is refused
+#    locally, before anything is sent.
 # 2. Fetch the order again with `client.fetch_order(order.url)`: what changed after we read
 #    the authorizations? (Nothing should — reading is not answering.)
-# 3. Order `example.com` *and* `*.example.com` together. How many authorizations are there, and
-#    why are two TXT values needed at the same name `_acme-challenge.example.com`?
+# 3. Order `course.names()` with `not_after=` set to a date in a week (RFC 3339, e.g.
+#    `"2030-01-08T00:00:00Z"`). What does Pebble do with it? Let's Encrypt refuses
+#    `notBefore`/`notAfter` in an order: why might a CA not let the client pick the validity?
 #
 # **Previous:** [05 · The account](05_account.ipynb) · **Next:** [07 · The DNS challenge](07_dns_challenge.ipynb)
