@@ -723,3 +723,45 @@ def ready_order(client, dns=None):
             dns.cleanup(name, value)
     return client.poll_order(order.url, until=("ready", "invalid"))
 
+
+
+# --------------------------------------------------------------------------
+# Notebook 12: a least-privilege RAM policy for a services file
+# --------------------------------------------------------------------------
+
+def ram_policy(services_list, zones, region: str = "cn-hangzhou") -> dict[str, Any]:
+    """A RAM policy document (``Version`` "1") that allows exactly the
+    Alibaba Cloud actions ``acmelab apply`` calls for ``services_list``
+    (:class:`acmelab.services.Service` objects) and the DNS ``zones``
+    (their names, punycode) -- nothing more.
+
+    Statements: ``alidns:DescribeDomains`` on ``*`` (a listing); the record
+    actions (``AddDomainRecord``, ``DeleteDomainRecord``,
+    ``DescribeSubDomainRecords``) on each zone; CDN's
+    ``SetCdnDomainSSLCertificate`` / ``DescribeDomainCertificateInfo`` on
+    each CDN domain; API Gateway's ``SetDomainCertificate`` /
+    ``DescribeDomain`` on each group (in ``region``); CAS's
+    ``yundun-cert:UploadUserCertificate`` if a service keeps a copy there.
+    Check each action's "RAM authorization" section in Alibaba Cloud's API
+    reference when adapting it.
+    """
+    targets = [t for service in services_list for t in service.install]
+    cdn = sorted({t.domain for t in targets if t.product == "cdn"})
+    groups = sorted({t.group_id for t in targets if t.product == "apigateway"})
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": ["alidns:DescribeDomains"], "Resource": ["*"]},
+        {"Effect": "Allow",
+         "Action": ["alidns:AddDomainRecord", "alidns:DeleteDomainRecord", "alidns:DescribeSubDomainRecords"],
+         "Resource": [f"acs:alidns:*:*:domain/{zone}" for zone in sorted(zones)]},
+    ]
+    if cdn:
+        statements.append({"Effect": "Allow",
+                           "Action": ["cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo"],
+                           "Resource": [f"acs:cdn:*:*:domain/{name}" for name in cdn]})
+    if groups:
+        statements.append({"Effect": "Allow",
+                           "Action": ["apigateway:SetDomainCertificate", "apigateway:DescribeDomain"],
+                           "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]})
+    if any(t.product == "cas" for t in targets):
+        statements.append({"Effect": "Allow", "Action": ["yundun-cert:UploadUserCertificate"], "Resource": ["*"]})
+    return {"Version": "1", "Statement": statements}

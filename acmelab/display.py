@@ -94,22 +94,45 @@ def _short(text: str, keep: int = 24) -> str:
     return text if len(text) <= keep * 2 else f"{text[:keep]}...({len(text)} characters)"
 
 
-def jws_lines(body: Mapping[str, Any]) -> list[str]:
-    """The three parts of a flattened JWS, decoded, as text lines."""
+def _shorten_fields(payload: Any, shorten: Iterable[str]) -> Any:
+    """``payload`` with the string values of the fields named in ``shorten``
+    replaced by ``<the field: DER, base64url>`` (for long DER blobs such
+    as ``csr`` or ``certificate`` that differ at every run, even in length:
+    an ECDSA signature's DER length varies)."""
+    names = set(shorten)
+    if not names or not isinstance(payload, dict):
+        return payload
+    return {key: (f"<the {key}: DER, base64url>"
+                  if key in names and isinstance(value, str) else value)
+            for key, value in payload.items()}
+
+
+def jws_lines(body: Mapping[str, Any], *, shorten: Iterable[str] = (),
+              payload_note: str | None = None) -> list[str]:
+    """The three parts of a flattened JWS, decoded, as text lines.
+
+    ``shorten`` names payload fields whose values are shown only as a
+    placeholder (see :func:`_shorten_fields`); ``payload_note``, if given, is
+    shown instead of the payload (e.g. for keyChange, RFC 8555 §7.3.5,
+    whose payload is itself a JWS, shown separately)."""
     protected, payload = _decode_jws(body)
     lines = ["protected (decoded): " + json_text(protected).replace("\n", "\n  ")]
-    if payload == "":
+    if payload_note is not None:
+        lines.append(f"payload:             <{payload_note}>")
+    elif payload == "":
         lines.append('payload (decoded):   ""   <- empty: a POST-as-GET (RFC 8555 §6.3)')
     else:
-        lines.append("payload (decoded):   " + json_text(payload).replace("\n", "\n  "))
+        lines.append("payload (decoded):   " + json_text(_shorten_fields(payload, shorten)).replace("\n", "\n  "))
     lines.append(f"signature:           {_short(body['signature'])}")
     return lines
 
 
-def jws(body: Mapping[str, Any], title: str | None = "flattened JWS") -> Text:
+def jws(body: Mapping[str, Any], title: str | None = "flattened JWS", *,
+        shorten: Iterable[str] = (), payload_note: str | None = None) -> Text:
     """Display a flattened JWS ``{"protected", "payload", "signature"}``:
-    the protected header and payload decoded from base64url."""
-    return Text("\n".join(jws_lines(body)), title)
+    the protected header and payload decoded from base64url.  ``shorten``
+    and ``payload_note`` as in :func:`jws_lines`."""
+    return Text("\n".join(jws_lines(body, shorten=shorten, payload_note=payload_note)), title)
 
 
 # --------------------------------------------------------------------------
@@ -140,11 +163,14 @@ def sort_lists(document: Any) -> Any:
 sort_challenges = sort_lists
 
 
-def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None) -> str:
+def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None,
+                  shorten: Iterable[str] = ()) -> str:
     """The text of one request/response pair (a ``requests.Response``).
 
     ``tidy``, if given, is applied to the parsed JSON response body before
-    it is shown (e.g. :func:`sort_lists`)."""
+    it is shown (e.g. :func:`sort_lists`); ``shorten`` names fields of the
+    request's JWS payload shown only as a placeholder (e.g. ``("csr",)``
+    for finalize, ``("certificate",)`` for revokeCert)."""
     request = response.request
     lines = [f">>> {request.method} {request.url}"]
     content_type = request.headers.get("Content-Type")
@@ -158,7 +184,7 @@ def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None) ->
         except ValueError:
             body = None
         if isinstance(body, dict) and {"protected", "payload", "signature"} <= body.keys():
-            lines.extend(jws_lines(body))
+            lines.extend(jws_lines(body, shorten=shorten))
         else:
             lines.append(text[:body_limit])
     lines.append("")
@@ -188,10 +214,11 @@ def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None) ->
     return "\n".join(lines)
 
 
-def exchange(response: Any, title: str | None = None, *, tidy: Any = None) -> Text:
+def exchange(response: Any, title: str | None = None, *, tidy: Any = None,
+             shorten: Iterable[str] = ()) -> Text:
     """Display one HTTP exchange: request line, decoded JWS body, status,
     the ACME response headers and the JSON body (see :func:`exchange_text`)."""
-    return Text(exchange_text(response, tidy=tidy), title)
+    return Text(exchange_text(response, tidy=tidy, shorten=shorten), title)
 
 
 @dataclass
@@ -204,12 +231,14 @@ class Wire:
     object with a ``session`` attribute.
 
     ``only`` keeps exchanges whose URL contains one of the given strings;
-    ``tidy`` is passed to :func:`exchange_text`.
+    ``tidy`` and ``shorten`` are passed to :func:`exchange_text`
+    (``Wire(client, shorten=("csr",))`` hides the finalize CSR's base64url).
     """
 
     target: Any
     only: Iterable[str] | None = None
     tidy: Any = None
+    shorten: Iterable[str] = ()
     exchanges: list[Any] = field(default_factory=list)
 
     def _session(self) -> Any:
@@ -235,7 +264,8 @@ class Wire:
 
     def text(self) -> str:
         separator = "\n" + "-" * 60 + "\n"
-        return separator.join(exchange_text(r, tidy=self.tidy) for r in self.exchanges) or "(no HTTP exchanges)"
+        return separator.join(exchange_text(r, tidy=self.tidy, shorten=self.shorten)
+                              for r in self.exchanges) or "(no HTTP exchanges)"
 
     def summary(self) -> Text:
         """One line per exchange: method, path, status."""
@@ -410,3 +440,94 @@ def order(value: Any, authorizations: Iterable[Any] | None = None, title: str | 
     if value.error is not None:
         lines.append(f"error:          {value.error}")
     return Text("\n".join(lines), title)
+
+
+# --------------------------------------------------------------------------
+# Identifiers and service results (notebooks 07, 12)
+# --------------------------------------------------------------------------
+
+def mask(text: str, keep: int = 4) -> str:
+    """An identifier with only its first and last ``keep`` characters shown
+    (``LTAI…pBIx``), for values such as an Alibaba Cloud AccessKeyId that
+    identify an account and should not be stored in full in outputs."""
+    text = str(text)
+    return text if len(text) <= 2 * keep else f"{text[:keep]}…{text[-keep:]}"
+
+
+def target_ids(ids: Iterable[str], *, drop: str | None = None) -> str:
+    """Install-target ids (``cdn:<domain>``, ``apigateway:<GroupId>/<domain>``,
+    ``cas``) joined by ``", "``, each without the text ``drop`` (e.g.
+    ``"<GroupId>/"``, to keep a table narrow); ``-`` for none."""
+    shown = [t.replace(drop, "") if drop else t for t in ids]
+    return ", ".join(shown) or "-"
+
+
+def service_results(results: Iterable[Any], *, drop: str | None = None) -> Text:
+    """One row per :class:`acmelab.services.ServiceResult`: service, status,
+    why (the reason it was issued or failed), the targets installed and the
+    targets whose TLS handshake showed the new serial (``drop`` as in
+    :func:`target_ids`)."""
+    return table([[r.name, r.status, r.reason or "-", target_ids(r.installed, drop=drop),
+                   target_ids(r.verified, drop=drop)] for r in results],
+                 header=["service", "status", "why", "installed", "TLS verified"])
+
+
+# --------------------------------------------------------------------------
+# Alibaba Cloud RPC requests (notebook 09)
+# --------------------------------------------------------------------------
+
+def _rpc_value(name: str, value: Any, redact: Iterable[str]) -> str:
+    text = str(value)
+    if name in set(redact) or "PRIVATE KEY" in text:
+        return "<redacted: a private key is never shown>"
+    if "-----BEGIN CERTIFICATE-----" in text:
+        return f"<PEM chain: {text.count('-----BEGIN CERTIFICATE-----')} certificates>"
+    return text
+
+
+def aliyun_request(request: Any, *, redact: Iterable[str] = ()) -> Text:
+    """One Alibaba Cloud RPC request (an ``aliyunsdkcore`` request object,
+    as :class:`AliyunCalls` records it): the method and action, the
+    parameters of the query string, then those of the form body.  Values
+    named in ``redact``, and any value holding ``PRIVATE KEY``, are shown
+    as ``<redacted ...>``; certificate PEM as its number of certificates.
+    The common parameters the SDK adds when it signs (``AccessKeyId``,
+    ``SignatureNonce``, ``Timestamp``, ``Signature`` ...) are named, not
+    shown (Alibaba Cloud RPC signature, version 1.0)."""
+    redact = tuple(redact)
+    query = request.get_query_params() or {}
+    body = request.get_body_params() or {}
+    lines = [f"{request.get_method()} {request.get_product()} {request.get_action_name()} "
+             f"(API {request.get_version()})",
+             "query string:"]
+    lines += [f"  {name}={_rpc_value(name, value, redact)}" for name, value in query.items()]
+    lines.append("  + AccessKeyId, SignatureMethod, SignatureVersion, SignatureNonce, Timestamp, "
+                 "Signature (added by the SDK when it signs)")
+    lines.append("form body (application/x-www-form-urlencoded):" if body else "form body: (none)")
+    lines += [f"  {name}={_rpc_value(name, value, redact)}" for name, value in body.items()]
+    return Text("\n".join(lines))
+
+
+class AliyunCalls:
+    """Record the requests an :class:`acmelab.aliyun.AliyunClient` sends
+    while a ``with`` block runs (``with AliyunCalls(client) as calls: ...``,
+    then ``calls.requests``); show one with :func:`aliyun_request`.  It
+    wraps the client's ``send`` for the block only; the requests are sent
+    unchanged."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.requests: list[Any] = []
+
+    def __enter__(self) -> "AliyunCalls":
+        original = self.client.send
+
+        def send(request: Any, **kwargs: Any) -> Any:
+            self.requests.append(request)
+            return original(request, **kwargs)
+
+        self.client.send = send
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.client.__dict__.pop("send", None)

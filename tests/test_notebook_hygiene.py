@@ -227,6 +227,8 @@ def _sanitize(text: str) -> str:
     ("AccessKeyId       LTAI8yfsglu56yemxuS10pBI", "AccessKeyId       LTAI5tQ3n8PoX2Vb7Yc0mRzK"),
     ("GET&%2F&AccessKeyId%3DLTAI8yfsglu56yemxuS10pBI%26Action", "GET&%2F&AccessKeyId%3DLTAIab12cd34ef56gh78ij90%26Action"),
     ("SignatureNonce    b00b7ffb-4294-43d9-b796-d7351aa58216", "SignatureNonce    3F2504E0-4F89-11D3-9A0C-0305E82C3301"),
+    ("AccessKeyId       LTAI…0pBI", "AccessKeyId       LTAI…x7Qz"),
+    ("  CertName=cdn.example.com-20311130", "  CertName=cdn.example.com-20311201"),
 ])
 def test_sanitize_hides_what_changes_between_runs(first, second):
     assert first != second

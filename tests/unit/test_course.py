@@ -193,3 +193,21 @@ def test_ensure_lab_reuses_starts_or_restarts_and_warns_only_on_restart(
         assert "restarting the lab" in captured.err and "(course: 0)" in captured.err
     else:
         assert captured.err == ""
+
+
+def test_ram_policy_allows_only_what_the_services_need():
+    from acmelab.services import parse_services
+
+    wanted = parse_services({"service": [
+        {"name": "www", "domains": ["cdn.example.com"], "cdn": ["cdn.example.com"]},
+        {"name": "api", "domains": ["api.example.com"], "cas": True,
+         "apigateway": [{"group_id": "G1", "domain": "api.example.com"}]}]})
+    policy = course.ram_policy(wanted, {"example.com"}, region="cn-shanghai")
+    resources = {action: statement["Resource"] for statement in policy["Statement"] for action in statement["Action"]}
+    assert policy["Version"] == "1"
+    assert resources["alidns:AddDomainRecord"] == ["acs:alidns:*:*:domain/example.com"]
+    assert resources["cdn:SetCdnDomainSSLCertificate"] == ["acs:cdn:*:*:domain/cdn.example.com"]
+    assert resources["apigateway:SetDomainCertificate"] == ["acs:apigateway:cn-shanghai:*:apigroup/G1"]
+    assert "yundun-cert:UploadUserCertificate" in resources
+    only_dns = course.ram_policy([], {"example.com"})
+    assert [s["Action"][0] for s in only_dns["Statement"]] == ["alidns:DescribeDomains", "alidns:AddDomainRecord"]

@@ -120,3 +120,58 @@ def test_error_display_hides_the_temporary_folder(tmp_path):
 def test_table_aligns_columns():
     assert repr(display.table([["a", "bb"], ["ccc", "d"]], header=["x", "y"])) == \
         "x    y\n---  --\na    bb\nccc  d"
+
+
+def test_shorten_hides_named_payload_fields_and_payload_note_replaces_the_payload():
+    key = keys.generate_key("ec256")
+    body = jws.sign({"csr": "MIIB" + "A" * 300, "reason": 1}, key, url="https://ca.example/f", nonce="n", kid="k")
+    text = repr(display.jws(body, shorten=("csr",)))
+    assert '"csr": "<the csr: DER, base64url>"' in text and "AAAA" not in text
+    assert '"reason": 1' in text
+    assert "AAAA" in repr(display.jws(body))
+    response = _response(200, {"status": "processing"}, {}, body)
+    assert "AAAA" not in display.exchange_text(response, shorten=("csr",))
+    assert "AAAA" in display.exchange_text(response)
+    noted = repr(display.jws(body, payload_note="the inner JWS, shown next"))
+    assert "payload:             <the inner JWS, shown next>" in noted and "csr" not in noted
+
+
+def test_mask_keeps_only_the_ends():
+    assert display.mask("LTAI8yfsglu56yemxuS10pBI") == "LTAI…0pBI"
+    assert display.mask("short") == "short"
+
+
+def test_target_ids_and_service_results_drop_the_group():
+    from types import SimpleNamespace
+
+    assert display.target_ids(["apigateway:G1/api.example.com", "cas"], drop="G1/") == "apigateway:api.example.com, cas"
+    assert display.target_ids([]) == "-"
+    result = SimpleNamespace(name="api", status="issued", reason=None,
+                             installed=["apigateway:G1/api.example.com", "cas"], verified=["apigateway:G1/api.example.com"])
+    text = repr(display.service_results([result], drop="G1/"))
+    assert "api      issued  -    apigateway:api.example.com, cas  apigateway:api.example.com" in text
+
+
+def test_aliyun_request_redacts_the_key_and_aliyun_calls_records_and_detaches():
+    from aliyunsdkcore.request import CommonRequest
+
+    request = CommonRequest(domain=None, version="2018-05-10", action_name="SetCdnDomainSSLCertificate", product="Cdn")
+    request.set_method("POST")
+    request.add_query_param("DomainName", "cdn.example.com")
+    request.add_body_params("SSLPub", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n" * 2)
+    request.add_body_params("SSLPri", "not a PEM but secret")
+    request.add_body_params("Other", "-----BEGIN EC " + "PRIVATE KEY-----\nx")
+    text = repr(display.aliyun_request(request, redact=("SSLPri",)))
+    assert "DomainName=cdn.example.com" in text and "SSLPub=<PEM chain: 2 certificates>" in text
+    assert "secret" not in text and "PRIVATE" not in text
+    assert text.count("<redacted: a private key is never shown>") == 2
+
+    class Client:
+        def send(self, request, **kwargs):
+            return {"RequestId": "1"}
+
+    client = Client()
+    with display.AliyunCalls(client) as calls:
+        assert client.send(request) == {"RequestId": "1"}
+    assert calls.requests == [request]
+    assert "send" not in client.__dict__
