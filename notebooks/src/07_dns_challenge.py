@@ -112,10 +112,27 @@ display.table(records, header=["TXT record name", "value"])
 #
 # `course.dns_provider()` builds the provider: in the lab with the lab's access key and
 # endpoint, otherwise with `ALIBABA_CLOUD_ACCESS_KEY_ID` / `ALIBABA_CLOUD_ACCESS_KEY_SECRET`
-# (a RAM user, see notebook 12). Its `repr` shows the key id's owner, never the secret:
+# (a RAM user, see notebook 12). Its `repr` shows the AccessKeyId and the endpoint, never the
+# secret; we mask the AccessKeyId too (`display.mask`: first and last four characters), since
+# with a real account it identifies your key:
 
 # %%
 alidns = course.dns_provider()
+key_id = alidns.client.credentials.access_key_id
+print(repr(alidns).replace(key_id, display.mask(key_id)))
+
+# %% [markdown]
+# A note on versions: `aliyun-python-sdk-core` and signature version 1.0 (HMAC-SHA1) are
+# Alibaba Cloud's *classic* SDK and signature, the ones the articles use and the course keeps.
+# Alibaba now recommends its V2.0 SDKs (`alibabacloud_alidns20150109` and friends) and the
+# `ACS3-HMAC-SHA256` signature; the actions and parameters are the same.
+#
+# First the provider finds the zone that holds the record name (`DescribeDomains`, page by
+# page). The lab's mock account holds 25 zones, so that the client has to follow the pages;
+# the name servers are what Alibaba Cloud DNS reports for the zone (`dns1.hichina.com`, …) —
+# in the lab, the authoritative server actually queried is the lab's mock DNS:
+
+# %%
 zone, rr = alidns.find_zone(records[0][0])
 print("zones in the account:", len(alidns.zones()))
 print("zone for", records[0][0], "->", zone.domain_name, "| RR:", rr)
@@ -130,7 +147,9 @@ for name, value in records:
 print("published:", len(records), "TXT records")
 
 # %% [markdown]
-# ### An Alibaba Cloud request by hand
+# ### Optional: an Alibaba Cloud request by hand
+#
+# *This section can be skipped; the DNS-01 flow goes on at "Is it visible yet?" below.*
 #
 # What did the SDK send? Like the JWS in notebook 04, the signature is easy to build by hand
 # (Alibaba Cloud's *RPC signature*, version 1.0) — here for a read-only call,
@@ -146,17 +165,12 @@ print("published:", len(records), "TXT records")
 # The random `SignatureNonce` (good once) and the `Timestamp` (good for a few minutes) stop a
 # captured request from being replayed.
 
+# %% [markdown]
+# Step 1, the parameters (the `AccessKeyId` masked as above; the secret is never shown):
+
 # %%
-import base64
 import datetime as dt
-import hmac
 import uuid
-from urllib.parse import quote
-
-
-def percent(text: str) -> str:
-    return quote(text, safe="-_.~")  # RFC 3986 unreserved characters only
-
 
 credentials = alidns.client.credentials  # AccessKeyId and secret; the secret is never printed
 params = {
@@ -167,16 +181,56 @@ params = {
     "SignatureNonce": str(uuid.uuid4()),
     "Timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
 }
-canonical_query = "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()))
-string_to_sign = f"GET&{percent('/')}&{percent(canonical_query)}"
-digest = hmac.new((credentials.access_key_secret + "&").encode(), string_to_sign.encode(), "sha1").digest()
-params["Signature"] = base64.b64encode(digest).decode()
+masked_key_id = display.mask(credentials.access_key_id)
+display.table([[k, masked_key_id if k == "AccessKeyId" else v] for k, v in sorted(params.items())],
+              header=["parameter", "value"])
 
-display.table([[k, v if k != "Signature" else f"<base64 of HMAC-SHA1, {len(v)} characters>"]
-               for k, v in sorted(params.items())], header=["parameter", "value"])
+# %% [markdown]
+# Step 2, the canonicalized query: sorted, percent-encoded, joined with `&`:
 
 # %%
-print("StringToSign starts:", string_to_sign[:64], "...")
+from urllib.parse import quote
+
+
+def percent(text: str) -> str:
+    """Percent-encode all but the RFC 3986 unreserved characters."""
+    return quote(text, safe="-_.~")
+
+
+def canonical_query(parameters: dict) -> str:
+    return "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(parameters.items()))
+
+
+print(canonical_query(params).replace(credentials.access_key_id, masked_key_id)[:90], "...")
+
+# %% [markdown]
+# Step 3, the StringToSign: method, encoded path and the encoded query:
+
+# %%
+def string_to_sign(parameters: dict) -> str:
+    return f"GET&{percent('/')}&{percent(canonical_query(parameters))}"
+
+
+print(string_to_sign(params).replace(credentials.access_key_id, masked_key_id)[:64], "...")
+
+# %% [markdown]
+# Step 4, the signature. One helper does steps 2–4 for any parameters and secret; we use it
+# again below with a wrong secret:
+
+# %%
+import base64
+import hmac
+
+
+def sign(parameters: dict, secret: str) -> dict:
+    """``parameters`` plus ``Signature`` = base64(HMAC-SHA1(secret + "&", StringToSign))."""
+    unsigned = {k: v for k, v in parameters.items() if k != "Signature"}
+    digest = hmac.new((secret + "&").encode(), string_to_sign(unsigned).encode(), "sha1").digest()
+    return unsigned | {"Signature": base64.b64encode(digest).decode()}
+
+
+params = sign(params, credentials.access_key_secret)
+print("Signature:", f"<base64 of HMAC-SHA1, {len(params['Signature'])} characters>")
 
 # %% [markdown]
 # Sent as an HTTPS GET (TLS verified against the lab's CA, or the system's for the real
@@ -186,21 +240,18 @@ print("StringToSign starts:", string_to_sign[:64], "...")
 import requests
 
 endpoint = alidns.client.endpoint or "alidns.aliyuncs.com"
-response = requests.get(f"https://{endpoint}/", params=params, verify=alidns.client.verify, timeout=10)
-answer = response.json()
-print("HTTP", response.status_code, "| TotalCount:", answer["TotalCount"])
-display.table([[r["RR"], r["Type"], r["Value"], r["TTL"], r["Status"]] for r in answer["DomainRecords"]["Record"]],
+api_response = requests.get(f"https://{endpoint}/", params=params, verify=alidns.client.verify, timeout=10)
+listing = api_response.json()
+print("HTTP", api_response.status_code, "| TotalCount:", listing["TotalCount"])
+display.table([[r["RR"], r["Type"], r["Value"], r["TTL"], r["Status"]] for r in listing["DomainRecords"]["Record"]],
               header=["RR", "Type", "Value", "TTL", "Status"])
 
 # %% [markdown]
-# Sign with a wrong secret, and the service refuses the call — it recomputed the signature
-# with the real secret and got a different one:
+# Sign with a wrong secret (and a new `SignatureNonce`), and the service refuses the call — it
+# recomputed the signature with the real secret and got a different one:
 
 # %%
-wrong = dict(params, SignatureNonce=str(uuid.uuid4()))
-wrong.pop("Signature")
-text = f"GET&{percent('/')}&{percent('&'.join(f'{percent(k)}={percent(v)}' for k, v in sorted(wrong.items())))}"
-wrong["Signature"] = base64.b64encode(hmac.new(b"not-the-secret&", text.encode(), "sha1").digest()).decode()
+wrong = sign(params | {"SignatureNonce": str(uuid.uuid4())}, "not-the-secret")
 refused = requests.get(f"https://{endpoint}/", params=wrong, verify=alidns.client.verify, timeout=10)
 print("HTTP", refused.status_code, "|", refused.json()["Code"])
 
@@ -219,11 +270,11 @@ import dns.rdatatype
 
 from acmelab.dns import propagation
 
-target = course.target()
+target = course.target()   # the lab, or Let's Encrypt with your domain (notebook 00)
 servers = [tuple(target.lab.dns_server)] if target.lab else propagation.authoritative_servers(zone.puny_code)
 query = dns.message.make_query(records[0][0], dns.rdatatype.TXT)
-response = dns.query.udp(query, servers[0][0], port=servers[0][1], timeout=5)
-for rrset in response.answer:
+dns_response = dns.query.udp(query, servers[0][0], port=servers[0][1], timeout=5)
+for rrset in dns_response.answer:
     for record in rrset:
         print(rrset.name, rrset.rdtype.name, record.to_text())
 
@@ -231,6 +282,11 @@ for rrset in response.answer:
 # `wait_until_visible` repeats that query on every authoritative server until each one answers
 # the value (or raises `DnsError` at the deadline). With Alibaba Cloud DNS this usually takes a
 # few seconds; in the lab it is immediate.
+#
+# One more thing the CA checks before it issues: **CAA** records (RFC 8659). If the domain
+# (or a parent) has CAA records and none of them names `letsencrypt.org`, Let's Encrypt must
+# refuse — the validation of that name fails with a `caa` problem even though the TXT record
+# is right. No CAA record at all means any CA may issue.
 
 # %%
 for name, value in records:
@@ -249,9 +305,9 @@ import json
 
 with display.Wire(client) as wire:
     client.answer_challenge(challenges[authorizations[0].name])
-answer = wire.exchanges[0]
-print(answer.request.method, "challenge URL ->", answer.status_code, answer.reason)
-display.jws(json.loads(answer.request.body), title="the request body: payload {} means 'validate now'")
+exchange = wire.exchanges[0]
+print(exchange.request.method, "challenge URL ->", exchange.status_code, exchange.reason)
+display.jws(json.loads(exchange.request.body), title="the request body: payload {} means 'validate now'")
 
 # %% [markdown]
 # We answer the other challenge too, then **poll** each authorization (POST-as-GET) until it
@@ -320,7 +376,7 @@ for name, value in records:
 # %%
 from acmelab.errors import ChallengeFailed
 
-doomed_order = client.new_order([f"www.{target.domain}"])
+doomed_order = client.new_order([f"www.{course.target().domain}"])
 doomed = client.fetch_authorization(doomed_order.authorizations[0])
 client.answer_challenge(doomed.challenge("dns-01"))
 try:
@@ -339,7 +395,8 @@ print("order:", client.fetch_order(doomed_order.url).status)
 #   call with the access key secret, which never leaves the machine.
 # * Check the authoritative servers *before* answering; answer with `{}`; poll the
 #   authorization; a failure is final for that order.
-# * Remove every record you published, on every path.
+# * Remove every record you published, on every path; a CAA record without `letsencrypt.org`
+#   makes validation fail.
 #
 # ## Exercises
 #
