@@ -51,15 +51,13 @@ display.csr(csr)
 # `finalize` is a POST to the order's `finalize` URL with one field: `csr`, the CSR in DER
 # form, base64url-encoded (§7.4). The CA answers with the order, now `processing`; signing
 # happens in the background, so the client polls the order (POST-as-GET) until it is `valid`.
-# Here is the finalize request and its answer (the CSR shortened for display):
+# Here is the finalize request and its answer; `shorten=("csr",)` shows the CSR only by its
+# length (it is long and different at every run):
 
 # %%
-import re
-
-with display.Wire(client, tidy=display.sort_lists) as wire:
+with display.Wire(client) as wire:
     order = client.finalize(order, csr)
-finalize = display.exchange_text(wire.exchanges[0], tidy=display.sort_lists)
-display.Text(re.sub(r'("csr": ")[A-Za-z0-9_-]+', r"\1<the CSR: DER, base64url>", finalize))
+display.exchange(wire.exchanges[0], tidy=display.sort_lists, shorten=("csr",))  # the polls follow it
 
 # %%
 print("order:", order.status)
@@ -85,6 +83,10 @@ print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
 # %% [markdown]
 # The chain, decoded: who each certificate is for, who signed it, and whether each one really
 # is signed by the next. No private key appears here; the key stays in its 0600 file.
+#
+# Look at *not after*: Pebble issues 5-year certificates, Let's Encrypt 90-day ones (and
+# shorter ones are coming, notebook 00). Nothing in the client assumes a lifetime; notebook 11
+# computes the renewal time from the certificate's own dates.
 
 # %%
 display.chain(chain.pem, title="default chain")
@@ -110,10 +112,10 @@ print(course.relative(course.leaf_path()))
 #
 # ```mermaid
 # flowchart BT
-#     leaf["leaf: api.example.com"] --> i1["Pebble Intermediate CA"]
-#     leaf --> i2["Pebble Intermediate CA<br/>(same name and key, other issuer)"]
-#     i1 --> r1["Pebble Root CA, the first<br/>(default chain)"]
-#     i2 --> r2["Pebble Root CA, the second<br/>(alternate chain)"]
+#     leaf["leaf: api.example.com"] -->|signed by| i1["Pebble Intermediate CA"]
+#     leaf -->|signed by| i2["Pebble Intermediate CA<br/>(same name and key, other issuer)"]
+#     i1 -->|signed by| r1["Pebble Root CA, the first<br/>(default chain)"]
+#     i2 -->|signed by| r2["Pebble Root CA, the second<br/>(alternate chain)"]
 # ```
 
 # %%
@@ -140,15 +142,21 @@ print("preferred", wanted_root, "->", "the alternate" if preferred.url != chains
 #
 # A browser builds a path from the leaf through the intermediates to a root in its trust store,
 # and checks signatures, validity dates, CA flags and the name. `cryptography` does the same
-# (RFC 5280 path validation with the Web PKI's rules). Our "trust store" is Pebble's roots,
-# from the lab's management API (`GET /roots/0`, `/roots/1`); with Let's Encrypt it would be
-# the system's store, which contains ISRG Root X1 and X2.
+# (RFC 5280 path validation with the Web PKI's rules). `course.trust_roots()` gives the
+# "trust store": in the lab, Pebble's roots from the lab's management API (`GET /roots/0`,
+# `/roots/1`); with Let's Encrypt, `None`, and we load the system's store, which contains
+# ISRG Root X1 and X2.
 
 # %%
+import certifi
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in course.lab().roots()]
+roots_pem = course.trust_roots()
+if roots_pem is None:   # Let's Encrypt: the trust store requests uses (certifi's Mozilla roots)
+    roots = x509.load_pem_x509_certificates(open(certifi.where(), "rb").read())
+else:
+    roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in roots_pem]
 leaf, *intermediates = chain.certificates
 verifier = PolicyBuilder().store(Store(roots)).build_server_verifier(x509.DNSName(course.names()[0]))
 path = verifier.verify(leaf, intermediates)
@@ -158,7 +166,9 @@ for depth, certificate in enumerate(path):
 # %% [markdown]
 # The same check fails, with a reason, when something is wrong — here the leaf alone, without
 # its intermediate (a classic misconfiguration: browsers that have the intermediate cached work,
-# others fail), and the chain checked for a name it does not cover:
+# others fail), and the chain checked for a name it does not cover. "candidates exhausted"
+# means that no path to a trusted root could be built; "no interior errors" that no single
+# certificate on a candidate path was faulty, the path was just missing a link:
 
 # %%
 from cryptography.x509.verification import VerificationError
