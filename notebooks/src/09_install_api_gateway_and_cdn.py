@@ -95,14 +95,23 @@ print("endpoint:", aliyun.endpoint or "Alibaba Cloud's public endpoints")
 # ## Install on the CDN domain
 #
 # `cdn.example.com` is an accelerated domain of the (lab) account. One call uploads the chain
-# and key and switches HTTPS on; the API answers with just a `RequestId`:
+# and key and switches HTTPS on; the API answers with just a `RequestId`.
+# `display.AliyunCalls` records the request the SDK is handed, so we can look at it next:
 
 # %%
-cdn_installation = deploy.set_cdn_domain_ssl_certificate(aliyun, cdn_domain, certificate.chain_pem,
-                                                          certificate.private_key)
+with display.AliyunCalls(aliyun) as calls:
+    cdn_installation = deploy.set_cdn_domain_ssl_certificate(aliyun, cdn_domain, certificate.chain_pem,
+                                                              certificate.private_key)
 print("product:", cdn_installation.product)
 print("domain: ", cdn_installation.domain)
 print("serial: ", cdn_installation.serial_hex)
+
+# %% [markdown]
+# The request on the wire, redacted: the names in the query string, the chain and the key in
+# the form body. `SSLPri` is the private key — it is never shown, here or anywhere:
+
+# %%
+display.aliyun_request(calls.requests[0], redact=("SSLPri",))
 
 # %% [markdown]
 # CDN tells what it now has configured with `DescribeDomainCertificateInfo` — the chain and the
@@ -119,8 +128,13 @@ for field in ("DomainName", "ServerCertificateStatus", "CertType", "CertDomainNa
 #
 # On API Gateway, a custom domain belongs to an **API group**; `SetDomainCertificate` needs the
 # group's `GroupId` (in the lab, the group `acmelab_shop`; with your account, set
-# `ACMELAB_API_GROUP_ID`). The domain must already be bound to the group (`SetDomain`), and
+# `ACMELAB_API_GROUP_ID`). The domain must already be bound to the group (`SetDomain`), its
+# DNS must be a CNAME to the group's own subdomain (`<GroupId>-<region>.alicloudapi.com`), and
 # API Gateway's regional endpoint is the one of the group's region.
+#
+# Outside the lab, one prerequisite is not technical: a custom domain served by CDN or API
+# Gateway in a **mainland-China** region needs an **ICP filing** (备案) for the domain before
+# Alibaba Cloud accepts it. Regions outside mainland China (e.g. Singapore) do not.
 
 # %%
 api_installation = deploy.set_domain_certificate(aliyun, course.api_group_id(), api_domain,
@@ -166,8 +180,11 @@ display.table([[depth, subject] for depth, subject in enumerate(result.verified_
 # ## When the proof fails
 #
 # `verify` raises `DeployError` with the reason. Two common ones: asking for a domain the edge
-# has no certificate for (the TLS alert `unrecognized_name`), and a chain that does not lead to
-# a root we trust — here we trust only the lab's own listener CA, not Pebble's root:
+# has no certificate for (the TLS alert `unrecognized_name`) — `cdn.example.org` is a second
+# CDN domain of the lab account, in another zone, that never got a certificate — and a chain
+# that does not lead to a root we trust: here we trust only the lab's own listener CA, not
+# Pebble's root. (Outside the lab there is no such second CA, `wrong_roots` is then the system
+# store and that second check passes instead of failing.)
 
 # %%
 from acmelab.errors import DeployError
@@ -186,7 +203,9 @@ for domain, roots in ((other, course.trust_roots()), (cdn_domain, wrong_roots)):
 #
 # * CDN: `SetCdnDomainSSLCertificate` (`SSLPub` chain + `SSLPri` key, `SSLProtocol=on`); API
 #   Gateway: `SetDomainCertificate` (`GroupId`, `CertificateBody`, `CertificatePrivateKey`).
-#   Chain and key go in the POST body.
+#   Chain and key go in the POST body, never in the URL.
+# * Outside the lab: the domain bound (API Gateway: CNAME to the group's subdomain) and, in
+#   mainland-China regions, an ICP filing.
 # * Check before sending (key, chain order, dates, names) — a refused upload has already
 #   shipped the key.
 # * "OK" from the API is not proof: a TLS handshake with SNI, validated to the root, showing
@@ -196,7 +215,8 @@ for domain, roots in ((other, course.trust_roots()), (cdn_domain, wrong_roots)):
 #
 # 1. Upload the chain with its certificates in the wrong order (intermediate first). Where is
 #    it refused — by `check_certificate` before sending, or by the service?
-# 2. Install the certificate on `static.example.com`. What does the CDN say, and why?
+# 2. Install the certificate on `static.example.com`. Where is it refused, and did anything
+#    reach the CDN? (Wrap the call in `display.AliyunCalls(aliyun)` to find out.)
 # 3. Call `deploy.verify` for `api.example.com` with `expected_serial_hex` of another
 #    certificate. How would you use this check in a renewal job (notebook 11)?
 #

@@ -67,6 +67,11 @@ print("password file:", course.relative(password_path), oct(password_path.stat()
 # 0600. It never overwrites an existing file, so each certificate gets its own folder (named
 # by its serial number); the key itself stays in `privkey.pem`. The **friendly name** is what
 # IIS shows in its certificate lists.
+#
+# `write_pkcs12` is a thin layer over `pkcs12.export_pkcs12(key, chain, password=..., profile=...)`,
+# which returns the `.pfx` as bytes (to send or store elsewhere) instead of writing a file. Both
+# take `iterations` (the PBKDF2 count, default 50 000) and `unencrypted=True`, which writes the
+# key with no password at all — only for a file that never leaves a protected machine.
 
 # %%
 folder = course.certificate_directory() / "pfx" / certificate.serial_hex
@@ -112,7 +117,14 @@ except InputError as error:
 # Which algorithms are really inside? OpenSSL's `pkcs12 -info` lists the bags and their
 # encryption (on its standard error) without printing any key (`-noout`). The password goes
 # through an environment variable, never on the command line, where other users could see it
-# in the process list:
+# in the process list.
+#
+# Two iteration counts appear, for two different jobs. The bags are encrypted with a key
+# derived from the password with 50 000 iterations (the `iterations` argument; PBKDF2 in
+# `modern`, PKCS#12's own KDF in `legacy`). The MAC has its own key, derived by PKCS#12's KDF
+# with 2048 iterations (the fixed value of `cryptography`, and OpenSSL's default). Someone guessing passwords can test each guess against
+# either, and picks the cheaper one — the MAC — so it is the long random password that really
+# protects the file (exercise 2 looks at this).
 
 # %%
 import os
@@ -131,8 +143,11 @@ for profile, path in files.items():
 # %% [markdown]
 # ## Importing into IIS
 #
-# Windows identifies a certificate by its **thumbprint**: the SHA-1 hash of the certificate
-# (not of the key), in upper-case hex. IIS bindings refer to it:
+# Windows identifies a certificate by its **thumbprint**: the SHA-1 hash of the certificate's
+# DER (not of the key), in upper-case hex. IIS bindings refer to it. Same word, different
+# thing from notebook 01's thumbprint: that one hashes the account key's JWK in RFC 7638's
+# canonical form, with SHA-256 (RFC 8555 §8.1), for ACME's key authorization; this one names
+# a certificate in Windows.
 
 # %%
 from cryptography import x509
@@ -168,7 +183,8 @@ print("host names:        ", ", ".join(certificate.names))
 #
 # Without `-Exportable`, the key cannot be exported again from Windows — good: the `.pfx` and
 # `privkey.pem` you keep are the only copies.
-#
+
+# %% [markdown]
 # ### With IIS Manager
 #
 # 1. Open **IIS Manager**, select the **server** node, open **Server Certificates**.
@@ -199,7 +215,8 @@ print("host names:        ", ", ".join(certificate.names))
 # 1. Try `pkcs12.export_pkcs12(certificate.private_key, certificate.chain_pem, password="")`.
 #    Why does the library refuse, and what would `unencrypted=True` mean for the key?
 # 2. Export with `profile="legacy"` and `iterations=2048`, and compare `openssl pkcs12 -info`
-#    with the files above. Which value protects better against password guessing?
+#    with the files above. Which iteration count changed, which did not, and which one limits
+#    how fast a password can be guessed?
 # 3. Export the *alternate* chain of notebook 08 into a `.pfx`. When would a Windows server
 #    need it?
 #
