@@ -48,15 +48,19 @@ from cryptography import x509
 leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode())
 lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
 renew_after = leaf.not_valid_after_utc - lifetime / 3
+print("lifetime:       ", lifetime.days, "days")
+print("renew after:    ", f"{renew_after:%Y-%m-%d %H:%M:%S}")
 
+# %% [markdown]
+# The rule as a function of the time, tried now and one day after the renewal time:
 
+# %%
 def due(now: dt.datetime) -> bool:
     """Renew once less than a third of the lifetime is left."""
     return now >= renew_after
 
 
-print("lifetime:       ", lifetime.days, "days")
-print("renew after:    ", f"{renew_after:%Y-%m-%d %H:%M:%S}")
+
 print("due now?        ", due(dt.datetime.now(dt.timezone.utc)))
 print("due one day after that?", due(renew_after + dt.timedelta(days=1)))
 
@@ -65,8 +69,13 @@ print("due one day after that?", due(renew_after + dt.timedelta(days=1)))
 # directory lists a `renewalInfo` URL; a GET on `renewalInfo/<certificate ID>` answers a
 # `suggestedWindow` (`start`, `end`). A CA uses it to ask for early renewal — for example
 # before a mass revocation after an incident. The certificate ID is built from the
-# certificate's Authority Key Identifier and serial number. Let's Encrypt offers ARI; the
-# lab's Pebble version does not, so a client must fall back to the one-third rule:
+# certificate's Authority Key Identifier and serial number. The answer carries a
+# `Retry-After` header: check `renewalInfo` again after that long (Let's Encrypt suggests a few
+# hours), since the window can move. When the client then renews, its `newOrder` names the
+# certificate it replaces — `"replaces": "<certificate ID>"` (RFC 9773 §5) — so the CA knows
+# the renewal is the one it asked for (Let's Encrypt exempts such orders from some rate
+# limits). Let's Encrypt offers ARI; the lab's Pebble version does not (and `acmelab`'s
+# `new_order` does not send `replaces` yet), so a client must fall back to the one-third rule:
 
 # %%
 from acmelab.jws import b64url
@@ -109,11 +118,23 @@ print("later expiry:  ", renewed.not_after >= certificate.not_after)
 # (`cessationOfOperation`), or when the certificate was replaced early for another reason
 # (`superseded`). Do *not* revoke routinely at renewal: the old certificate just expires.
 #
+# Who may revoke (§7.6)? Three parties: the **account that ordered** the certificate; whoever
+# holds the **certificate's private key**; and **any account that holds valid authorizations
+# for all the names** in the certificate — so the owner of a domain can revoke a certificate
+# someone else got for it. We try the first two.
+#
 # Two throw-away certificates to revoke:
 
 # %%
 spare = issue_certificate([f"spare.{course.target().domain}"], client=client, dns=course.dns_provider())
 leaked = issue_certificate([f"leaked.{course.target().domain}"], client=client, dns=course.dns_provider())
+print("issued:", ", ".join(spare.names), "and", ", ".join(leaked.names))
+
+# %% [markdown]
+# Their status at the CA. Pebble answers on its management API; Let's Encrypt has no such
+# endpoint (see "Checking the status" below):
+
+# %%
 lab = course.target().lab
 
 
@@ -132,20 +153,11 @@ for name, item in (("spare", spare), ("leaked", leaked)):
 # with `kid`, as usual. The answer is `200 OK` with an empty body:
 
 # %%
-import re
-
 from acmelab.client import ReasonCode
 
-
-def shortened(exchange) -> display.Text:
-    """An exchange, with the certificate's DER (long and different every run) shortened."""
-    text = display.exchange_text(exchange)
-    return display.Text(re.sub(r'("certificate": ")[A-Za-z0-9_-]+', r"\1<the certificate: DER, base64url>", text))
-
-
-with display.Wire(client) as wire:
+with display.Wire(client, shorten=("certificate",)) as wire:  # the DER: long, new every run
     client.revoke_certificate(spare.certificate_pem, reason=ReasonCode.cessationOfOperation)
-shortened(wire.exchanges[-1])
+wire
 
 # %% [markdown]
 # ### With the certificate's key
@@ -156,16 +168,18 @@ shortened(wire.exchanges[-1])
 # and how anyone who *finds* a leaked key can get the certificate killed.
 
 # %%
-with display.Wire(client) as wire:
+with display.Wire(client, shorten=("certificate",)) as wire:
     client.revoke_certificate(leaked.certificate_pem, reason=ReasonCode.keyCompromise,
                               certificate_key=leaked.private_key)
-shortened(wire.exchanges[-1])
+wire
 
 # %% [markdown]
 # ### Checking the status
 #
-# Browsers learn about revocations from the CA's certificate revocation lists (CRLs). Pebble
-# offers a simpler view on its management API, `GET /cert-status-by-serial/<serial>`:
+# Browsers learn about revocations from the CA's certificate revocation lists (CRLs), usually
+# not one by one but aggregated by the browser vendor (Firefox's CRLite, Chrome's CRLSets).
+# Let's Encrypt ended its OCSP service in 2025; its CRLs are the source. Pebble offers a
+# simpler view on its management API, `GET /cert-status-by-serial/<serial>`:
 
 # %%
 rows = []
@@ -196,11 +210,17 @@ except InputError as error:
 # %% [markdown]
 # ## Account key rollover
 #
-# If the account key may have leaked — or you simply rotate keys — replace it without losing
-# the account (RFC 8555 §7.3.5, `keyChange`). The request nests two JWS: the **inner** one,
-# signed by the *new* key (with `jwk`), says "account X, whose old key is K, now uses me"; the
-# **outer** one, signed by the *old* key (with `kid`), carries it. Both keys prove possession,
-# so a thief with only one of them cannot take the account over.
+# To rotate the account key as routine — on a schedule, or when an administrator who could
+# read it leaves — replace it without losing the account (RFC 8555 §7.3.5, `keyChange`). The
+# request nests two JWS: the **inner** one, signed by the *new* key (with `jwk`), says
+# "account X, whose old key is K, now uses me"; the **outer** one, signed by the *old* key
+# (with `kid`), carries it. The inner signature proves the requester holds the new key, so
+# nobody can bind to an account a key they do not hold. But the outer one only needs the old
+# key: whoever holds it can roll the account over to a key of *their* choosing.
+#
+# So rollover is **not** the remedy for a leaked account key — the thief can roll over too,
+# and may already have. After a leak: **deactivate** the account (§7.3.6, below), create a new
+# one with a new key, and revoke every certificate you did not order.
 #
 # ```mermaid
 # flowchart TB
@@ -221,7 +241,7 @@ demo_account = demo.new_account([])
 with display.Wire(demo) as wire:
     demo.change_key(new_key)
 outer = json.loads(wire.exchanges[0].request.body)
-display.jws(outer | {"payload": b64url(b"{...the inner JWS, below...}")}, title="outer JWS (old key)")
+display.jws(outer, title="outer JWS (old key)", payload_note="the inner JWS, shown next")
 
 # %%
 inner = json.loads(b64url_decode(outer["payload"]))
@@ -242,10 +262,12 @@ except AccountDoesNotExist as error:
 # %% [markdown]
 # ## Deactivating an account
 #
-# When an account is no longer needed — or its key leaked and you cannot roll it over — the
-# account can be **deactivated** (§7.3.6): a POST of `{"status": "deactivated"}` to the account
-# URL. It is final: the CA refuses every later request signed for it. Certificates already
-# issued stay valid (revoke them first if needed).
+# When an account is no longer needed — or its key leaked — the account can be
+# **deactivated** (§7.3.6): a POST of `{"status": "deactivated"}` to the account URL. It is
+# final: the CA refuses every later request signed for it, whoever signs it, so a thief holding
+# the old key can do nothing more with the account. Certificates already issued stay valid:
+# revoke those you did not order (or no longer trust) — with the certificate key, or from the
+# new account once it has validated the names (§7.6).
 
 # %%
 gone = demo.deactivate_account()
@@ -264,8 +286,9 @@ except AcmeProblem as error:
 #   check the status; `alreadyRevoked` (and, at Let's Encrypt, `badRevocationReason`) are
 #   typed errors.
 # * `keyChange` rolls the account over to a new key: inner JWS by the new key inside an outer
-#   JWS by the old one.
-# * Deactivation ends an account for good.
+#   JWS by the old one — routine rotation, not a remedy for a leak (the thief can roll over too).
+# * Account key leaked: deactivate the account, create a new one, revoke certificates you did
+#   not order. Certificate key leaked: revoke with `keyCompromise`, reissue with a new key.
 #
 # ## Exercises
 #

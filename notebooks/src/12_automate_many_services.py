@@ -32,6 +32,12 @@ client = course.account_client()   # the course's account (notebook 05)
 domain = course.target().domain
 issued = issue_certificate([f"www.{domain}", domain], client=client, dns=course.dns_provider(),
                            key_type="ec256")
+
+# %% [markdown]
+# What came back: the names, the serial, the expiry and the chain (the private key stays in
+# memory, `issued.private_key`, and is never shown):
+
+# %%
 print("names:     ", ", ".join(issued.names))
 print("serial:    ", issued.serial_hex)
 print("not after: ", f"{issued.not_after:%Y-%m-%d %H:%M:%S}")
@@ -51,7 +57,12 @@ for name in (f"_acme-challenge.www.{domain}", f"_acme-challenge.{domain}"):
 #
 # A company has more than one certificate. Each **service** is a set of names that must be
 # served with a valid certificate from somewhere — CDN accelerated domains, API Gateway custom
-# domains, a copy in Certificate Management Service (CAS). The services file (TOML) says which:
+# domains, a copy in Certificate Management Service (CAS). The services file (TOML) says which.
+#
+# **CAS** (Certificate Management Service, API product `cas`) is Alibaba Cloud's certificate
+# store: `UploadUserCertificate` keeps chain and key under a `CertId`, and other products (CDN,
+# SLB, WAF, …) can then be pointed at that `CertId` instead of receiving the PEM themselves —
+# one upload, many users, and one place to see every certificate's expiry.
 #
 # ```mermaid
 # flowchart LR
@@ -93,15 +104,9 @@ import tomllib
 from acmelab import services
 
 wanted = services.parse_services(tomllib.loads(services_toml), source="services.toml")
-
-
-def short(target_ids) -> str:
-    """Target ids ("cdn:<domain>", "apigateway:<GroupId>/<domain>", "cas") without the GroupId."""
-    return ", ".join(t.replace(f"{course.api_group_id()}/", "") for t in target_ids) or "-"
-
-
-display.table([[s.name, ", ".join(s.domains), short(t.id for t in s.install)] for s in wanted],
-              header=["service", "certificate names", "install on"])
+group = f"{course.api_group_id()}/"   # dropped from target ids, to keep the tables narrow
+display.table([[s.name, ", ".join(s.domains), display.target_ids((t.id for t in s.install), drop=group)]
+               for s in wanted], header=["service", "certificate names", "install on"])
 
 # %% [markdown]
 # ## Apply it
@@ -110,7 +115,9 @@ display.table([[s.name, ", ".join(s.domains), short(t.id for t in s.install)] fo
 # endpoint and the TLS edges) and the roots a served chain must lead to. It keeps what it issued
 # in a **state directory** — keys (0600), chains, and where each certificate is installed — so
 # a second run knows what is already done. This demo uses a fresh one in a temporary folder;
-# the `acmelab` command uses `~/.acmelab`.
+# the `acmelab` command uses `~/.acmelab` (`StateDir`). That is a different store from the
+# course folder `notebooks/course/` the notebooks used so far: the course folder holds the
+# lessons' keys and certificates, the state directory what `acmelab` manages in production.
 #
 # Services are worked on in parallel (three at a time here); one failing service does not
 # stop the others.
@@ -129,19 +136,20 @@ environment = services.Environment(
     acme_verify=str(target.verify) if target.lab else True,
     account_key=course.account_key(), account_url=client.account_url,
     lab=target.lab, trust_roots=course.trust_roots())
-
-
-def report(results) -> display.Text:
-    return display.table([[r.name, r.status, r.reason or "-", short(r.installed), short(r.verified)]
-                          for r in results],
-                         header=["service", "status", "why", "installed", "TLS verified"])
-
-
-results = services.apply_services(wanted, environment, state, concurrency=3)
-report(results)
+print("state directory: <tmp>/state, certificates in it:", len(state.certificate_names()))
 
 # %% [markdown]
-# Every target was installed and then proven by a handshake that showed the new serial.
+# Apply the services. `display.service_results` shows one row per service: what happened,
+# why, where it was installed, and where a TLS handshake then showed the new serial:
+
+# %%
+results = services.apply_services(wanted, environment, state, concurrency=3)
+display.service_results(results, drop=group)
+
+# %% [markdown]
+# Every target was installed, and every target with an edge was proven by a handshake that
+# showed the new serial. `cas` is missing from the "TLS verified" column on purpose: CAS only
+# stores the certificate; there is no endpoint of its own to handshake with.
 # The state directory now holds one folder per certificate:
 
 # %%
@@ -158,8 +166,6 @@ for name in state.certificate_names():
 # command line — the same engine; `--json` gives a machine-readable summary:
 
 # %%
-import json
-import subprocess
 import sys
 
 services_file = Path(workdir.name) / "services.toml"
@@ -171,10 +177,21 @@ if target.environment == "production":
     command.append("--i-mean-production")
 shown = " ".join(["acmelab", *command[1:]])
 print("$", shown.replace(str(services_file), "services.toml").replace(str(state.root), "<state>"))
+
+# %% [markdown]
+# Run it, and read the JSON it prints:
+
+# %%
+import json
+import subprocess
+
 run = subprocess.run(command, capture_output=True, text=True)
 summary = json.loads(run.stdout)
 print("exit status:", run.returncode)
-display.table([[s["name"], s["status"], short(s["installed"]), short(s["verified"])] for s in summary["services"]],
+
+# %%
+display.table([[s["name"], s["status"], display.target_ids(s["installed"], drop=group),
+                display.target_ids(s["verified"], drop=group)] for s in summary["services"]],
               header=["service", "status", "installed", "TLS verified"])
 
 # %% [markdown]
@@ -192,7 +209,12 @@ import datetime as dt
 soonest = min(state.certificate(name).not_after for name in state.certificate_names())
 results = services.apply_services(wanted, environment, state, concurrency=3,
                                   now=soonest - dt.timedelta(days=100))
-report(results)
+display.service_results(results, drop=group)
+
+# %% [markdown]
+# The demo is done: its temporary folder — `services.toml` and the state directory, keys
+# included — goes away. (For exercise 3, run it before this cell, or write `services.toml`
+# again and pass a `--state-dir` of your own.)
 
 # %%
 workdir.cleanup()  # the demo's state directory (keys included) goes away
@@ -218,31 +240,15 @@ workdir.cleanup()  # the demo's state directory (keys included) goes away
 # far more):
 
 # %%
-def ram_policy(services_list, zones, region="cn-hangzhou") -> dict:
-    """A RAM policy (Version 1) allowing what acmelab needs for these services."""
-    cdn = sorted({t.domain for s in services_list for t in s.install if t.product == "cdn"})
-    groups = sorted({t.group_id for s in services_list for t in s.install if t.product == "apigateway"})
-    statements = [
-        {"Effect": "Allow", "Action": ["alidns:DescribeDomains"], "Resource": ["*"]},
-        {"Effect": "Allow",
-         "Action": ["alidns:AddDomainRecord", "alidns:DeleteDomainRecord", "alidns:DescribeSubDomainRecords"],
-         "Resource": [f"acs:alidns:*:*:domain/{zone}" for zone in sorted(zones)]},
-    ]
-    if cdn:
-        statements.append({"Effect": "Allow",
-                           "Action": ["cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo"],
-                           "Resource": [f"acs:cdn:*:*:domain/{name}" for name in cdn]})
-    if groups:
-        statements.append({"Effect": "Allow",
-                           "Action": ["apigateway:SetDomainCertificate", "apigateway:DescribeDomain"],
-                           "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]})
-    if any(t.product == "cas" for s in services_list for t in s.install):
-        statements.append({"Effect": "Allow", "Action": ["yundun-cert:UploadUserCertificate"], "Resource": ["*"]})
-    return {"Version": "1", "Statement": statements}
-
-
 zones = {alidns.find_zone(f"_acme-challenge.{name}")[0].puny_code for s in wanted for name in s.domains}
-display.json_view(ram_policy(wanted, zones), title="RAM policy for services.toml")
+print("zones:", ", ".join(sorted(zones)))
+
+# %% [markdown]
+# `course.ram_policy` writes the policy from the services and zones (read its source with
+# `course.ram_policy??`):
+
+# %%
+display.json_view(course.ram_policy(wanted, zones), title="RAM policy for services.toml")
 
 # %% [markdown]
 # ## Checklist: staging, then production
@@ -252,13 +258,15 @@ display.json_view(ram_policy(wanted, zones), title="RAM policy for services.toml
 # 1. The domain's DNS is hosted in Alibaba Cloud DNS (the registrar points its NS records at
 #    Alibaba's name servers) — or `_acme-challenge.<name>` is a CNAME into a zone that is.
 # 2. CDN: each domain is an accelerated domain of the account. API Gateway: each custom domain is
-#    bound to its group (`SetDomain`) and its DNS points at the group's subdomain; note the
-#    `GroupId` and the region.
+#    bound to its group (`SetDomain`) and its DNS is a CNAME to the group's subdomain; note the
+#    `GroupId` and the region. In mainland-China regions, both need an **ICP filing** for the
+#    domain first.
 # 3. If the domain has **CAA** records, one of them allows `letsencrypt.org`.
 # 4. A RAM user with the policy above; its AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
 #    `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (a secrets manager or the job's environment — never in a
 #    file in git, a notebook, or a command line).
-#
+
+# %% [markdown]
 # **Staging** (Let's Encrypt's test CA: real validation, untrusted certificates, generous limits)
 #
 # 5. `ACMELAB_ACME=staging`, `ACMELAB_DOMAIN=<your domain>`, `ACMELAB_CONTACT=<e-mail>`,
@@ -267,17 +275,22 @@ display.json_view(ram_policy(wanted, zones), title="RAM policy for services.toml
 # 6. Expect the TLS check to fail against the system trust store: staging chains lead to the
 #    staging roots ("(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2"); pass them with
 #    `--trust-root` to prove the installs.
-#
+
+# %% [markdown]
 # **Production**
 #
 # 7. Only after staging works end to end: `ACMELAB_ACME=production` with
 #    `ACMELAB_PRODUCTION=yes`, or `acmelab apply services.toml --directory production --i-mean-production`.
-#    Production has real rate limits — among them, per registered domain, a limited number of
-#    new certificates per week, and few duplicates of the same set of names: do not loop on
-#    failures, and keep the state directory so that nothing is issued twice.
+#    Production has real rate limits (Let's Encrypt, at the time of writing): 50 new
+#    certificates per registered domain per week; 5 certificates per week for the exact same
+#    set of names; 5 failed validations per hour for one name and account. Do not loop on
+#    failures, and keep the state directory so that nothing is issued twice. Renewals that
+#    name the old certificate with ARI's `replaces` (notebook 11) are exempt from these limits.
 # 8. Run `acmelab renew` (or `apply`) daily from a timer; alert on a non-zero exit status. Back up
-#    the state directory (it holds the account key, mode 0600); if a key leaks, revoke with
-#    reason `keyCompromise` and roll the account key over (notebook 11).
+#    the state directory (it holds the account key, mode 0600). If a **certificate key**
+#    leaked: revoke with reason `keyCompromise` and reissue with a new key. If the **account
+#    key** leaked: deactivate the account and create a new one (rollover is no remedy — the
+#    thief can roll over too), and revoke every certificate you did not order (notebook 11).
 #
 # ## Summary
 #
@@ -294,8 +307,9 @@ display.json_view(ram_policy(wanted, zones), title="RAM policy for services.toml
 #    and apply again. Which services are worked on, and which stay `unchanged`?
 # 2. Break one service on purpose — an API Gateway `group_id` that does not exist — and apply.
 #    What happens to the other services, and what does the failed one report?
-# 3. Run `acmelab apply services.toml --threshold 0.9999` (renew when less than 99.99 % of the
-#    lifetime is left) and look at the `why` column. Then
+# 3. Before the cleanup cell (or after writing `services.toml` again and passing a
+#    `--state-dir` of your own), run `acmelab apply services.toml --threshold 0.9999` (renew
+#    when less than 99.99 % of the lifetime is left) and look at the `why` column. Then
 #    write the systemd timer (or cron line) that would run `acmelab renew` every day.
 #
 # **Previous:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
