@@ -291,7 +291,8 @@ display.json_view(course.ram_policy(wanted, zones), title="RAM policy for servic
 #    leaked: revoke with reason `keyCompromise` and reissue with a new key. If the **account
 #    key** leaked: deactivate the account and create a new one (rollover is no remedy — the
 #    thief can roll over too), and revoke every certificate you did not order (notebook 11).
-#
+
+# %% [markdown]
 # ## Summary
 #
 # * `issue_certificate` is notebooks 06–08 in one call, with cleanup on every path.
