@@ -937,20 +937,33 @@ class AcmeClient:
     # -- polling (§7.5.1, §7.4): wait, fetch, until a final status --------
     def _poll(self, fetch: Callable[[str], tuple[Any, AcmeResponse]], url: str, current: Any,
               done: Iterable[str], timeout: float) -> Any:
-        """Fetch ``url`` until its status is in ``done``; between fetches
-        wait ``Retry-After`` if the server sent one, else a back-off from
-        POLL_FIRST_DELAY doubling to POLL_MAX_DELAY.  Raises PollTimeout."""
+        """Fetch ``url`` until its status is in ``done``.
+
+        Between fetches wait the back-off (POLL_FIRST_DELAY doubling up to
+        POLL_MAX_DELAY), or the server's ``Retry-After`` if that is longer
+        (RFC 8555 §7.5.1, §8.2): a ``Retry-After: 0`` or a date in the past
+        cannot make the loop spin.  No wait goes past the deadline: a wait
+        longer than the time left is cut short and one last fetch is made at
+        the deadline.
+
+        Raises PollTimeout (its message gives the real elapsed seconds)."""
         done = set(done)
-        deadline = time.monotonic() + timeout
-        delay, wait = POLL_FIRST_DELAY, POLL_FIRST_DELAY
+        start = time.monotonic()
+        deadline = start + timeout
+        delay = wait = POLL_FIRST_DELAY
+        last = False
         while current is None or current.status not in done:
-            if time.monotonic() + wait > deadline:
+            remaining = deadline - time.monotonic()
+            if last or remaining <= 0:
                 status = current.status if current is not None else "unknown"
-                raise PollTimeout(f"{url} is still {status!r} after {timeout:g} s")
-            time.sleep(wait)
+                raise PollTimeout(f"{url} is still {status!r} after {time.monotonic() - start:.1f} s "
+                                  f"(timeout {timeout:g} s)")
+            last = wait >= remaining  # this fetch is the one at the deadline
+            time.sleep(min(wait, remaining))
             current, response = fetch(url)
             delay = min(delay * 2, POLL_MAX_DELAY)
-            wait = response.retry_after if response.retry_after is not None else delay
+            retry_after = response.retry_after
+            wait = delay if retry_after is None else max(retry_after, delay)
         return current
 
     def _fetch_authorization(self, url: str) -> tuple[Authorization, AcmeResponse]:

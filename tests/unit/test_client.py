@@ -508,6 +508,61 @@ def test_poll_timeout(monkeypatch, client):
         client._poll(fetch, "u", Authorization("u", "pending", {}), {"valid"}, timeout=10)
 
 
+@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_poll_retry_after_zero_or_past_does_not_spin(monkeypatch, client, retry_after):
+    """Retry-After: 0 (or a date in the past) waits the back-off instead:
+    the waits still double, and the deadline still comes."""
+    import acmelab.client as module
+    from acmelab.errors import PollTimeout
+    clock = [0.0]
+    waits = []
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+
+    def sleep(seconds):
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(module.time, "sleep", sleep)
+
+    def fetch(url):
+        assert len(waits) < 100, "polling spins"
+        return Authorization(url, "pending", {"type": "dns", "value": "a.example"}), _answer(retry_after)
+
+    with pytest.raises(PollTimeout, match=r"after 10\.0 s"):
+        client._poll(fetch, "u", Authorization("u", "pending", {}), {"valid"}, timeout=10)
+    assert waits[:4] == [module.POLL_FIRST_DELAY * 2 ** i for i in range(4)]
+    assert all(w > 0 for w in waits)
+    assert len(waits) < 20  # 5 ms doubling to 2 s, for 10 s
+
+
+def test_poll_retry_after_beyond_deadline_polls_once_at_the_deadline(monkeypatch, client):
+    """A Retry-After longer than the time left: wait until the deadline, fetch
+    once more (it may be done), and only then give up, saying how long it took."""
+    import acmelab.client as module
+    from acmelab.errors import PollTimeout
+    clock = [0.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(module.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    fetched = []
+
+    def fetch(url):
+        fetched.append(clock[0])
+        return Authorization(url, "processing", {"type": "dns", "value": "a.example"}), _answer("30")
+
+    with pytest.raises(PollTimeout, match=r"after 60\.0 s"):
+        client._poll(fetch, "u", Authorization("u", "processing", {}), {"valid"}, timeout=60)
+    assert fetched == [module.POLL_FIRST_DELAY, module.POLL_FIRST_DELAY + 30, 60.0]
+
+    answers = iter(["processing", "valid"])
+    clock[0] = 0.0
+
+    def fetch_then_valid(url):
+        return Authorization(url, next(answers), {"type": "dns", "value": "a.example"}), _answer("300")
+
+    final = client._poll(fetch_then_valid, "u", Authorization("u", "processing", {}), {"valid"}, timeout=60)
+    assert final.status == "valid" and clock[0] == 60.0
+
+
 # -- the nonce in hand (AcmeTransport.nonce) ------------------------------------
 
 def test_chosen_nonce_is_used_once_then_the_answers(stub, client):
