@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from acmelab.errors import AcmelabError, ConfigError, InputError, StateLocked, WouldOverwriteError
+from acmelab.errors import AcmelabError, AcmeProblem, ConfigError, InputError, StateLocked, WouldOverwriteError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -513,13 +513,55 @@ def cmd_account_rollover(args: argparse.Namespace) -> int:
         with _client(ctx, key, record.account_url) as client:
             try:
                 client.change_key(new_key)
-            except BaseException:
+            except (AcmeProblem, InputError):
+                # the CA refused (or nothing was sent): the old key stays the account's
                 pending.unlink(missing_ok=True)
                 raise
+            except BaseException as error:
+                # NetworkError after the POST went out, KeyboardInterrupt, ...:
+                # the CA may already have switched keys.  Ask it.
+                if not _resolve_rollover(ctx, record, new_key, pending, error):
+                    raise
         ctx.state.replace_account_key(record, pending)
         ctx.state.save_account(record)
     _print_account(_account_json(record), args.json, "ACME account key rolled over:")
     return EXIT_OK
+
+
+def _resolve_rollover(ctx: Context, record, new_key, pending: Path, error: BaseException) -> bool:
+    """After a keyChange whose answer never came (RFC 8555 §7.3.5), find out
+    which key the CA knows with ``onlyReturnExisting`` (§7.3.1) signed by the
+    new key.  No key is ever deleted unless the CA said it does not know it.
+
+    Returns True if the CA has the new key (it is promoted to account.key by
+    the caller; the rollover succeeded), False if the CA still has the old
+    key (the pending new key is removed) or if that could not be found out
+    (both keys kept; guidance printed).  The caller re-raises on False."""
+    from acmelab.errors import AccountDoesNotExist
+
+    print(f"acmelab: the key rollover's answer was lost ({type(error).__name__}: {error}); "
+          f"asking the CA which key it knows", file=sys.stderr)
+    try:
+        with _client(ctx, new_key) as probe:
+            account = probe.find_account()
+    except AccountDoesNotExist:
+        pending.unlink(missing_ok=True)
+        print("acmelab: the CA does not know the new key: the account keeps its old key "
+              "(nothing changed); run 'acmelab account rollover' again", file=sys.stderr)
+        return False
+    except BaseException as lookup_error:  # noqa: BLE001 - keep both keys, whatever happened
+        print(f"acmelab: could not ask the CA ({type(lookup_error).__name__}: {lookup_error}).  Both keys are "
+              f"kept: {record.key_path} (old) and {pending} (new).  When the CA is reachable, run "
+              f"'acmelab account show': if it fails with accountDoesNotExist the CA has the new key -- move "
+              f"{pending.name} to {record.key_path.name}; otherwise remove {pending.name}", file=sys.stderr)
+        return False
+    if account.url != record.account_url:
+        print(f"acmelab: the new key belongs to another account ({account.url}), not {record.account_url}; "
+              f"both keys are kept ({record.key_path}, {pending})", file=sys.stderr)
+        return False
+    print("acmelab: the CA has the new key: the rollover went through; the new key is now account.key",
+          file=sys.stderr)
+    return True
 
 
 def cmd_account_deactivate(args: argparse.Namespace) -> int:

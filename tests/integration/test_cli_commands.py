@@ -67,6 +67,62 @@ def test_account_life_cycle(run, lab):
     assert code == 1 and "deactivated" in err
 
 
+@pytest.mark.parametrize("lost", ["answer", "request", "everything"])
+def test_rollover_whose_answer_is_lost_keeps_every_key(run, lab, monkeypatch, lost):
+    """keyChange fails at the network level: the CA is asked which key it
+    knows.  answer: the CA switched -> the new key is promoted (exit 0);
+    request: it never arrived -> the old key stays, the pending one goes;
+    everything: the CA cannot be asked -> both keys are kept (exit 1)."""
+    from acmelab.client import AcmeClient, AcmeTransport
+    from acmelab.errors import AccountDoesNotExist, NetworkError
+
+    code, out, _ = run("account", "create")
+    assert code == 0
+    created = json.loads(out)
+    key_file = run.state / "accounts" / created["key_file"].split("/accounts/")[1]
+    old_key = keys.load_private_key(key_file)
+    original = AcmeTransport._send
+    state = {"sent": False}
+
+    def lossy(self, method, url, **kwargs):
+        if state["sent"] and lost == "everything":
+            raise NetworkError("simulated: the CA is unreachable")
+        if method == "POST" and "rollover" in url or "key-change" in url:
+            state["sent"] = True
+            if lost == "request":
+                raise NetworkError("simulated: connection reset before the request went out")
+            original(self, method, url, **kwargs)
+            raise NetworkError("simulated: the answer was lost (read timeout)")
+        return original(self, method, url, **kwargs)
+
+    monkeypatch.setattr(AcmeTransport, "_send", lossy)
+    code, out, err = run("account", "rollover")
+    monkeypatch.setattr(AcmeTransport, "_send", original)
+    pending = key_file.with_name("account.key.next")
+    assert "asking the CA" in err
+
+    def finds(key) -> bool:
+        try:
+            AcmeClient(lab.directory_url, key, verify=str(lab.ca_bundle)).find_account()
+            return True
+        except AccountDoesNotExist:
+            return False
+
+    if lost == "answer":
+        assert code == 0 and "the CA has the new key" in err
+        assert not pending.exists() and len(list(key_file.parent.glob("account.key.*.old"))) == 1
+        assert json.loads(out)["key_thumbprint"] != created["key_thumbprint"]
+        assert finds(keys.load_private_key(key_file)) and not finds(old_key)
+    elif lost == "request":
+        assert code == 1 and "keeps its old key" in err
+        assert not pending.exists() and finds(keys.load_private_key(key_file))
+    else:
+        assert code == 1 and "Both keys are kept" in err
+        assert pending.exists() and keys.public_jwk(keys.load_private_key(key_file)) == keys.public_jwk(old_key)
+        new_key = keys.load_private_key(pending)
+        assert finds(new_key) and not finds(old_key)  # the CA switched: the pending key is the account's
+
+
 def test_show_without_account(run):
     code, _, err = run("account", "show")
     assert code == 1 and "account create" in err
