@@ -12,7 +12,9 @@ that has an account:
 4. finalize with a CSR for a fresh certificate key (§7.4), download the chain
    (§7.4.2), choosing the preferred one if asked;
 5. remove every TXT record it published, on every path (``finally``, also
-   on KeyboardInterrupt).
+   on KeyboardInterrupt).  A record that cannot be removed once the chain
+   is downloaded does not throw the certificate away: it is reported in
+   ``IssuedCertificate.cleanup_failures`` (and logged as a warning).
 
 For one name with no reused authorization that is 7 ACME requests: newOrder,
 authorization, challenge, authorization poll, finalize, order poll (only if
@@ -21,6 +23,7 @@ authorization, challenge, authorization poll, finalize, order poll (only if
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
@@ -31,9 +34,11 @@ from acmelab import csr as csr_module
 from acmelab import keys
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization
 from acmelab.dns import DnsProvider, validation_name
-from acmelab.errors import ChallengeFailed, DnsError, InputError
+from acmelab.errors import ChallengeFailed, InputError
 
 __all__ = ["IssuedCertificate", "issue_certificate"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class IssuedCertificate:
         serial_hex: the serial number in lower-case hex, no ``0x`` (the form
             Pebble's ``/cert-status-by-serial/`` takes).
         not_after: the expiry (aware datetime, UTC).
+        cleanup_failures: one message per dns-01 TXT record that could not
+            be removed after issuance (empty when all went); the caller
+            should tell the user, and remove them later.
     """
 
     certificate_pem: str = field(repr=False)
@@ -58,6 +66,7 @@ class IssuedCertificate:
     names: tuple[str, ...]
     serial_hex: str
     not_after: datetime
+    cleanup_failures: tuple[str, ...] = ()
 
     def private_key_pem(self, passphrase: bytes | str | None = None) -> bytes:
         """The private key as PEM (PKCS#8), optionally encrypted."""
@@ -97,7 +106,10 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         InputError: bad names or key type, or the account key as certificate
             key (before any request).
         ChallengeFailed: an authorization ended invalid (with the CA's error).
-        DnsError: a TXT record could not be published, seen or removed.
+        DnsError: a TXT record could not be published or seen.  (One that
+            cannot be removed after the certificate was downloaded is
+            reported in ``cleanup_failures`` instead: the certificate and
+            its key are not thrown away.)
         AcmeProblem, ProtocolError, NetworkError, PollTimeout: from the client.
     """
     # Everything the caller gave is checked before the first request.
@@ -147,9 +159,10 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         for note in _remove_records(dns, published):
             error.add_note(note)
         raise
-    failures = _remove_records(dns, published)
-    if failures:
-        raise DnsError("; ".join(failures))
+    # the certificate is issued: a record that will not go is reported, not raised
+    failures = tuple(_remove_records(dns, published))
+    for failure in failures:
+        logger.warning("%s", failure)
 
     leaf = chain.certificates[0]
     return IssuedCertificate(
@@ -160,6 +173,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         names=tuple(names),
         serial_hex=format(leaf.serial_number, "x"),
         not_after=leaf.not_valid_after_utc,
+        cleanup_failures=failures,
     )
 
 

@@ -743,6 +743,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                     installed=managed.installed if managed is not None else {},
                     keep_previous=not unusable)
                 logger.info("%s: %s serial %s (%s)", service.name, status, managed.serial_hex, reason)
+                for failure in issued.cleanup_failures:  # still in dns-pending.json: removed next run
+                    logger.warning("%s: %s (the next run removes it)", service.name, failure)
             elif remember_service and managed.service != service.to_dict():
                 managed = ManagedCertificate(**{**managed.__dict__, "service": service.to_dict()})
                 state.write_meta(managed)

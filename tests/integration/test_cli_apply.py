@@ -291,6 +291,41 @@ def test_records_of_a_killed_run_are_removed_by_the_next(lab, tmp_path, capsys):
     assert not (state.certificate_dir(domain) / "dns-pending.json").exists()
 
 
+def test_record_that_cannot_be_removed_keeps_the_certificate(lab, tmp_path, capsys, monkeypatch, caplog):
+    """DeleteDomainRecord fails after issuance: the certificate is stored
+    (issued, exit 0), a warning names the record, dns-pending.json keeps it,
+    and the next run removes it."""
+    from acmelab.dns.alidns import AlidnsProvider
+    from acmelab.errors import DnsError
+    from acmelab.state import StateDir
+
+    domain = service_domain("cln", 8)
+    services_file = tmp_path / "services.toml"
+    services_file.write_text(f'[[service]]\ndomains = ["{domain}"]\ndns = "alidns"\n')
+    state = StateDir(tmp_path / "state")
+    original = AlidnsProvider.cleanup
+
+    def stuck(self, name, value):
+        raise DnsError("simulated: DeleteDomainRecord failed")
+
+    monkeypatch.setattr(AlidnsProvider, "cleanup", stuck)
+    with caplog.at_level("WARNING"):
+        code, result = run_cli(capsys, "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+                               "--state-dir", str(state.root), "--json")
+    assert code == cli.EXIT_OK and result["counts"] == {"issued": 1}
+    assert state.certificate(domain) is not None
+    assert f"{domain}: could not remove the TXT record at _acme-challenge.{domain}" in caplog.text
+    assert [r["name"] for r in state.pending_dns(domain)] == [f"_acme-challenge.{domain}"]
+    assert len(acme_txt_records(lab, f"cln008-{RUN}")) == 1
+
+    monkeypatch.setattr(AlidnsProvider, "cleanup", original)
+    code, result = run_cli(capsys, "apply", str(services_file), "--lab-dir", str(lab.run_dir),
+                           "--state-dir", str(state.root), "--json")
+    assert code == cli.EXIT_OK and result["counts"] == {"unchanged": 1}
+    assert acme_txt_records(lab, f"cln008-{RUN}") == []
+    assert state.pending_dns(domain) == []
+
+
 def test_locked_and_damaged_services(lab, tmp_path, capsys):
     """A service another run holds is left alone (and reported); a service
     whose stored files were damaged is issued again; the others are unchanged."""

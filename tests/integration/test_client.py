@@ -378,6 +378,32 @@ def test_records_removed_on_failure(plain_lab, account_client):
     assert dns.txt_values(f"_acme-challenge.{domain}") == []
 
 
+def test_cleanup_failure_after_issuance_keeps_the_certificate(plain_lab, account_client, caplog):
+    """The TXT record cannot be removed once the chain is downloaded: the
+    certificate and its key are returned, the failure recorded and logged."""
+    from acmelab.errors import DnsError
+
+    class StuckCleanup(ChallTestSrvProvider):
+        def cleanup(self, name, value):
+            raise DnsError("simulated: DeleteDomainRecord failed")
+
+    dns = StuckCleanup.for_lab(plain_lab)
+    domain = _domain()
+    with caplog.at_level("WARNING", logger="acmelab.issue"):
+        issued = issue_certificate([domain], client=account_client, dns=dns)
+    try:
+        leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
+        assert leaf.public_key().public_numbers() == issued.private_key.public_key().public_numbers()
+        assert issued.cleanup_failures == (
+            f"could not remove the TXT record at _acme-challenge.{domain}: simulated: DeleteDomainRecord failed",)
+        assert issued.cleanup_failures[0] in caplog.text
+    finally:
+        for name, values in dns.published.items():
+            for value in values:
+                ChallTestSrvProvider.cleanup(dns, name, value)
+    assert dns.txt_values(f"_acme-challenge.{domain}") == []
+
+
 def test_challtestsrv_provider_keeps_other_values(plain_lab):
     """Two TXT values on one name (wildcard + base): cleanup removes only
     its own; wait_until_visible gives up with DnsError."""
