@@ -438,6 +438,33 @@ class AcmeTransport:
 # The ACME objects (RFC 8555 §7.1), as the server sent them
 # ==========================================================================
 
+def _identifier(value: Any, where: str) -> dict[str, str]:
+    """An identifier object (RFC 8555 §7.1.3, §7.1.4): ``{"type", "value"}``
+    with string values.  Raises ProtocolError for anything else."""
+    if not (isinstance(value, Mapping) and isinstance(value.get("type"), str)
+            and isinstance(value.get("value"), str)):
+        raise ProtocolError(f"{where}: an identifier must be an object with string type and value, not {value!r}")
+    return dict(value)
+
+
+def _list_of(document: Mapping[str, Any], field_name: str, where: str) -> list[Any]:
+    """``document[field_name]`` as a list ([] if absent or null).  Raises
+    ProtocolError if it is something else."""
+    value = document.get(field_name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(f"{where}: {field_name!r} must be an array, not {value!r}")
+    return value
+
+
+def _optional_str(document: Mapping[str, Any], field_name: str, where: str) -> str | None:
+    value = document.get(field_name)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError(f"{where}: {field_name!r} must be a string, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Directory:
     """The directory object (RFC 8555 §7.1.1): the URLs of every action."""
@@ -476,8 +503,14 @@ class Account:
 
     @classmethod
     def from_json(cls, url: str, document: Mapping[str, Any]) -> "Account":
-        return cls(url, str(document.get("status", "")), tuple(document.get("contact") or ()),
-                   document.get("orders"), document.get("termsOfServiceAgreed"), document)
+        """Raises ProtocolError when ``contact`` is not an array of strings
+        or ``orders`` not a URL (RFC 8555 §7.1.2)."""
+        where = f"the account {url}"
+        contact = _list_of(document, "contact", where)
+        if not all(isinstance(c, str) for c in contact):
+            raise ProtocolError(f"{where}: 'contact' must be an array of URLs")
+        return cls(url, str(document.get("status", "")), tuple(contact),
+                   _optional_str(document, "orders", where), document.get("termsOfServiceAgreed"), document)
 
 
 @dataclass(frozen=True)
@@ -519,10 +552,14 @@ class Authorization:
 
     @classmethod
     def from_json(cls, url: str, document: Mapping[str, Any]) -> "Authorization":
-        return cls(url, str(document.get("status", "")), dict(document.get("identifier") or {}),
-                   tuple(Challenge.from_json(c) for c in document.get("challenges") or ()
-                         if isinstance(c, Mapping)),
-                   bool(document.get("wildcard", False)), document.get("expires"), document)
+        """Raises ProtocolError when ``identifier`` is not an identifier
+        object or ``challenges`` is not an array (RFC 8555 §7.1.4)."""
+        where = f"the authorization {url}"
+        identifier = _identifier(document.get("identifier"), where)
+        challenges = _list_of(document, "challenges", where)
+        return cls(url, str(document.get("status", "")), identifier,
+                   tuple(Challenge.from_json(c) for c in challenges if isinstance(c, Mapping)),
+                   document.get("wildcard") is True, _optional_str(document, "expires", where), document)
 
     @property
     def name(self) -> str:
@@ -564,12 +601,19 @@ class Order:
 
     @classmethod
     def from_json(cls, url: str, document: Mapping[str, Any]) -> "Order":
+        """Raises ProtocolError when ``identifiers`` is not an array of
+        identifier objects, ``authorizations`` not an array of URLs, or a
+        URL field not a string (RFC 8555 §7.1.3)."""
+        where = f"the order {url}"
         error = document.get("error")
-        return cls(url, str(document.get("status", "")),
-                   tuple(dict(i) for i in document.get("identifiers") or ()),
-                   tuple(document.get("authorizations") or ()), str(document.get("finalize", "")),
-                   document.get("certificate"), document.get("expires"), document.get("notBefore"),
-                   document.get("notAfter"),
+        identifiers = tuple(_identifier(i, where) for i in _list_of(document, "identifiers", where))
+        authorizations = _list_of(document, "authorizations", where)
+        if not all(isinstance(a, str) for a in authorizations):
+            raise ProtocolError(f"{where}: 'authorizations' must be an array of URLs")
+        return cls(url, str(document.get("status", "")), identifiers, tuple(authorizations),
+                   _optional_str(document, "finalize", where) or "",
+                   _optional_str(document, "certificate", where), _optional_str(document, "expires", where),
+                   _optional_str(document, "notBefore", where), _optional_str(document, "notAfter", where),
                    AcmeProblem.from_document(error) if isinstance(error, Mapping) else None, document)
 
     @property

@@ -180,20 +180,43 @@ class AcmeProblem(AcmelabError):
     def from_document(cls, document: Mapping[str, Any], status: int | None = None) -> "AcmeProblem":
         """Build the most specific :class:`AcmeProblem` subclass for a parsed
         problem document (dict with ``type``, ``detail``, optional
-        ``subproblems``)."""
-        ptype = str(document.get("type") or "about:blank")
+        ``subproblems``).
+
+        Never crashes on a malformed document -- it is the server's error
+        being reported, so its usable parts are kept: a ``type`` that is not
+        a string becomes ``"about:blank"``; a ``detail`` that is not a string
+        is shown as text; ``subproblems`` that is not a list, and every
+        subproblem that is not an object, are ignored; a subproblem
+        ``identifier`` that is not an object with string ``type`` and
+        ``value`` becomes None.  (The raw document stays in ``.document``.)
+        """
+        if not isinstance(document, Mapping):
+            document = {}
+        ptype = document.get("type")
+        ptype = ptype if isinstance(ptype, str) and ptype else "about:blank"
+        raw_subproblems = document.get("subproblems")
         subs = [
             Subproblem(
                 type=str(s.get("type", "")),
                 detail=str(s.get("detail", "")),
-                identifier=s.get("identifier"),
+                identifier=_identifier_or_none(s.get("identifier")),
             )
-            for s in document.get("subproblems") or []
+            for s in (raw_subproblems if isinstance(raw_subproblems, list) else [])
             if isinstance(s, Mapping)
         ]
         name = ptype[len(ACME_ERROR_PREFIX):] if ptype.startswith(ACME_ERROR_PREFIX) else ""
         klass = AcmeProblem._by_name.get(name, AcmeProblem)
-        return klass(ptype, str(document.get("detail", "")), status, subs, document)
+        detail = document.get("detail", "")
+        return klass(ptype, detail if isinstance(detail, str) else str(detail), status, subs, document)
+
+
+def _identifier_or_none(identifier: Any) -> Mapping[str, str] | None:
+    """An identifier object (RFC 8555 §9.7.7) with string ``type`` and
+    ``value``, or None for anything else."""
+    if isinstance(identifier, Mapping) and isinstance(identifier.get("type"), str) \
+            and isinstance(identifier.get("value"), str):
+        return {"type": identifier["type"], "value": identifier["value"]}
+    return None
 
 
 # The problem types a caller acts on, as classes (spelled out for readers and

@@ -417,6 +417,48 @@ def test_validation_names():
     assert wildcard.name == "*.example.com"
 
 
+@pytest.mark.parametrize("document", [
+    {"type": "urn:ietf:params:acme:error:compound", "detail": "two",
+     "subproblems": [{"type": "urn:ietf:params:acme:error:dns", "identifier": "www.example.com"}, 7]},
+    {"type": "urn:ietf:params:acme:error:malformed", "detail": "two", "subproblems": 5},
+    {"type": ["x"], "detail": {"not": "text"}},
+    {"type": "urn:ietf:params:acme:error:compound", "detail": "two",
+     "subproblems": [{"type": "x", "identifier": {"type": "dns", "value": 5}}]},
+])
+def test_malformed_problem_document_is_kept_not_crashed(document):
+    """A junk problem document still becomes an AcmeProblem: malformed
+    subproblems are ignored, a bad identifier becomes None, a bad type
+    about:blank -- str() and repr() work."""
+    problem = AcmeProblem.from_document(document, 400)
+    assert isinstance(problem, AcmeProblem) and problem.status == 400
+    assert all(s.identifier is None for s in problem.subproblems)
+    assert len(problem.subproblems) <= 1
+    assert str(problem) and repr(problem)
+    assert problem.type == (document["type"] if isinstance(document["type"], str) else "about:blank")
+
+
+@pytest.mark.parametrize("kind, document", [
+    ("order", {"status": "pending", "identifiers": ["www.example.com"]}),
+    ("order", {"status": "pending", "identifiers": {"type": "dns", "value": "x"}}),
+    ("order", {"status": "pending", "identifiers": [{"type": "dns", "value": 5}]}),
+    ("order", {"status": "pending", "identifiers": [], "authorizations": "u"}),
+    ("order", {"status": "pending", "identifiers": [], "authorizations": [5]}),
+    ("order", {"status": "valid", "identifiers": [], "certificate": 5}),
+    ("authorization", {"status": "pending", "identifier": "x"}),
+    ("authorization", {"status": "pending"}),
+    ("authorization", {"status": "pending", "identifier": {"type": "dns", "value": "x"}, "challenges": 5}),
+    ("account", {"status": "valid", "contact": "mailto:a@example.com"}),
+    ("account", {"status": "valid", "orders": 5}),
+])
+def test_malformed_objects_are_protocol_errors(kind, document):
+    from acmelab.client import Account, Order
+    build = {"order": lambda: Order.from_json("u", document),
+             "authorization": lambda: Authorization.from_json("u", document),
+             "account": lambda: Account.from_json("u", document)}[kind]
+    with pytest.raises(ProtocolError):
+        build()
+
+
 def test_authorization_objects():
     document = {"status": "invalid", "identifier": {"type": "dns", "value": "a.example"},
                 "challenges": [{"type": "http-01", "url": "h", "status": "pending", "token": "t"},
