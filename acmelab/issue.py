@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
 from acmelab import keys
-from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization
+from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
 from acmelab.dns import DnsProvider, validation_name
-from acmelab.errors import ChallengeFailed, InputError
+from acmelab.errors import ChallengeFailed, InputError, ProtocolError
 
 __all__ = ["IssuedCertificate", "issue_certificate"]
 
@@ -110,7 +110,10 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
             cannot be removed after the certificate was downloaded is
             reported in ``cleanup_failures`` instead: the certificate and
             its key are not thrown away.)
-        AcmeProblem, ProtocolError, NetworkError, PollTimeout: from the client.
+        ProtocolError: the order or one of its authorizations is for a name
+            that was not asked for (checked before any TXT record is
+            published), or a malformed answer from the client.
+        AcmeProblem, NetworkError, PollTimeout: from the client.
     """
     # Everything the caller gave is checked before the first request.
     names = csr_module.normalize_names(names)
@@ -126,9 +129,11 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
     try:
         # §7.4 newOrder, then §7.5 each authorization (reused ones are valid)
         order = client.new_order(names)
+        _check_order_names(order, names)
         pending = []
         for url in order.authorizations:
             authorization = client.fetch_authorization(url)
+            _check_authorization_name(authorization, order)
             if authorization.status == "valid":
                 continue
             if authorization.status != "pending":
@@ -175,6 +180,32 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         not_after=leaf.not_valid_after_utc,
         cleanup_failures=failures,
     )
+
+
+def _check_order_names(order: Order, names: list[str]) -> None:
+    """The order's identifiers are the names asked for (RFC 8555 §7.4).
+
+    Raises ProtocolError otherwise (nothing published)."""
+    if sorted(n.lower() for n in order.names) != sorted(names) \
+            or any(i.get("type") != "dns" for i in order.identifiers):
+        raise ProtocolError(f"the CA answered an order for {order.names}, not for {names}; nothing published")
+
+
+def _check_authorization_name(authorization: Authorization, order: Order) -> None:
+    """An authorization is for one of the order's identifiers (RFC 8555
+    §7.1.4: a wildcard order name ``*.x`` has an authorization for ``x``
+    with ``wildcard: true``), so that no TXT record is ever written for a
+    name the caller did not ask for.
+
+    Raises ProtocolError otherwise (nothing published)."""
+    wanted = {n.lower() for n in order.names}
+    value = authorization.identifier.get("value", "")
+    if authorization.identifier.get("type") != "dns" or "*" in value \
+            or authorization.name.lower() not in wanted:  # §7.1.4: the value never holds the "*." prefix
+        raise ProtocolError(
+            f"the authorization {authorization.url} is for {authorization.identifier.get('type')}:"
+            f"{authorization.name}, which is not one of the order's identifiers {sorted(wanted)}; "
+            f"nothing published")
 
 
 def _remove_records(dns: DnsProvider, published: list[tuple[str, str]]) -> list[str]:

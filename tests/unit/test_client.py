@@ -371,6 +371,39 @@ def test_change_key_to_same_key_refused(stub, client, account_key):
     assert [r for r in stub.requests if r[0] == "POST"] == []
 
 
+@pytest.mark.parametrize("asked, order_names, authorization", [
+    # an authorization for a name nobody asked for
+    (["www.example.com"], ["www.example.com"], {"type": "dns", "value": "bank.example.org"}),
+    # a wildcard order name is authorized as its base name with wildcard: true, not without
+    (["*.example.com"], ["*.example.com"], {"type": "dns", "value": "example.com"}),
+    (["*.example.com"], ["*.example.com"], {"type": "dns", "value": "*.example.com"}),
+    (["www.example.com"], ["www.example.com"], {"type": "ip", "value": "www.example.com"}),
+    # an order for other names than asked
+    (["www.example.com"], ["bank.example.org"], {"type": "dns", "value": "bank.example.org"}),
+])
+def test_rogue_authorization_publishes_nothing(stub, client, asked, order_names, authorization):
+    """A CA answering an order or authorization for another name: ProtocolError
+    before any TXT record is published (no _acme-challenge.<any name>)."""
+    stub.route("/order", (201, {"Replay-Nonce": "n1", "Content-Type": "application/json",
+                                "Location": f"{stub.url}/o/1"},
+                          {"status": "pending", "identifiers": [{"type": "dns", "value": n} for n in order_names],
+                           "authorizations": [f"{stub.url}/authz/1"], "finalize": f"{stub.url}/o/1/finalize"}))
+    stub.route("/authz/1", (200, {"Replay-Nonce": "n2", "Content-Type": "application/json"},
+                            {"status": "pending", "identifier": authorization, "wildcard": False,
+                             "challenges": [{"type": "dns-01", "url": f"{stub.url}/chall/1",
+                                             "status": "pending", "token": "abc"}]}))
+
+    class NoDns:
+        def present(self, name, value):
+            raise AssertionError(f"published {name}")
+
+        cleanup = present
+
+    with pytest.raises(ProtocolError, match="nothing published"):
+        issue_certificate(asked, client=client, dns=NoDns())
+    assert not any(r[1].startswith("/chall") for r in stub.requests)
+
+
 @pytest.mark.parametrize("names", [["bad name.example.com"], ["*.*.example.com"], "www.example.com",
                                    ["www..example.com"], []])
 def test_issue_bad_names_sends_nothing(stub, client, names):
