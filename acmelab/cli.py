@@ -721,9 +721,22 @@ def cmd_revoke(args: argparse.Namespace) -> int:
             client.revoke_certificate(certificate, reason=reason)
     serial = serial_hex(certificate.serial_number)
     if managed is not None:
-        ctx.state.mark_revoked(managed.name)
-        if from_file:
-            logger.info("%s is the live certificate %r; recorded as revoked", args.certificate, managed.name)
+        # recorded under the certificate's lock, only if still the live version
+        try:
+            marked = ctx.state.mark_revoked(managed.name, certificate.serial_number)
+        except StateLocked as error:
+            marked = None
+            print(f"acmelab: revoked at the CA, but not recorded: {error}; once that run is done, replace "
+                  f"it with 'acmelab renew --name {managed.name} --force'", file=sys.stderr)
+        else:
+            if marked is None:
+                print(f"acmelab: serial {serial} is no longer the live certificate of {managed.name!r} "
+                      f"(another run renewed it meanwhile); revoked at the CA only, nothing recorded for "
+                      f"the live one", file=sys.stderr)
+            elif from_file:
+                logger.info("%s is the live certificate %r; recorded as revoked", args.certificate, managed.name)
+        if marked is None:
+            managed = None
     elif from_file:
         print(f"acmelab: {args.certificate} is not a managed certificate; only revoked at the CA",
               file=sys.stderr)

@@ -91,6 +91,11 @@ def check_certificate_name(name: str) -> str:
     return name
 
 
+#: seconds mark_revoked waits for a certificate's lock (an apply renewing
+#: and installing it holds it for a while)
+MARK_REVOKED_WAIT = 60.0
+
+
 def serial_hex(serial: int | str) -> str:
     """A certificate serial number as acmelab prints and stores it
     everywhere: the full number in lower-case hex, padded with a leading
@@ -558,12 +563,35 @@ class StateDir:
                 return managed
         return None
 
-    def mark_revoked(self, name: str) -> ManagedCertificate:
-        """Mark the live certificate of ``name`` revoked (the next apply or
-        renew replaces it)."""
-        managed = self.certificate(name, check_files=False)
-        if managed is None:
-            raise StateError(f"no certificate named {name} in {self.root}")
-        updated = ManagedCertificate(**{**managed.__dict__, "revoked": True})
-        self.write_meta(updated)
-        return updated
+    def mark_revoked(self, name: str, serial: int | str, *,
+                     wait: float = MARK_REVOKED_WAIT) -> ManagedCertificate | None:
+        """Record that the certificate ``serial`` of ``name`` was revoked
+        (RFC 8555 §7.6) -- only if it is still the live version, so that a
+        version another run put in place meanwhile is never marked.  The
+        next apply or renew replaces a revoked live certificate.
+
+        Args:
+            name: the certificate name.
+            serial: the revoked certificate's serial (int or hex text,
+                see :func:`serial_hex`).
+            wait: seconds to wait for the certificate's lock (another run
+                renewing it holds it).
+
+        Returns:
+            the updated ManagedCertificate, or None when the live version
+            has another serial (nothing recorded).
+
+        Raises:
+            StateLocked: another run still holds the lock after ``wait`` s.
+            StateError: no certificate ``name``, or unreadable meta.json.
+        """
+        wanted = serial_hex(serial)
+        with self.lock(name, wait=wait):
+            managed = self.certificate(name, check_files=False)
+            if managed is None:
+                raise StateError(f"no certificate named {name} in {self.root}")
+            if managed.serial_hex != wanted:
+                return None
+            updated = ManagedCertificate(**{**managed.__dict__, "revoked": True})
+            self.write_meta(updated)
+            return updated

@@ -259,7 +259,7 @@ def test_revoke_a_missing_file_says_no_such_file(tmp_path, capsys):
 def test_list_shows_revoked_and_full_serials(tmp_path, capsys):
     state = StateDir(tmp_path)
     _, managed = store(state)
-    state.mark_revoked("shop")
+    state.mark_revoked("shop", managed.serial_hex)
     assert cli.main(["list", "--state-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "revoked" in out and managed.serial_hex in out

@@ -144,12 +144,46 @@ def test_install_records_and_revoked_flag(tmp_path):
     _, managed = store(state, Pki.new())
     state.record_install("shop", "cdn:shop.example.com", {"product": "cdn", "domain": "shop.example.com",
                                                           "serial_hex": managed.serial_hex})
-    state.mark_revoked("shop")
+    assert state.mark_revoked("shop", managed.serial_hex).revoked
     again = state.certificate("shop")
     assert again.installed["cdn:shop.example.com"]["serial_hex"] == managed.serial_hex
     assert again.revoked
     with pytest.raises(StateError):
         state.record_install("nothing", "cas", {})
+
+
+def test_mark_revoked_only_the_revoked_live_version_under_the_lock(tmp_path):
+    """Another run renewed meanwhile (holding the lock): marking waits for
+    the lock, then records nothing for the new live version; with the lock
+    still held it gives up with StateLocked."""
+    import threading
+    from acmelab.errors import StateLocked
+
+    state = StateDir(tmp_path)
+    _, first = store(state, Pki.new())
+    with state.lock("shop"):
+        with pytest.raises(StateLocked):
+            state.mark_revoked("shop", first.serial_hex, wait=0.1)
+        assert not state.certificate("shop").revoked
+
+    renewed = threading.Event()
+    release = threading.Event()
+
+    def renew():
+        with state.lock("shop"):
+            store(state, Pki.new())
+            renewed.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=renew)
+    worker.start()
+    renewed.wait(5)
+    threading.Timer(0.2, release.set).start()
+    assert state.mark_revoked("shop", first.serial_hex, wait=5) is None   # waited, then saw the new version
+    worker.join()
+    live = state.certificate("shop")
+    assert live.serial_hex != first.serial_hex and not live.revoked
+    assert state.mark_revoked("shop", int(live.serial_hex, 16)).revoked
 
 
 def test_pending_dns_round_trip(tmp_path):
