@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
 import json
 import re
 import time
@@ -45,6 +46,7 @@ from datetime import datetime, timezone
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -227,6 +229,18 @@ class AcmeResponse:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
+def _is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def checked_verify(verify: object) -> bool | str:
     """The ``verify=`` to hand to requests: True, or a CA bundle path.
 
@@ -270,6 +284,13 @@ class AcmeTransport:
             (False, "", 0, None) is an InputError.  TLS is always verified.
         timeout: seconds (float or (connect, read)) for every request.
         user_agent: the ``User-Agent`` header (RFC 8555 §6.1).
+        allow_loopback_http: also allow ``http://`` URLs on a loopback host
+            (local test stubs); otherwise every URL must be ``https://``
+            (RFC 8555 §6.1), whatever the server's answers point to.
+
+    Every request is sent without following redirects: an ACME server
+    answers 3xx to none of them, and a redirect could lead the signed
+    request elsewhere; a 3xx answer is a ProtocolError.
 
     Attributes:
         request_count: how many HTTP requests were sent to the ACME server
@@ -281,13 +302,14 @@ class AcmeTransport:
 
     def __init__(self, *, verify: bool | str | Path = True,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 user_agent: str = USER_AGENT) -> None:
+                 user_agent: str = USER_AGENT, allow_loopback_http: bool = False) -> None:
         # passed with every request: a session-wide verify would lose to
         # the REQUESTS_CA_BUNDLE environment variable
         self.verify: bool | str = checked_verify(verify)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.timeout = timeout
+        self.allow_loopback_http = allow_loopback_http
         self.request_count = 0
         self.new_nonce_url: str | None = None
         self._nonce: str | None = None
@@ -300,10 +322,12 @@ class AcmeTransport:
     def _send(self, method: str, url: str, *, retry_always: bool, **kwargs: Any) -> AcmeResponse:
         """One HTTP request; connection failures are retried with back-off
         when ``retry_always`` (safe to repeat) or when nothing was sent."""
+        self.check_url(url)
         for attempt in range(1, NETWORK_TRIES + 1):
             self.request_count += 1
             try:
-                response = self.session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
+                response = self.session.request(method, url, timeout=self.timeout, verify=self.verify,
+                                                allow_redirects=False, **kwargs)
             except requests.RequestException as error:
                 # a certificate that does not verify will not verify next time either
                 if isinstance(error, requests.exceptions.SSLError) or attempt == NETWORK_TRIES \
@@ -315,12 +339,29 @@ class AcmeTransport:
                 time.sleep(NETWORK_BACKOFF * 2 ** (attempt - 1))
                 continue
             answer = AcmeResponse(url, response.status_code, response.headers, response.content)
+            if 300 <= response.status_code < 400:
+                raise ProtocolError(f"{method} {url} answered a redirect (HTTP {response.status_code} to "
+                                    f"{response.headers.get('Location')!r}); ACME requests never follow one")
             # RFC 8555 §6.5: every response may carry the next nonce; keep it.
             nonce = response.headers.get("Replay-Nonce")
             if nonce:
                 self._nonce = nonce
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_url(self, url: str) -> None:
+        """Refuse a URL the transport must not send to: anything but
+        ``https://`` (RFC 8555 §6.1), except ``http://`` on a loopback host
+        when ``allow_loopback_http``.  The URLs come from the server
+        (directory entries, Location, Link, order, authorization, challenge
+        and certificate URLs), so this is a ProtocolError."""
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is not None and parts.scheme == "https" and parts.hostname:
+            return
+        if parts is not None and parts.scheme == "http" and self.allow_loopback_http \
+                and _is_loopback(parts.hostname):
+            return
+        raise ProtocolError(f"refusing to send to {url!r}: ACME URLs must be https:// (RFC 8555 §6.1)")
 
     @staticmethod
     def raise_for_problem(response: AcmeResponse) -> None:
@@ -714,7 +755,10 @@ class AcmeClient:
     Args:
         directory_url: the directory, e.g.
             ``"https://acme-staging-v02.api.letsencrypt.org/directory"`` or the
-            lab's ``directory_url``.
+            lab's ``directory_url``.  ``http://`` only on a loopback host
+            (local test stubs); only then are the server's ``http://``
+            (loopback) URLs followed -- otherwise every URL the server
+            hands out must be ``https://`` (ProtocolError).
         account_key: the account private key (:mod:`acmelab.keys`).
         verify: True (system CAs) or the path of a PEM CA bundle to trust
             (the lab's ``ca_bundle``).  Anything else -- False, "", 0, None, a
@@ -735,14 +779,18 @@ class AcmeClient:
                  verify: bool | str | Path = True, account_url: str | None = None,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
                  user_agent: str = USER_AGENT) -> None:
-        if not isinstance(directory_url, str) or not directory_url.startswith(("https://", "http://")):
-            raise InputError(f"the directory URL must be an https:// URL (http:// for local stubs), "
-                             f"not {directory_url!r}")
+        parts = urlsplit(directory_url) if isinstance(directory_url, str) else None
+        local_http = parts is not None and parts.scheme == "http" and _is_loopback(parts.hostname)
+        if parts is None or not (parts.scheme == "https" and parts.hostname or local_http):
+            raise InputError(f"the directory URL must be an https:// URL (http:// only on loopback, for "
+                             f"local stubs), not {directory_url!r}")
         keys.jws_algorithm(account_key)  # InputError for an unsupported key
         self.directory_url = directory_url
         self.account_key = account_key
         self.account_url = account_url
-        self.transport = AcmeTransport(verify=verify, timeout=timeout, user_agent=user_agent)
+        # http:// URLs (on loopback) are followed only when the directory itself is one
+        self.transport = AcmeTransport(verify=verify, timeout=timeout, user_agent=user_agent,
+                                       allow_loopback_http=local_http)
         self._directory: Directory | None = None
 
     def __repr__(self) -> str:

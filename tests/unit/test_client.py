@@ -312,7 +312,50 @@ def test_verify_true_or_an_existing_bundle(tmp_path, account_key):
     assert AcmeClient("https://localhost:14000/dir", account_key, verify=str(bundle)).transport.verify == str(bundle)
 
 
-@pytest.mark.parametrize("url", ["", "localhost:14000/dir", "ftp://x/dir", None])
+def test_redirect_is_not_followed(stub, client):
+    """A 3xx answer is a ProtocolError; its Location is never requested."""
+    stub.route("/order", (302, {"Replay-Nonce": "n1", "Location": f"{stub.url}/elsewhere"}, b""))
+    stub.route("/elsewhere", (201, {"Replay-Nonce": "n2", "Content-Type": "application/json",
+                                    "Location": f"{stub.url}/o/1"}, {"status": "pending"}))
+    with pytest.raises(ProtocolError, match="redirect"):
+        client.new_order(["www.example.com"])
+    assert not any(r[1] == "/elsewhere" for r in stub.requests)
+
+
+def test_directory_redirect_is_not_followed(stub, account_key):
+    stub.route("/moved", (301, {"Location": f"{stub.url}/dir"}, b""))
+    with pytest.raises(ProtocolError, match="redirect"):
+        AcmeClient(f"{stub.url}/moved", account_key).directory
+    assert [r[1] for r in stub.requests] == ["/moved"]
+
+
+def test_plain_http_url_from_the_server_refused(stub, client):
+    """The server points an http:// URL off loopback: refused before sending."""
+    stub.route("/order", (201, {"Replay-Nonce": "n1", "Content-Type": "application/json",
+                                "Location": f"{stub.url}/o/1"},
+                          {"status": "pending", "identifiers": [{"type": "dns", "value": "www.example.com"}],
+                           "authorizations": ["http://acme.example.net/authz/1"],
+                           "finalize": f"{stub.url}/o/1/finalize"}))
+    order = client.new_order(["www.example.com"])
+    with pytest.raises(ProtocolError, match="https://"):
+        client.fetch_authorization(order.authorizations[0])
+
+
+def test_http_only_when_the_directory_is_loopback_http():
+    from acmelab.client import AcmeTransport
+    strict = AcmeTransport()
+    for url in ("http://127.0.0.1:1/x", "http://localhost/x", "ftp://x/y", "https:///x", "x"):
+        with pytest.raises(ProtocolError):
+            strict.get(url)
+    assert strict.request_count == 0
+    local = AcmeTransport(allow_loopback_http=True)
+    local.check_url("http://127.0.0.1:1/x")
+    local.check_url("http://[::1]:1/x")
+    with pytest.raises(ProtocolError):
+        local.check_url("http://acme.example.net/x")
+
+
+@pytest.mark.parametrize("url", ["", "localhost:14000/dir", "ftp://x/dir", None, "http://acme.example.net/dir"])
 def test_bad_directory_url(url, account_key):
     with pytest.raises(InputError):
         AcmeClient(url, account_key)
