@@ -58,17 +58,21 @@ class CheckedCertificate:
 def normalize_domain(domain: str) -> str:
     """Lower-case, strip a trailing dot, IDNA-encode non-ASCII labels.
 
+    A non-ASCII name is encoded exactly as certificates are ordered:
+    :func:`acmelab.csr.normalize_name` (IDNA 2008 with the UTS #46
+    mapping), so ``"faß.de"`` is ``"xn--fa-hia.de"`` here too -- not
+    ``"fass.de"`` as the standard library's IDNA 2003 codec would make it.
+
     Raises:
-        InputError: empty or not a string.
+        InputError: empty, not a string, or an invalid internationalised name.
     """
+    from acmelab.csr import normalize_name
+
     if not isinstance(domain, str) or not domain.strip().rstrip("."):
         raise InputError(f"not a domain name: {domain!r}")
     name = domain.strip().rstrip(".").lower()
     if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise InputError(f"not a valid internationalised domain name: {domain!r}") from None
+        name = normalize_name(name)
     return name
 
 

@@ -101,3 +101,25 @@ def test_garbage_key_refused(pki, leaf):
     _, cert = leaf
     with pytest.raises(InputError, match="not an unencrypted PEM private key"):
         check_certificate(pem(cert, pki.intermediate), "-----BEGIN PRIVATE KEY-----\nnope\n", "shop.example.com")
+
+
+@pytest.mark.parametrize("domain", ["faß.de", "Bücher.Example.", "ＷＷＷ.example.com", "*.bücher.example"])
+def test_normalize_domain_encodes_like_the_csr(domain):
+    """A service domain is IDNA-encoded as its certificate names are
+    (IDNA 2008, acmelab.csr.normalize_name): faß.de is xn--fa-hia.de, not
+    fass.de (IDNA 2003)."""
+    from acmelab.csr import normalize_name
+    from acmelab.deploy.checks import normalize_domain
+    assert normalize_domain(domain) == normalize_name(domain)
+    assert normalize_domain("faß.de") == "xn--fa-hia.de"
+    assert normalize_domain("WWW.Example.com.") == "www.example.com"
+
+
+def test_idn_service_domain_is_covered_by_its_certificate():
+    """A certificate ordered for faß.de (names as the CSR makes them) passes
+    the pre-send check for the service domain faß.de."""
+    from acmelab.csr import normalize_name
+    pki = Pki.new()
+    key, cert = pki.leaf(normalize_name("faß.de"))
+    checked = check_certificate(pem(cert, pki.intermediate), key_pem(key), "faß.de")
+    assert checked is not None
