@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -129,17 +129,19 @@ class AcmeResponse:
     @property
     def location(self) -> str:
         """The ``Location`` header (an account or order URL, RFC 8555 §7.3,
-        §7.4).  Raises ProtocolError if missing."""
+        §7.4), as an absolute URL (a relative reference is resolved against
+        the request URL, RFC 9110 §10.2.2).  Raises ProtocolError if missing."""
         location = self.headers.get("Location")
         if not location:
             raise ProtocolError(f"{self.url} answered HTTP {self.status} without a Location header")
-        return location
+        return urljoin(self.url, location)
 
     def links(self, rel: str) -> list[str]:
         """Every ``Link`` target with relation ``rel`` (RFC 8288), in order.
 
         Several ``Link`` headers (and several links in one header) are all
-        read, e.g. each ``rel="alternate"`` chain of RFC 8555 §7.4.2.
+        read, e.g. each ``rel="alternate"`` chain of RFC 8555 §7.4.2.  A
+        relative target is resolved against the request URL (RFC 8288 §3.1).
         """
         header = self.headers.get("Link")
         if not header:
@@ -147,7 +149,7 @@ class AcmeResponse:
         found = []
         for link in requests.utils.parse_header_links(header):
             if rel in (link.get("rel") or "").split():
-                found.append(link["url"])
+                found.append(urljoin(self.url, link["url"]))
         return found
 
     @property

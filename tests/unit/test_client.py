@@ -724,3 +724,17 @@ def test_nonce_that_is_not_base64url_is_refused(stub, client, bad):
     with pytest.raises(InputError, match="base64url"):
         client.transport.nonce = bad
     assert client.transport.nonce == "kept"
+
+
+def test_relative_location_and_links_are_resolved_against_the_request_url():
+    from requests.structures import CaseInsensitiveDict
+
+    from acmelab.transport import AcmeResponse
+    headers = CaseInsensitiveDict({
+        "Location": "/order/42",
+        "Link": '</cert/1/alt/1>;rel="alternate", <https://ca.example/dir>;rel="index", <2>;rel="alternate"',
+    })
+    response = AcmeResponse("https://ca.example/acme/new-order", 201, headers, b"{}")
+    assert response.location == "https://ca.example/order/42"
+    assert response.links("alternate") == ["https://ca.example/cert/1/alt/1", "https://ca.example/acme/2"]
+    assert response.links("index") == ["https://ca.example/dir"]
