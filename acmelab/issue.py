@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
@@ -112,7 +113,9 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
             its key are not thrown away.)
         ProtocolError: the order or one of its authorizations is for a name
             that was not asked for (checked before any TXT record is
-            published), or a malformed answer from the client.
+            published); the downloaded certificate is not for our
+            certificate key or not for exactly the ordered names; or a
+            malformed answer from the client.
         AcmeProblem, NetworkError, PollTimeout: from the client.
     """
     # Everything the caller gave is checked before the first request.
@@ -170,6 +173,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         logger.warning("%s", failure)
 
     leaf = chain.certificates[0]
+    _check_leaf(leaf, certificate_key, names, chain.url)
     return IssuedCertificate(
         certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         chain_pem=chain.pem,
@@ -180,6 +184,21 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         not_after=leaf.not_valid_after_utc,
         cleanup_failures=failures,
     )
+
+
+def _check_leaf(leaf: x509.Certificate, certificate_key: keys.PrivateKey, names: list[str], url: str) -> None:
+    """The downloaded leaf is ours: it certifies our certificate key for
+    exactly the names ordered (RFC 8555 §7.4.2).  Raises ProtocolError."""
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != certificate_key.public_key().public_bytes(*spki):
+        raise ProtocolError(f"the certificate at {url} is not for our certificate key")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        certified = {name.lower() for name in san.get_values_for_type(x509.DNSName)}
+    except x509.ExtensionNotFound:
+        certified = set()
+    if certified != set(names):
+        raise ProtocolError(f"the certificate at {url} names {sorted(certified)}, not the ordered {sorted(names)}")
 
 
 def _check_order_names(order: Order, names: list[str]) -> None:

@@ -738,3 +738,31 @@ def test_relative_location_and_links_are_resolved_against_the_request_url():
     assert response.location == "https://ca.example/order/42"
     assert response.links("alternate") == ["https://ca.example/cert/1/alt/1", "https://ca.example/acme/2"]
     assert response.links("index") == ["https://ca.example/dir"]
+
+
+def test_downloaded_leaf_must_certify_our_key_for_the_ordered_names():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from acmelab.errors import ProtocolError
+    from acmelab.issue import _check_leaf
+
+    ours, theirs = keys.generate_key("ec256"), keys.generate_key("ec256")
+
+    def leaf(public_key, names):
+        now = datetime.now(timezone.utc)
+        return (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stub CA")]))
+                .public_key(public_key).serial_number(x509.random_serial_number())
+                .not_valid_before(now).not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+                .sign(theirs, hashes.SHA256()))
+
+    names = ["shop.example.com", "*.shop.example.com"]
+    _check_leaf(leaf(ours.public_key(), names), ours, names, "u")          # ours: accepted
+    with pytest.raises(ProtocolError, match="not for our certificate key"):
+        _check_leaf(leaf(theirs.public_key(), names), ours, names, "u")
+    with pytest.raises(ProtocolError, match="not the ordered"):
+        _check_leaf(leaf(ours.public_key(), names[:1]), ours, names, "u")
