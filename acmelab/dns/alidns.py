@@ -121,7 +121,7 @@ class AlidnsProvider:
         max_retries, backoff: throttling retries (see AliyunClient).
 
     Raises:
-        InputError: missing credentials, ``verify=False``, an ``http://`` endpoint.
+        InputError: missing credentials, a ``verify`` that would switch TLS checks off, an ``http://`` endpoint.
     """
 
     def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None, *,
