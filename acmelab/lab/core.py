@@ -5,7 +5,9 @@ Theory of operation
 -------------------
 ``Lab.start()``
 
-1. checks the binaries (``shutil.which``) and that every port is free;
+1. finds the pinned Pebble binaries (:func:`acmelab.lab.build.find_binaries`:
+   the venv's, at commit :data:`~acmelab.lab.build.PEBBLE_COMMIT`, never
+   another one) and checks that every port is free;
 2. makes a throw-away CA and listener certificates for ``localhost`` /
    ``127.0.0.1`` (:mod:`acmelab.lab.tls`), writes Pebble's config into the
    run directory (:mod:`acmelab.lab.pebble`);
@@ -67,6 +69,7 @@ import requests
 
 from acmelab.errors import InputError, LabError
 from acmelab.lab import pebble as pebble_config
+from acmelab.lab.build import PEBBLE_VERSION, find_binaries
 from acmelab.lab.processes import (
     ProcessRecord,
     log_tail,
@@ -75,7 +78,7 @@ from acmelab.lab.processes import (
     spawn,
     stop_record,
 )
-from acmelab.lab.pebble import COURSE_PEBBLE_ENV
+from acmelab.lab.pebble import COURSE_PEBBLE_ENV, COURSE_RETRY_AFTER
 from acmelab.lab.tls import LabCertificateAuthority, write_file_atomically
 
 START_TIMEOUT = 30.0  # seconds to wait for each component to answer
@@ -207,6 +210,9 @@ class LabInfo:
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
         pebble_env: the ``PEBBLE_*`` knobs Pebble runs with, e.g.
             ``{"PEBBLE_WFE_NONCEREJECT": "0", ...}`` (see :mod:`acmelab.lab.pebble`).
+        pebble_version: the Pebble commit the lab runs (``"b1e1ca4f3c30"``).
+        profiles: the profiles Pebble offers, name -> lifetime in seconds.
+        retry_after: Pebble's ``retryAfter``, ``{"authz": s, "order": s}``.
     """
 
     directory_url: str
@@ -222,6 +228,9 @@ class LabInfo:
     run_dir: Path
     eab_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
     pebble_env: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    pebble_version: str = PEBBLE_VERSION
+    profiles: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    retry_after: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
 
     # -- JSON ------------------------------------------------------------
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -241,6 +250,9 @@ class LabInfo:
             "run_dir": str(self.run_dir),
             "eab_kids": sorted(self.eab_keys),
             "pebble_env": dict(sorted(self.pebble_env.items())),
+            "pebble_version": self.pebble_version,
+            "profiles": dict(self.profiles),
+            "retry_after": dict(self.retry_after),
         }
         if include_secrets:
             data["aliyun_access_key_secret"] = self.aliyun_access_key_secret
@@ -270,6 +282,9 @@ class LabInfo:
             run_dir=Path(data["run_dir"]),
             eab_keys=dict(data.get("eab_keys") or eab_keys or {}),
             pebble_env={str(k): str(v) for k, v in (data.get("pebble_env") or {}).items()},
+            pebble_version=str(data.get("pebble_version") or PEBBLE_VERSION),
+            profiles={str(k): int(v) for k, v in (data.get("profiles") or {}).items()},
+            retry_after={str(k): int(v) for k, v in (data.get("retry_after") or {}).items()},
         )
 
     # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
@@ -449,6 +464,13 @@ class Lab:
         strict: run ``pebble -strict``.
         eab_keys: ``{kid: base64url HMAC key}``; non-empty makes Pebble require
             External Account Binding (RFC 8555 §7.3.4).
+        profiles: name -> ``(description, lifetime seconds)``; default
+            Let's Encrypt's ``classic``, ``tlsserver``, ``shortlived``
+            (:data:`acmelab.lab.pebble.LETSENCRYPT_PROFILES`).
+        retry_after: ``{"authz": s, "order": s}``, the ``Retry-After`` Pebble
+            sends on processing authorizations and orders; default none
+            (the course's lab: :data:`~acmelab.lab.pebble.COURSE_RETRY_AFTER`).
+        key_algorithm: ``"rsa"`` or ``"ecdsa"``, Pebble's own CA keys.
         aliyun: start the local Alibaba Cloud endpoint if it is installed.
         detached: processes outlive this Python process (used by
             :func:`ensure_running`); otherwise they die with it.
@@ -462,14 +484,19 @@ class Lab:
 
     def __init__(self, run_dir: Path | None = None, *, ports: LabPorts | None = None,
                  pebble_env: dict[str, str] | None = None, strict: bool = False,
-                 eab_keys: dict[str, str] | None = None, aliyun: bool = True,
-                 detached: bool = False) -> None:
+                 eab_keys: dict[str, str] | None = None,
+                 profiles: dict[str, tuple[str, int]] | None = None,
+                 retry_after: dict[str, int] | None = None, key_algorithm: str = "rsa",
+                 aliyun: bool = True, detached: bool = False) -> None:
         self._temporary = run_dir is None
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.ports = ports or LabPorts()
         self.pebble_environment = pebble_config.pebble_environment(pebble_env)
         self.strict = bool(strict)
         self.eab_keys = pebble_config.check_eab_keys(eab_keys)
+        self.profiles = pebble_config.check_profiles(profiles)
+        self.retry_after = pebble_config.check_retry_after(retry_after)
+        self.key_algorithm = pebble_config.check_key_algorithm(key_algorithm)
         self.aliyun = aliyun
         self.detached = detached
         self.info: LabInfo | None = None
@@ -492,14 +519,8 @@ class Lab:
         """Start everything and return its :class:`LabInfo` (see class doc)."""
         if self.info is not None:
             return self.info
-        challtestsrv = shutil.which("pebble-challtestsrv")
-        pebble = shutil.which("pebble")
-        missing = [name for name, path in (("pebble", pebble), ("pebble-challtestsrv", challtestsrv)) if not path]
-        if missing:
-            raise LabError(
-                f"{' and '.join(missing)} not found on PATH. Install Debian's `pebble` package "
-                "(`make setup` does it: apt-get install pebble), or put Let's Encrypt's Pebble binaries on PATH."
-            )
+        pebble_path, challtestsrv_path = find_binaries()
+        pebble, challtestsrv = str(pebble_path), str(challtestsrv_path)
         start_aliyun = self.aliyun and _aliyun_available()
         ports = self.ports.to_dict()
         if not start_aliyun:
@@ -532,6 +553,7 @@ class Lab:
         config = pebble_config.write_pebble_config(
             run_dir / "pebble-config.json", acme_port=ports.acme, management_port=ports.management,
             certificate=pebble_tls.certificate, private_key=pebble_tls.private_key, eab_keys=self.eab_keys,
+            profiles=self.profiles, retry_after=self.retry_after, key_algorithm=self.key_algorithm,
         )
         key_id, key_secret = _access_key(run_dir)
         base_env = {key: value for key, value in os.environ.items()
@@ -586,6 +608,9 @@ class Lab:
             run_dir=run_dir,
             eab_keys=dict(self.eab_keys),
             pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")},
+            pebble_version=PEBBLE_VERSION,
+            profiles={name: seconds for name, (_, seconds) in self.profiles.items()},
+            retry_after=dict(self.retry_after),
         )
         state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached)
         write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
@@ -772,8 +797,8 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
 
     A lab started here runs Pebble with the course's settings,
     :data:`COURSE_PEBBLE_ENV` (no random ``badNonce``, no authorization
-    reuse, one alternate chain); ``pebble_env`` knobs are applied on top of
-    them, knob by knob.  A lab that is already up is returned as it is, even
+    reuse, one alternate chain) and :data:`COURSE_RETRY_AFTER` (one second);
+    ``pebble_env`` and ``retry_after`` are applied on top of them, key by key.  A lab that is already up is returned as it is, even
     if it runs other settings (see ``LabInfo.pebble_env``).
 
     Args:
@@ -788,6 +813,7 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
     options.pop("detached", None)
     options["pebble_env"] = {**COURSE_PEBBLE_ENV, **(options.get("pebble_env") or {})}
+    options["retry_after"] = {**COURSE_RETRY_AFTER, **(options.get("retry_after") or {})}
     # One starter or stopper at a time per run directory (two notebooks, a
     # notebook and `acmelab lab up`, a test session leaving).
     with run_dir_lock(run_dir):

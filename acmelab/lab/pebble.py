@@ -1,10 +1,12 @@
 """Pebble's configuration: the JSON config file, the command lines and the
 ``PEBBLE_*`` environment knobs.
 
-Pebble 2.4.0 reads (README "Testing at full speed" and following):
+Pebble at the pinned commit (:data:`acmelab.lab.build.PEBBLE_COMMIT`) reads
+(its README, "Testing at full speed" and following):
 
 =============================  ==============================================
 ``PEBBLE_VA_NOSLEEP``          ``1``: validate challenges without random sleeps (lab default)
+``PEBBLE_VA_SLEEPTIME``        without NOSLEEP: sleep a random 0..N s before each validation
 ``PEBBLE_VA_ALWAYS_VALID``     ``1``: skip validation, every challenge succeeds
 ``PEBBLE_WFE_NONCEREJECT``     percent of valid nonces rejected as ``badNonce`` (Pebble default 5)
 ``PEBBLE_AUTHZREUSE``          percent of valid authorizations reused (Pebble default 50)
@@ -16,6 +18,19 @@ Pebble 2.4.0 reads (README "Testing at full speed" and following):
 ``-strict`` turns on upcoming breaking changes; the config's
 ``externalAccountBindingRequired`` / ``externalAccountMACKeys`` turn on
 External Account Binding (RFC 8555 §7.3.4).
+
+The config also carries what Let's Encrypt speaks in 2026:
+
+* ``profiles`` (draft-ietf-acme-profiles): name -> description and
+  ``validityPeriod`` in seconds; the directory lists them in
+  ``meta.profiles``.  The lab offers Let's Encrypt's three,
+  :data:`LETSENCRYPT_PROFILES`.  Pebble picks a *random* profile for an
+  order that names none; acmelab always names one (``classic`` by default).
+* ``retryAfter`` ``{authz, order}`` in seconds: the ``Retry-After`` header
+  Pebble sends on an authorization whose challenge is processing and on a
+  processing order (including the finalize answer); 0 sends none.
+  Pebble writes it as delay-seconds or as an HTTP-date, at random.
+* ``keyAlgorithm``: ``rsa`` or ``ecdsa``, the CA's own keys.
 """
 
 from __future__ import annotations
@@ -58,6 +73,21 @@ COURSE_PEBBLE_ENV = {
     "PEBBLE_ALTERNATE_ROOTS": "1",
 }
 
+#: Let's Encrypt's profiles as of 2026 (letsencrypt.org/docs/profiles):
+#: name -> (description, lifetime in seconds).
+LETSENCRYPT_PROFILES: dict[str, tuple[str, int]] = {
+    "classic": ("90-day certificates, CN kept, up to 100 names (Let's Encrypt's default)", 90 * 86400),
+    "tlsserver": ("45-day certificates, no CN, TLS server auth only, up to 25 names", 45 * 86400),
+    "shortlived": ("160-hour (6-day) certificates; the only profile for IP addresses", 160 * 3600),
+}
+
+#: seconds of ``Retry-After`` a lab sends by default (:class:`acmelab.lab.Lab`):
+#: none, so the tests run at full speed unless they ask for it.
+DEFAULT_RETRY_AFTER = {"authz": 0, "order": 0}
+#: ... and the course's detached lab: one second, so every notebook meets
+#: real ``Retry-After`` headers and the series stays fast.
+COURSE_RETRY_AFTER = {"authz": 1, "order": 1}
+
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -97,15 +127,75 @@ def check_eab_keys(eab_keys: dict[str, str] | None) -> dict[str, str]:
     return checked
 
 
+def check_profiles(profiles: dict[str, tuple[str, int]] | None) -> dict[str, tuple[str, int]]:
+    """Validate a profile table, name -> ``(description, lifetime seconds)``;
+    None gives :data:`LETSENCRYPT_PROFILES`.
+
+    Raises:
+        InputError: an empty table, an empty name or a lifetime that is not a
+            positive whole number of seconds.
+    """
+    if profiles is None:
+        return dict(LETSENCRYPT_PROFILES)
+    checked: dict[str, tuple[str, int]] = {}
+    for name, value in dict(profiles).items():
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("profile names must be non-empty strings")
+        try:
+            description, seconds = value
+        except (TypeError, ValueError):
+            raise InputError(f"profile {name!r} must be (description, lifetime seconds)") from None
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise InputError(f"profile {name!r}: lifetime must be a positive number of seconds (got {seconds!r})")
+        checked[name] = (str(description), seconds)
+    if not checked:
+        raise InputError("the lab needs at least one profile")
+    return checked
+
+
+def check_retry_after(retry_after: dict[str, int] | None) -> dict[str, int]:
+    """Validate ``{"authz": s, "order": s}`` (whole seconds >= 0; a missing
+    key is 0); None gives :data:`DEFAULT_RETRY_AFTER`.
+
+    Raises:
+        InputError: another key, or a value that is not a whole number >= 0.
+    """
+    checked = dict(DEFAULT_RETRY_AFTER)
+    for key, value in (retry_after or {}).items():
+        if key not in checked:
+            raise InputError(f"retry_after takes 'authz' and 'order' (got {key!r})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"retry_after[{key!r}] must be whole seconds >= 0 (got {value!r})")
+        checked[key] = value
+    return checked
+
+
+def check_key_algorithm(key_algorithm: str) -> str:
+    """``"rsa"`` (Pebble's default) or ``"ecdsa"``: the CA's own keys.
+
+    Raises:
+        InputError: anything else.
+    """
+    if key_algorithm not in ("rsa", "ecdsa"):
+        raise InputError(f"key_algorithm must be 'rsa' or 'ecdsa' (got {key_algorithm!r})")
+    return key_algorithm
+
+
 def write_pebble_config(path: Path, *, acme_port: int, management_port: int,
                         certificate: Path, private_key: Path,
                         eab_keys: dict[str, str] | None = None,
+                        profiles: dict[str, tuple[str, int]] | None = None,
+                        retry_after: dict[str, int] | None = None,
+                        key_algorithm: str = "rsa",
                         http_port: int = 5002, tls_port: int = 5001) -> Path:
     """Write Pebble's JSON config (mode 0600: it may hold EAB keys).
 
     Both listeners bind to 127.0.0.1 only.  ``httpPort``/``tlsPort`` are the
     ports Pebble's validation authority *connects to* for http-01 and
-    tls-alpn-01; the lab validates with DNS-01 and binds neither.
+    tls-alpn-01; the lab validates with DNS and binds neither.  ``profiles``
+    (default :data:`LETSENCRYPT_PROFILES`) and ``retry_after`` (default
+    :data:`DEFAULT_RETRY_AFTER`) are checked by :func:`check_profiles` /
+    :func:`check_retry_after`.
     """
     config = {
         "pebble": {
@@ -117,6 +207,10 @@ def write_pebble_config(path: Path, *, acme_port: int, management_port: int,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": bool(eab_keys),
+            "keyAlgorithm": check_key_algorithm(key_algorithm),
+            "retryAfter": check_retry_after(retry_after),
+            "profiles": {name: {"description": description, "validityPeriod": seconds}
+                         for name, (description, seconds) in check_profiles(profiles).items()},
         }
     }
     if eab_keys:
@@ -134,10 +228,13 @@ def pebble_argv(pebble: str, config: Path, dns_port: int, *, strict: bool) -> li
 
 def challtestsrv_argv(challtestsrv: str, dns_port: int, management_port: int) -> list[str]:
     """pebble-challtestsrv with DNS and management on loopback and the
-    HTTP-01/TLS-ALPN-01 responders switched off."""
+    HTTP-01/TLS-ALPN-01 responders and the DNS-over-HTTPS server (on by
+    default on :8443, the Alibaba endpoint's port) switched off.  Pebble
+    asks it over TCP."""
     return [
         challtestsrv,
-        "-dns01", f"127.0.0.1:{dns_port}",
+        "-dnsserver", f"127.0.0.1:{dns_port}",
+        "-doh", "",
         "-management", f"127.0.0.1:{management_port}",
         "-http01", "",
         "-https01", "",

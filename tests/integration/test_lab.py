@@ -98,10 +98,35 @@ def test_port_in_use_is_named(tmp_path):
 
 
 def test_missing_binary_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", "")
-    with pytest.raises(LabError, match=r"pebble and pebble-challtestsrv not found on PATH"):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("ACMELAB_PEBBLE_BIN_DIR", str(empty))
+    with pytest.raises(LabError, match=r"pebble and pebble-challtestsrv not found in .*make setup"):
         Lab(tmp_path, ports=LabPorts.free(), aliyun=False).start()
     assert read_records(tmp_path) == []
+
+
+def test_the_lab_runs_the_pinned_pebble_with_lets_encrypts_profiles(lab):
+    directory = requests.get(lab.directory_url, verify=str(lab.ca_bundle), timeout=10,
+                             headers={"User-Agent": "acmelab-tests"}).json()
+    assert directory["renewalInfo"].startswith(lab.directory_url.rsplit("/", 1)[0])
+    assert sorted(directory["meta"]["profiles"]) == ["classic", "shortlived", "tlsserver"]
+    assert lab.pebble_version == "b1e1ca4f3c30"
+    assert lab.profiles == {"classic": 7776000, "tlsserver": 3888000, "shortlived": 576000}
+    # Pebble refuses a request without a User-Agent (RFC 8555 §6.1 MUST)
+    # (http.client, because urllib3 adds a User-Agent of its own)
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    url = urlsplit(lab.directory_url)
+    connection = http.client.HTTPSConnection(url.hostname, url.port, timeout=10,
+                                             context=ssl.create_default_context(cafile=str(lab.ca_bundle)))
+    connection.request("GET", url.path)
+    refused = connection.getresponse()
+    body = refused.read().decode()
+    connection.close()
+    assert refused.status == 400 and "User-Agent" in body
 
 
 def test_invalid_pebble_config_reports_pebble_log(tmp_path, monkeypatch):

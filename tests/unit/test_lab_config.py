@@ -118,9 +118,9 @@ def test_command_lines():
         "/usr/bin/pebble", "-config", "/r/c.json", "-dnsserver", "127.0.0.1:5353", "-strict"]
     assert "-strict" not in pebble_config.pebble_argv("pebble", Path("c"), 1, strict=False)
     argv = pebble_config.challtestsrv_argv("pebble-challtestsrv", 5353, 5355)
-    assert argv[argv.index("-dns01") + 1] == "127.0.0.1:5353"
+    assert argv[argv.index("-dnsserver") + 1] == "127.0.0.1:5353"
     assert argv[argv.index("-management") + 1] == "127.0.0.1:5355"
-    for listener in ("-http01", "-https01", "-tlsalpn01"):
+    for listener in ("-http01", "-https01", "-tlsalpn01", "-doh"):
         assert argv[argv.index(listener) + 1] == ""
 
 
@@ -146,3 +146,34 @@ def test_access_key_is_made_once_and_never_overwritten(tmp_path):
         _access_key(tmp_path)
     assert key_secret not in str(caught.value)
     assert path.read_text() == "{garbage"
+
+
+def test_config_profiles_retry_after_key_algorithm(tmp_path):
+    path = pebble_config.write_pebble_config(
+        tmp_path / "c.json", acme_port=1, management_port=2,
+        certificate=tmp_path / "cert.pem", private_key=tmp_path / "key.pem",
+        retry_after={"authz": 2}, key_algorithm="ecdsa")
+    config = json.loads(path.read_text())["pebble"]
+    assert config["retryAfter"] == {"authz": 2, "order": 0}
+    assert config["keyAlgorithm"] == "ecdsa"
+    assert {name: p["validityPeriod"] for name, p in config["profiles"].items()} == {
+        "classic": 90 * 86400, "tlsserver": 45 * 86400, "shortlived": 160 * 3600}
+    custom = pebble_config.write_pebble_config(
+        tmp_path / "d.json", acme_port=1, management_port=2,
+        certificate=tmp_path / "cert.pem", private_key=tmp_path / "key.pem",
+        profiles={"tiny": ("ten minutes", 600)})
+    assert json.loads(custom.read_text())["pebble"]["profiles"] == {
+        "tiny": {"description": "ten minutes", "validityPeriod": 600}}
+
+
+@pytest.mark.parametrize("bad", [
+    {"profiles": {}}, {"profiles": {"x": ("d", 0)}}, {"profiles": {"": ("d", 5)}}, {"profiles": {"x": 5}},
+    {"retry_after": {"authz": -1}}, {"retry_after": {"poll": 1}}, {"retry_after": {"order": True}},
+    {"key_algorithm": "dsa"},
+])
+def test_config_knobs_refused(tmp_path, bad):
+    with pytest.raises(InputError):
+        pebble_config.write_pebble_config(
+            tmp_path / "c.json", acme_port=1, management_port=2,
+            certificate=tmp_path / "cert.pem", private_key=tmp_path / "key.pem", **bad)
+    assert not (tmp_path / "c.json").exists()
