@@ -21,7 +21,8 @@ the others:
    RFC action, in the order a certificate's life runs through them:
    directory (§7.1.1), account (§7.3), order (§7.4), authorization and
    challenge (§7.5, §8), finalize (§7.4), certificate download (§7.4.2),
-   revocation (§7.6).
+   renewal information (RFC 9773, :mod:`acmelab.renewal_info`), revocation
+   (§7.6).
 
 Every name of the two other modules that was importable from here before
 they were split off still is (``from acmelab.client import Order`` works).
@@ -42,7 +43,8 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import USER_AGENT, jws, keys
 from acmelab.dns import validation_name
-from acmelab.errors import ChallengeFailed, InputError, OrderNotReady, PollTimeout, ProtocolError
+from acmelab.errors import ChallengeFailed, InputError, OrderNotReady, PollTimeout, ProtocolError, UnknownProfile
+from acmelab.renewal_info import RenewalInfo, cert_id
 from acmelab.resources import (
     Account,
     Authorization,
@@ -279,21 +281,40 @@ class AcmeClient:
     # ------------------------------------------------------------------
     # §7.4 orders
     # ------------------------------------------------------------------
+    def check_profile(self, profile: str) -> str:
+        """``profile`` if the directory's ``meta.profiles`` lists it
+        (draft-ietf-acme-profiles §3).
+
+        Raises:
+            UnknownProfile: it is not offered (nothing is sent).
+        """
+        offered = self.directory.profiles
+        if profile not in offered:
+            raise UnknownProfile(profile, sorted(offered))
+        return profile
+
     def new_order(self, names: Iterable[str], *, not_before: str | None = None,
-                  not_after: str | None = None) -> Order:
+                  not_after: str | None = None, profile: str | None = None,
+                  replaces: str | None = None) -> Order:
         """Apply for a certificate (§7.4, newOrder).
 
         Args:
             names: DNS names, wildcards as ``"*.example.com"``; sent as given
                 (normalise them with :func:`acmelab.csr.normalize_name`).
             not_before, not_after: optional RFC 3339 dates.
+            profile: a name from the directory's ``meta.profiles``
+                (draft-ietf-acme-profiles); None lets the CA choose.
+            replaces: the ARI certID of the certificate this order renews
+                (RFC 9773 §5, :func:`acmelab.renewal_info.cert_id`).
 
         Returns:
             the new Order (status ``pending``, or ``ready`` when every
             authorization was reused).
 
         Raises:
-            InputError: no names.  RejectedIdentifier, ...: from the CA.
+            InputError: no names.  UnknownProfile: ``profile`` is not offered
+                (checked before sending).  RejectedIdentifier,
+                InvalidProfile, AlreadyReplaced, ...: from the CA.
         """
         names = list(names)
         if not names or not all(isinstance(n, str) and n for n in names):
@@ -303,6 +324,12 @@ class AcmeClient:
             payload["notBefore"] = not_before
         if not_after:
             payload["notAfter"] = not_after
+        if profile is not None:
+            payload["profile"] = self.check_profile(profile)
+        if replaces is not None:
+            if not isinstance(replaces, str) or replaces.count(".") != 1:
+                raise InputError(f"replaces must be an ARI certID 'keyIdentifier.serial' (got {replaces!r})")
+            payload["replaces"] = replaces
         response = self._post(self.directory.newOrder, payload)
         return Order.from_json(response.location, response.json())
 
@@ -548,6 +575,32 @@ class AcmeClient:
             if chain_matches(chains[-1], preferred):
                 return chains[-1]
         return next((c for c in chains if chain_matches(c, preferred, issuer=True)), default)
+
+    # ------------------------------------------------------------------
+    # RFC 9773 renewal information (ARI)
+    # ------------------------------------------------------------------
+    def renewal_info(self, certificate: x509.Certificate | str | bytes) -> RenewalInfo:
+        """The CA's suggested renewal window for ``certificate`` (RFC 9773
+        §4): an unauthenticated GET of ``<renewalInfo>/<certID>``.
+
+        Args:
+            certificate: x509 object, PEM or DER (for a chain, the first).
+
+        Returns:
+            :class:`~acmelab.renewal_info.RenewalInfo` (window, explanation
+            URL, seconds until the next check from ``Retry-After``).
+
+        Raises:
+            InputError: not a certificate, or one without an AKI
+                keyIdentifier.  ProtocolError: the CA has no ``renewalInfo``,
+                or its answer is malformed.  AcmeProblem, NetworkError.
+        """
+        base = self.directory.renewalInfo
+        if not base:
+            raise ProtocolError(f"the directory {self.directory_url} has no renewalInfo (the CA has no ARI)")
+        identifier = cert_id(_load_certificate(certificate))
+        response = self.transport.get(f"{base.rstrip('/')}/{identifier}")
+        return RenewalInfo.from_json(identifier, response.json(), retry_after=response.retry_after)
 
     # ------------------------------------------------------------------
     # §7.6 revocation

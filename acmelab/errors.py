@@ -42,6 +42,25 @@ class KeyExistsError(WouldOverwriteError):
     """Refusing to overwrite an existing private key (pass ``overwrite=True``)."""
 
 
+class UnknownProfile(InputError):
+    """A profile the directory's ``meta.profiles`` does not list
+    (draft-ietf-acme-profiles); raised before anything is sent.
+
+    Attributes:
+        profile: the name asked for.
+        offered: the names the CA offers (empty: it offers no profiles).
+    """
+
+    def __init__(self, profile: str, offered: list[str]) -> None:
+        self.profile = profile
+        self.offered = list(offered)
+        if offered:
+            text = f"the CA offers no profile {profile!r}; it offers {', '.join(offered)}"
+        else:
+            text = f"the CA offers no profiles (its directory has no meta.profiles), so not {profile!r}"
+        super().__init__(text)
+
+
 class ProtocolError(AcmelabError):
     """The server's answer does not follow RFC 8555 (e.g. non-JSON body,
     missing ``Replay-Nonce``, missing ``Location``)."""
@@ -98,6 +117,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "unsupportedContact": "A contact URL for an account used an unsupported protocol scheme",
     "unsupportedIdentifier": "An identifier is of an unsupported type",
     "userActionRequired": "Visit the 'instance' URL and take actions specified there",
+    # draft-ietf-acme-profiles
+    "invalidProfile": "The request specified a profile the server does not offer",
+    # RFC 9773 §5 (ARI)
+    "alreadyReplaced": "The request specified a predecessor certificate that has already been replaced",
 }
 
 
@@ -226,6 +249,12 @@ class AccountDoesNotExist(AcmeProblem):
     problem = "accountDoesNotExist"
 
 
+class AlreadyReplaced(AcmeProblem):
+    """The certificate named in ``replaces`` already has a replacement
+    order (``alreadyReplaced``, RFC 9773 §5)."""
+    problem = "alreadyReplaced"
+
+
 class AlreadyRevoked(AcmeProblem):
     """The certificate is already revoked (``alreadyRevoked``, RFC 8555 §7.6)."""
     problem = "alreadyRevoked"
@@ -290,6 +319,12 @@ class IncorrectResponse(AcmeProblem):
 class InvalidContact(AcmeProblem):
     """A contact URL was invalid (``invalidContact``, RFC 8555 §7.3)."""
     problem = "invalidContact"
+
+
+class InvalidProfile(AcmeProblem):
+    """newOrder named a profile the CA does not offer (``invalidProfile``,
+    draft-ietf-acme-profiles §4)."""
+    problem = "invalidProfile"
 
 
 class Malformed(AcmeProblem):

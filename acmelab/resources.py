@@ -95,6 +95,17 @@ class Directory:
     newAuthz: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     json: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: ARI (RFC 9773 §3): base URL of the renewalInfo resource, or None
+    renewalInfo: str | None = None
+
+    @property
+    def profiles(self) -> dict[str, str]:
+        """``meta.profiles`` (draft-ietf-acme-profiles §3): profile name ->
+        description; empty when the CA offers none (or sends junk)."""
+        profiles = self.meta.get("profiles")
+        if not isinstance(profiles, Mapping):
+            return {}
+        return {str(name): str(text) for name, text in profiles.items() if isinstance(name, str)}
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> "Directory":
@@ -103,9 +114,12 @@ class Directory:
                    if not isinstance(document.get(name), str)]
         if missing:
             raise ProtocolError(f"the ACME directory lacks {', '.join(missing)}")
+        meta = document.get("meta")
+        renewal_info = document.get("renewalInfo")
         return cls(document["newNonce"], document["newAccount"], document["newOrder"],
                    document["revokeCert"], document["keyChange"], document.get("newAuthz"),
-                   document.get("meta") or {}, document)
+                   meta if isinstance(meta, Mapping) else {}, document,
+                   renewal_info if isinstance(renewal_info, str) else None)
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,18 @@ class Order:
     notAfter: str | None = None
     error: AcmeProblem | None = None
     json: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def profile(self) -> str | None:
+        """The order's ``profile`` (draft-ietf-acme-profiles), if the CA says."""
+        value = self.json.get("profile")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def replaces(self) -> str | None:
+        """The certID this order replaces (RFC 9773 §5), if any."""
+        value = self.json.get("replaces")
+        return value if isinstance(value, str) and value else None
 
     @classmethod
     def from_json(cls, url: str, document: Mapping[str, Any]) -> "Order":

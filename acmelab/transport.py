@@ -307,7 +307,8 @@ class AcmeTransport:
 
     def get(self, url: str) -> AcmeResponse:
         """Unauthenticated GET -- in ACME only the directory (RFC 8555
-        §7.1.1); everything else is POST-as-GET (§6.3).  Raises
+        §7.1.1) and renewalInfo (RFC 9773 §4.2); everything else is
+        POST-as-GET (§6.3).  Raises
         NetworkError, AcmeProblem, ProtocolError."""
         response = self._send("GET", url, retry_always=True)
         self.raise_for_problem(response)
