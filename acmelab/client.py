@@ -32,7 +32,6 @@ The client is not thread-safe: use one per thread.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -41,8 +40,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from acmelab import USER_AGENT, jws, keys
-from acmelab.dns import validation_name
+from acmelab import USER_AGENT, challenges, jws, keys
+from acmelab.challenges import DnsRecord, validation_name
 from acmelab.errors import ChallengeFailed, InputError, OrderNotReady, PollTimeout, ProtocolError, UnknownProfile
 from acmelab.renewal_info import RenewalInfo, cert_id
 from acmelab.resources import (
@@ -382,8 +381,33 @@ class AcmeClient:
     def dns01_txt_value(self, challenge: Challenge | str) -> str:
         """The TXT record value for dns-01: base64url(SHA-256(key
         authorization)) (§8.4), 43 characters."""
-        digest = hashlib.sha256(self.key_authorization(challenge).encode("ascii")).digest()
-        return jws.b64url(digest)
+        return challenges.txt_value(self.key_authorization(challenge))
+
+    def dns_record(self, authorization: Authorization, challenge_type: str = "dns-01") -> DnsRecord:
+        """The TXT record that answers the ``challenge_type`` challenge of
+        ``authorization`` (see :mod:`acmelab.challenges`): dns-01 (RFC 8555
+        §8.4), dns-account-01 (name from the account URL) or dns-persist-01
+        (the challenge's issuer domain and ``accounturi``; ``standing``).
+
+        Raises:
+            InputError: an unknown challenge type.
+            ProtocolError: the CA offers no such challenge, or a malformed one.
+        """
+        challenge = authorization.challenge(challenge_type)
+        domain = authorization.identifier.get("value", "")
+        if challenge_type == "dns-01":
+            return challenges.dns01_record(domain, self.key_authorization(challenge))
+        if challenge_type == "dns-account-01":
+            return challenges.dns_account01_record(domain, self.key_authorization(challenge), self._kid())
+        if challenge_type == "dns-persist-01":
+            issuers = challenge.json.get("issuer-domain-names")
+            account_uri = challenge.json.get("accounturi")
+            return challenges.dns_persist01_record(
+                domain, issuer_domain_names=issuers if isinstance(issuers, list) else [],
+                account_url=account_uri if isinstance(account_uri, str) and account_uri else self._kid(),
+                wildcard=authorization.wildcard)
+        raise InputError(f"unknown challenge type {challenge_type!r}; "
+                         f"choose one of {', '.join(challenges.CHALLENGE_TYPES)}")
 
     @staticmethod
     def dns01_name(authorization: Authorization | str) -> str:
@@ -403,7 +427,8 @@ class AcmeClient:
         """Tell the CA the challenge is ready to be validated: POST ``{}``
         to its URL (§7.5.1).  Returns the challenge (usually
         ``processing``)."""
-        self.key_authorization(challenge)  # refuse a malformed token before answering
+        if challenge.type != "dns-persist-01":  # it has no token
+            self.key_authorization(challenge)  # refuse a malformed token before answering
         return Challenge.from_json(self._post(challenge.url, {}, idempotent=True).json(), challenge.url)
 
     # -- polling (§7.5.1, §7.4): wait, fetch, until a final status --------

@@ -1,19 +1,26 @@
-"""One call from names to a certificate: the common path of RFC 8555 with dns-01.
+"""One call from names to a certificate: the common path of RFC 8555 through DNS.
 
 :func:`issue_certificate` runs, with an :class:`~acmelab.client.AcmeClient`
 that has an account:
 
-1. newOrder for the names (§7.4);
+1. newOrder for the names (§7.4), with a profile (``classic`` unless told
+   otherwise, when the CA offers profiles) and, for a renewal, the ARI
+   ``replaces`` of the certificate it renews (RFC 9773 §5);
 2. fetch each authorization (§7.5); one already ``valid`` (reused by the CA)
    needs nothing more;
-3. for every other one, publish the dns-01 TXT record (§8.4) through the DNS
-   provider, wait until it is visible (if the provider can check), answer
-   the challenge (§7.5.1) and poll the authorization until ``valid``;
+3. for every other one, publish the challenge's TXT record (dns-01, §8.4;
+   or dns-account-01 / dns-persist-01, :mod:`acmelab.challenges`) through
+   the DNS provider -- all of them before any wait -- wait until they are
+   visible (if the provider can check), answer the challenges (§7.5.1) and
+   poll the authorizations until ``valid``.  A dns-persist-01 record that
+   is already visible is not written again;
 4. finalize with a CSR for a fresh certificate key (§7.4), download the chain
    (§7.4.2), choosing the preferred one if asked;
 5. remove every TXT record it published, on every path (``finally``, also
-   on KeyboardInterrupt).  A record that cannot be removed once the chain
-   is downloaded does not throw the certificate away: it is reported in
+   on KeyboardInterrupt) -- except dns-persist-01 records, which stay by
+   design and are reported in ``IssuedCertificate.standing_records``.  A
+   record that cannot be removed once the chain is downloaded does not
+   throw the certificate away: it is reported in
    ``IssuedCertificate.cleanup_failures`` (and logged as a warning).
 
 For one name with no reused authorization that is 7 ACME requests: newOrder,
@@ -33,11 +40,17 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
 from acmelab import keys
+from acmelab.challenges import CHALLENGE_TYPES, DnsRecord
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
-from acmelab.dns import DnsProvider, validation_name
-from acmelab.errors import ChallengeFailed, InputError, ProtocolError
+from acmelab.dns import DnsProvider
+from acmelab.errors import AlreadyReplaced, ChallengeFailed, DnsError, InputError, ProtocolError
 
-__all__ = ["IssuedCertificate", "issue_certificate"]
+__all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "choose_profile", "issue_certificate"]
+
+#: the profile ordered when none is chosen and the CA offers it: Let's
+#: Encrypt's default, named so that a certificate's lifetime never depends on
+#: a CA's choice (Pebble picks a random profile for an order that names none).
+DEFAULT_PROFILE = "classic"
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +68,13 @@ class IssuedCertificate:
         serial_hex: the serial number in lower-case hex, no ``0x`` (the form
             Pebble's ``/cert-status-by-serial/`` takes).
         not_after: the expiry (aware datetime, UTC).
-        cleanup_failures: one message per dns-01 TXT record that could not
+        cleanup_failures: one message per TXT record that could not
             be removed after issuance (empty when all went); the caller
             should tell the user, and remove them later.
+        profile: the profile the order was placed with (None: the CA
+            offers no profiles).
+        standing_records: the dns-persist-01 records this issuance relies
+            on, left in place by design (whether written now or earlier).
     """
 
     certificate_pem: str = field(repr=False)
@@ -68,23 +85,58 @@ class IssuedCertificate:
     serial_hex: str
     not_after: datetime
     cleanup_failures: tuple[str, ...] = ()
+    profile: str | None = None
+    standing_records: tuple[DnsRecord, ...] = ()
 
     def private_key_pem(self, passphrase: bytes | str | None = None) -> bytes:
         """The private key as PEM (PKCS#8), optionally encrypted."""
         return keys.private_key_pem(self.private_key, passphrase)
 
 
-def _challenge_for(client: AcmeClient, authorization: Authorization) -> tuple[str, str]:
-    """(TXT name, TXT value) for the dns-01 challenge of an authorization."""
-    challenge = authorization.challenge("dns-01")
-    return validation_name(authorization.identifier.get("value", "")), client.dns01_txt_value(challenge)
+def choose_profile(client: AcmeClient, profile: str | None) -> str | None:
+    """The profile to order: ``profile`` if given (it must be offered), else
+    :data:`DEFAULT_PROFILE` if the CA offers it, else None (the CA offers
+    no profiles, or not that one: let it choose).
+
+    Raises:
+        UnknownProfile: ``profile`` is not in the directory's ``meta.profiles``.
+    """
+    if profile is not None:
+        return client.check_profile(profile)
+    return DEFAULT_PROFILE if DEFAULT_PROFILE in client.directory.profiles else None
+
+
+def _already_visible(dns: DnsProvider, record: DnsRecord) -> bool:
+    """True if the provider can see ``record`` right now (one look, no wait)."""
+    wait = getattr(dns, "wait_until_visible", None)
+    if not callable(wait):
+        return False
+    try:
+        wait(record.name, record.value, 0)
+    except DnsError:
+        return False
+    return True
+
+
+def _new_order(client: AcmeClient, names: list[str], profile: str | None, replaces: str | None) -> Order:
+    """newOrder; a ``replaces`` the CA calls ``alreadyReplaced`` (a
+    replacement was issued already, say by a run whose answer was lost) is
+    dropped, and the order placed without it (RFC 9773 §5)."""
+    try:
+        return client.new_order(names, profile=profile, replaces=replaces)
+    except AlreadyReplaced as error:
+        if replaces is None:
+            raise
+        logger.warning("%s already has a replacement (%s); ordering without 'replaces'", replaces, error.detail)
+        return client.new_order(names, profile=profile)
 
 
 def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvider,
                       key_type: str = "ec256", certificate_key: keys.PrivateKey | None = None,
                       preferred_chain: str | None = None, timeout: float = POLL_TIMEOUT,
-                      propagation_timeout: float = 60.0) -> IssuedCertificate:
-    """Get a certificate for ``names`` by dns-01 (RFC 8555 §7.4, §8.4).
+                      propagation_timeout: float = 60.0, challenge: str = "dns-01",
+                      profile: str | None = None, replaces: str | None = None) -> IssuedCertificate:
+    """Get a certificate for ``names`` through DNS (RFC 8555 §7.4, §8.4).
 
     Args:
         names: DNS names (wildcards as ``"*.example.com"``); normalised by
@@ -99,13 +151,19 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
             chain to prefer (or the root it leads to); default chain otherwise.
         timeout: seconds to wait for each authorization and for the order.
         propagation_timeout: seconds to wait for each TXT record to be visible.
+        challenge: ``"dns-01"``, ``"dns-account-01"`` or ``"dns-persist-01"``
+            (:data:`acmelab.challenges.CHALLENGE_TYPES`).
+        profile: a profile from the directory's ``meta.profiles``; default
+            :func:`choose_profile`.
+        replaces: the ARI certID of the certificate this one renews (RFC 9773).
 
     Returns:
         IssuedCertificate.
 
     Raises:
-        InputError: bad names or key type, or the account key as certificate
-            key (before any request).
+        InputError: bad names, key type or challenge type, or the account
+            key as certificate key (before any request).
+        UnknownProfile: ``profile`` is not offered (before any order).
         ChallengeFailed: an authorization ended invalid (with the CA's error).
         DnsError: a TXT record could not be published or seen.  (One that
             cannot be removed after the certificate was downloaded is
@@ -126,12 +184,16 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         certificate_key = keys.generate_key(key_type)
     if keys.public_jwk(certificate_key) == keys.public_jwk(client.account_key):
         raise InputError("the certificate key must not be the account key")
+    if challenge not in CHALLENGE_TYPES:
+        raise InputError(f"unknown challenge type {challenge!r}; choose one of {', '.join(CHALLENGE_TYPES)}")
     csr = csr_module.make_csr(certificate_key, names)
+    profile = choose_profile(client, profile)
 
     published: list[tuple[str, str]] = []
+    standing: list[DnsRecord] = []
     try:
         # §7.4 newOrder, then §7.5 each authorization (reused ones are valid)
-        order = client.new_order(names)
+        order = _new_order(client, names, profile, replaces)
         _check_order_names(order, names)
         pending = []
         for url in order.authorizations:
@@ -140,23 +202,29 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
             if authorization.status == "valid":
                 continue
             if authorization.status != "pending":
-                raise ChallengeFailed(authorization.name, "dns-01", url, authorization.problem)
+                raise ChallengeFailed(authorization.name, challenge, url, authorization.problem)
             pending.append(authorization)
 
         # §8.4 publish every TXT record first (a wildcard and its base name
-        # share one name with two values), then wait until they are visible
-        records = [_challenge_for(client, a) for a in pending]
-        for name, value in records:
-            published.append((name, value))
-            dns.present(name, value)
+        # share one name with two values), then wait until they are visible;
+        # a standing dns-persist-01 record already in place is left alone
+        records = list(dict.fromkeys(client.dns_record(a, challenge) for a in pending))
+        for record in records:
+            if record.standing:
+                standing.append(record)
+                if _already_visible(dns, record):
+                    continue
+            else:
+                published.append((record.name, record.value))
+            dns.present(record.name, record.value)
         wait = getattr(dns, "wait_until_visible", None)
         if callable(wait):
-            for name, value in records:
-                wait(name, value, propagation_timeout)
+            for record in records:
+                wait(record.name, record.value, propagation_timeout)
 
         # §7.5.1 answer each challenge, then poll its authorization
         for authorization in pending:
-            client.answer_challenge(authorization.challenge("dns-01"))
+            client.answer_challenge(authorization.challenge(challenge))
         for authorization in pending:
             client.poll_authorization(authorization, timeout=timeout)
 
@@ -183,6 +251,8 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         serial_hex=format(leaf.serial_number, "x"),
         not_after=leaf.not_valid_after_utc,
         cleanup_failures=failures,
+        profile=order.profile or profile,
+        standing_records=tuple(standing),
     )
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from acmelab.challenges import validation_name
+
 __all__ = ["DnsProvider", "VisibilityCheck", "validation_name"]
 
 
@@ -52,11 +54,3 @@ class VisibilityCheck(Protocol):
         ...
 
 
-def validation_name(domain: str) -> str:
-    """Where the dns-01 TXT record of ``domain`` goes (RFC 8555 §8.4):
-    ``"_acme-challenge." + domain``; a wildcard ``"*.example.com"``
-    validates at ``"_acme-challenge.example.com"``.  No trailing dot."""
-    domain = domain.rstrip(".")
-    if domain.startswith("*."):
-        domain = domain[2:]
-    return f"_acme-challenge.{domain}"

@@ -294,6 +294,25 @@ class LabInfo:
         except requests.RequestException as error:
             raise LabError(f"Pebble's management API at {self.management_url} is not reachable: {error}") from error
 
+    def set_renewal_info(self, certificate_pem: str, answer: str | dict[str, Any]) -> None:
+        """Make Pebble answer ``answer`` to renewalInfo (RFC 9773) for this
+        certificate: ``POST {management}/set-renewal-info/`` (Pebble's
+        management API).  ``answer`` is a dict (sent as JSON) or any text,
+        even malformed JSON, to see what a client does with garbage.  Pebble
+        then sends it with ``Retry-After: 21600``.
+
+        Raises:
+            LabError: Pebble does not know the certificate, or the API is unreachable.
+        """
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        try:
+            response = requests.post(f"{self.management_url}/set-renewal-info/", verify=str(self.ca_bundle),
+                                     json={"Certificate": certificate_pem, "ARIResponse": text}, timeout=10)
+        except requests.RequestException as error:
+            raise LabError(f"Pebble's management API at {self.management_url} is not reachable: {error}") from error
+        if response.status_code != 200:
+            raise LabError(f"set-renewal-info answered HTTP {response.status_code}: {response.text[:200]}")
+
     def _numbered_pems(self, kind: str) -> list[str]:
         pems: list[str] = []
         for number in range(64):
