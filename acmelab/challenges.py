@@ -71,6 +71,12 @@ def validation_name(domain: str) -> str:
     return f"_acme-challenge.{base_name(domain)}"
 
 
+def is_standing(record_name: str) -> bool:
+    """True for a dns-persist-01 record name (``_validation-persist.…``):
+    such a record is left in place by design."""
+    return record_name.lower().startswith("_validation-persist.")
+
+
 def account_label(account_url: str) -> str:
     """The dns-account-01 label of an account (draft-ietf-acme-dns-account-label
     §3.1): lower-case base32 (no padding) of the first 10 bytes of
@@ -127,4 +133,5 @@ def dns_persist01_record(domain: str, *, issuer_domain_names: list[str] | tuple[
         parts.append("policy=wildcard")
     if persist_until is not None:
         parts.append(f"persistUntil={int(persist_until.timestamp())}")
-    return DnsRecord(f"_validation-persist.{base_name(domain)}", "; ".join(parts), standing=True)
+    name = f"_validation-persist.{base_name(domain)}"
+    return DnsRecord(name, "; ".join(parts), standing=is_standing(name))

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from acmelab.challenges import CHALLENGE_TYPES
 from acmelab.errors import AcmelabError, AcmeProblem, ConfigError, InputError, StateLocked, WouldOverwriteError
 
 EXIT_OK = 0
@@ -389,6 +390,7 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
         except InputError as error:
             raise ConfigError(f"Alibaba Cloud credentials: {error}") from None
     env = _environment(args, ctx, verify_installs=verify_installs)
+    _check_profiles(env, services)
     cancel = threading.Event()
     previous = _install_sigint(cancel)
     show = not args.json and not args.quiet and sys.stderr.isatty()
@@ -402,6 +404,25 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
             signal.signal(signum, handler)
     return _summary(results, as_json=args.json, quiet=args.quiet,
                     extra={"directory_url": ctx.directory_url, "state_dir": str(ctx.state.root)})
+
+
+def _check_profiles(env, services) -> None:
+    """Every profile the services name is in the directory's
+    ``meta.profiles`` (draft-ietf-acme-profiles), checked before any order.
+
+    Raises ConfigError naming the services and what the CA offers."""
+    from acmelab.errors import UnknownProfile
+
+    client = env.acme_client()
+    problems = []
+    for profile in sorted({s.profile for s in services if s.profile is not None}):
+        try:
+            client.check_profile(profile)
+        except UnknownProfile as error:
+            users = sorted(s.name for s in services if s.profile == profile)
+            problems.append(f"{error} (service{'s' if len(users) > 1 else ''} {', '.join(users[:5])})")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _install_sigint(cancel: threading.Event):
@@ -601,7 +622,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     except AcmelabError:
         pass
     targets = Service.from_managed(previous).install if previous else ()
-    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue")
+    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue",
+                      args.profile, args.challenge)
     return _run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check)
 
 
@@ -628,13 +650,57 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return _run_services(args, services, force=args.force, verify_installs=not args.skip_handshake_check)
 
 
+def _renewal_json(decision) -> dict[str, Any]:
+    window = decision.window
+    return {
+        "renewal_window": {"start": window[0].isoformat(), "end": window[1].isoformat()} if window else None,
+        "ari_next_check": decision.next_check.isoformat() if decision.next_check else None,
+        "renew_at": decision.renew_at.isoformat() if decision.renew_at else None,
+        "due": decision.due, "reason": decision.reason,
+    }
+
+
+def _ari_client(args: argparse.Namespace):
+    """A client for the unauthenticated renewalInfo GETs of ``list``, or None
+    when the CA cannot be reached without side effects (``--directory lab``
+    with no lab running: ``list`` never starts one)."""
+    from acmelab import keys
+
+    if args.directory == "lab":
+        from acmelab import lab
+
+        if lab.status(args.lab_dir) is None:
+            return None
+    try:
+        ctx = _context(args)
+    except AcmelabError as error:
+        logger.info("not asking the CA for renewal windows: %s", error)
+        return None
+    # renewalInfo needs no account: this key signs nothing
+    return _client(ctx, keys.generate_key("ec256"))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    """List the managed certificates (no network)."""
+    """List the managed certificates, each with its profile, renewal window
+    and why it is or is not due.  The CA's renewalInfo (ARI, RFC 9773) is
+    asked only where the stored answer's Retry-After has passed, and only
+    when ``--directory`` names a CA (``--offline``: never)."""
+    from acmelab.renewal import AriState, RenewalPolicy
+    from acmelab.services import Service, refresh_renewal_info
+
     state = _context_state(args)
+    client = None if args.offline or not state.certificate_names() else _ari_client(args)
+    policy = RenewalPolicy()
     rows = []
     for name in state.certificate_names():
         try:
-            rows.append(state.certificate(name).to_json())
+            managed = state.certificate(name)
+            service = Service.from_managed(managed)
+            if client is not None:
+                managed = refresh_renewal_info(managed, client, state)
+            decision = policy.decide(managed, names=service.domains, key_type=service.key_type,
+                                     profile=service.profile, ari=AriState.from_dict(managed.ari))
+            rows.append({**managed.to_json(), **_renewal_json(decision)})
         except AcmelabError as error:
             rows.append({"name": name, "error": str(error)})
     if args.json:
@@ -643,7 +709,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"certificates in {state.root}")
-    for column in ("name", "names", "status", "serial", "not after", "installed on"):
+    for column in ("name", "names", "status", "serial", "profile", "not after", "installed on", "renewal"):
         table.add_column(column, overflow="fold")
     now = dt.datetime.now(dt.timezone.utc)
     for row in rows:
@@ -656,7 +722,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             status = "valid"
         table.add_row(row["name"], ", ".join(row.get("names", [])), status, row.get("serial_hex", row.get("error", "")),
-                      (row.get("not_after") or "")[:10], ", ".join(row.get("installed", {})))
+                      row.get("profile") or "", (row.get("not_after") or "")[:10], ", ".join(row.get("installed", {})),
+                      row.get("reason", ""))
     _console().print(table)
     return EXIT_OK
 
@@ -930,6 +997,12 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     issue.add_argument("--dns", choices=DNS_PROVIDERS, required=True, help="who publishes the TXT records")
     issue.add_argument("--key-type", choices=keys.KEY_TYPES, default="ec256", help="certificate key (default ec256)")
     issue.add_argument("--preferred-chain", metavar="NAME", help="issuer CN of the chain to prefer (RFC 8555 §7.4.2)")
+    issue.add_argument("--profile", metavar="NAME",
+                       help="ACME profile from the directory's meta.profiles, e.g. classic, tlsserver, shortlived "
+                            "(default: classic where offered)")
+    issue.add_argument("--challenge", choices=CHALLENGE_TYPES, default="dns-01",
+                       help="how to prove control: dns-01 (default), dns-account-01, dns-persist-01 "
+                            "(a standing record, left in place)")
     issue.add_argument("--name", help="certificate name in the state directory (default: the first domain)")
     issue.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     issue.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS check of earlier install targets")
@@ -988,6 +1061,8 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     apply.set_defaults(func=cmd_apply)
 
     listing = subparsers.add_parser("list", parents=[common], help="list the managed certificates")
+    listing.add_argument("--offline", action="store_true",
+                         help="do not ask the CA's renewalInfo (ARI); show the stored windows")
     listing.set_defaults(func=cmd_list)
 
 
@@ -1061,7 +1136,21 @@ def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, s
     ignored += [f"--eab {kid}=..." for kid, key in sorted(eab_keys.items()) if info.eab_keys.get(kid) != key]
     if args.no_aliyun and info.aliyun_endpoint:
         ignored.append("--no-aliyun")
+    ignored += [f"--retry-after {key}={value}" for key, value in (args.retry_after or [])
+                if str(info.retry_after.get(key)) != value]
+    ignored += [f"--profile {key}={value}" for key, value in (args.profile or [])
+                if str(info.profiles.get(key)) != value]
     return ignored
+
+
+def _whole_seconds(text: str, option: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{option}: {text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{option}: {text!r} must not be negative")
+    return value
 
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
@@ -1079,6 +1168,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
                           f"known: {', '.join(PEBBLE_KNOBS)}")
     eab_keys = dict(args.eab or [])
     check_eab_keys(eab_keys)     # InputError, as starting a lab with them would
+    retry_after = {key: _whole_seconds(value, "--retry-after") for key, value in (args.retry_after or [])}
+    profiles = {key: (f"{key} ({value} s)", _whole_seconds(value, "--profile"))
+                for key, value in (args.profile or [])} or None
     ports = _lab_ports(args)
     info = lab.status(args.run_dir)
     if info is not None:
@@ -1089,7 +1181,8 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
                   file=sys.stderr)
     else:
         info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
-                                  strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun)
+                                  strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun,
+                                  retry_after=retry_after, profiles=profiles)
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
 
@@ -1140,6 +1233,12 @@ def _add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--strict", action="store_true", help="run pebble -strict")
     up.add_argument("--eab", action="append", type=_key_value, metavar="KID=B64URL_HMAC_KEY",
                     help="require External Account Binding with this key (repeatable)")
+    up.add_argument("--retry-after", action="append", type=_key_value, metavar="authz|order=SECONDS",
+                    help="the Retry-After Pebble sends on processing authorizations / orders "
+                         "(default 1 s each; 0 sends none)")
+    up.add_argument("--profile", action="append", type=_key_value, metavar="NAME=SECONDS",
+                    help="offer this profile and lifetime instead of Let's Encrypt's classic, tlsserver, "
+                         "shortlived (repeatable)")
     up.add_argument("--no-aliyun", action="store_true", help="do not start the local Alibaba Cloud endpoint")
     up.set_defaults(func=cmd_lab_up)
 

@@ -10,6 +10,8 @@ services file lists them (TOML, read with :mod:`tomllib`)::
     [defaults]                      # optional; every key a service may set
     dns = "alidns"                  # "alidns" or "challtestsrv" (lab only)
     key_type = "ec256"              # acmelab.keys.KEY_TYPES
+    profile = "classic"             # a name from the directory's meta.profiles
+    challenge = "dns-01"            # or "dns-account-01", "dns-persist-01"
 
     [[service]]
     name = "shop"                   # optional; default: the first domain
@@ -25,8 +27,9 @@ service's lock in the state directory:
 1. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`)
    when there is no usable certificate, it came from another ACME server
    (staging -> production), its names or key type changed, it was revoked,
-   or it is due for renewal (:class:`RenewalThreshold`); the
-   result is stored atomically (:mod:`acmelab.state`);
+   or it is due for renewal -- all decided by
+   :class:`acmelab.renewal.RenewalPolicy` (ARI first, then the lifetime
+   rule); the result is stored atomically (:mod:`acmelab.state`);
 2. **install** on every target whose record does not carry the live serial
    (CDN ``SetCdnDomainSSLCertificate``, API Gateway ``SetDomainCertificate``,
    CAS ``UploadUserCertificate``; :mod:`acmelab.deploy`);
@@ -43,6 +46,7 @@ step, and every DNS record they published is removed on the way out.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -65,12 +69,14 @@ from acmelab.errors import (
     StateError,
     StateLocked,
 )
+from acmelab.challenges import CHALLENGE_TYPES, is_standing
+from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
 from acmelab.state import ManagedCertificate, StateDir, certificate_name_for, check_certificate_name, serial_hex
 
 __all__ = [
     "DNS_PROVIDERS", "PRODUCTS", "DEFAULT_CONCURRENCY", "InstallTarget", "Service", "RenewalThreshold",
     "Environment", "ServiceResult", "load_services", "parse_services", "process_service", "apply_services",
-    "services_from_state",
+    "services_from_state", "refresh_renewal_info",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +86,8 @@ PRODUCTS = ("cdn", "apigateway", "cas")
 #: services worked on at once by default: small machines, polite to the CA
 DEFAULT_CONCURRENCY = min(4, 2 * (os.cpu_count() or 1))
 
-_SERVICE_KEYS = {"name", "domains", "dns", "key_type", "preferred_chain", "cdn", "apigateway", "cas"}
+_SERVICE_KEYS = {"name", "domains", "dns", "key_type", "preferred_chain", "profile", "challenge",
+                 "cdn", "apigateway", "cas"}
 _DEFAULT_KEYS = _SERVICE_KEYS - {"name", "domains", "cdn", "apigateway"}
 
 
@@ -132,6 +139,9 @@ class Service:
         key_type: one of :data:`acmelab.keys.KEY_TYPES`.
         install: where to install (tuple of :class:`InstallTarget`).
         preferred_chain: issuer CN of the preferred chain, or None.
+        profile: the ACME profile to order (None: ``classic`` where offered,
+            :func:`acmelab.issue.choose_profile`).
+        challenge: ``"dns-01"``, ``"dns-account-01"`` or ``"dns-persist-01"``.
         origin: who asked for it: ``"services"`` (a services file,
             ``acmelab apply``), ``"issue"`` (``acmelab issue``), or None
             (unknown: stored by an older acmelab).  A services file does not
@@ -146,12 +156,18 @@ class Service:
     install: tuple[InstallTarget, ...] = ()
     preferred_chain: str | None = None
     origin: str | None = None
+    profile: str | None = None
+    challenge: str = "dns-01"
 
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "domains": list(self.domains), "dns": self.dns, "key_type": self.key_type,
                 "install": [t.to_dict() for t in self.install], "preferred_chain": self.preferred_chain}
         if self.origin is not None:
             data["origin"] = self.origin
+        if self.profile is not None:
+            data["profile"] = self.profile
+        if self.challenge != "dns-01":
+            data["challenge"] = self.challenge
         return data
 
     @classmethod
@@ -159,7 +175,8 @@ class Service:
         return cls(name=str(data["name"]), domains=tuple(data["domains"]), dns=str(data.get("dns", "alidns")),
                    key_type=str(data.get("key_type", "ec256")),
                    install=tuple(InstallTarget.from_dict(t) for t in data.get("install") or ()),
-                   preferred_chain=data.get("preferred_chain"), origin=data.get("origin"))
+                   preferred_chain=data.get("preferred_chain"), origin=data.get("origin"),
+                   profile=data.get("profile"), challenge=str(data.get("challenge") or "dns-01"))
 
     @classmethod
     def from_managed(cls, managed: ManagedCertificate) -> "Service":
@@ -174,8 +191,7 @@ class Service:
             target = InstallTarget.from_dict(record)
             if target not in targets:
                 targets.append(target)
-        return Service(service.name, service.domains, service.dns, service.key_type, tuple(targets),
-                       service.preferred_chain, service.origin)
+        return dataclasses.replace(service, install=tuple(targets))
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -277,6 +293,12 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         preferred = merged.get("preferred_chain")
         if preferred is not None and not isinstance(preferred, str):
             raise _fail(where, "preferred_chain must be a string")
+        profile = merged.get("profile")
+        if profile is not None and (not isinstance(profile, str) or not profile):
+            raise _fail(where, "profile must be a profile name, e.g. \"classic\", \"tlsserver\" or \"shortlived\"")
+        challenge = merged.get("challenge", "dns-01")
+        if challenge not in CHALLENGE_TYPES:
+            raise _fail(where, f"challenge must be one of {', '.join(CHALLENGE_TYPES)}, not {challenge!r}")
         targets = _targets(merged, where)
         for target in targets:
             if target.product == "cas":
@@ -284,7 +306,8 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
             if target.id in claimed:
                 raise _fail(where, f"{target.id} is also claimed by service {claimed[target.id]!r}")
             claimed[target.id] = name
-        services.append(Service(name, tuple(domains), dns, key_type, tuple(targets), preferred, "services"))
+        services.append(Service(name, tuple(domains), dns, key_type, tuple(targets), preferred, "services",
+                                profile, challenge))
     return services
 
 
@@ -302,53 +325,6 @@ def load_services(path: Path | str) -> list[Service]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
     return parse_services(document, source=str(path))
-
-
-# --------------------------------------------------------------------------
-# When to renew
-# --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RenewalThreshold:
-    """Renew when the remaining lifetime is under a fraction of the whole
-    lifetime (default one third, as Let's Encrypt recommends: day 60 of 90)
-    or under a number of days.
-
-    Attributes:
-        fraction: 0 < fraction < 1, or None.
-        days: days (float > 0), or None; exactly one of the two is set.
-    """
-
-    fraction: float | None = 1 / 3
-    days: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "RenewalThreshold":
-        """``"0.33"`` (a fraction, below 1), ``"30"`` / ``"30d"`` (days).
-        Raises ConfigError."""
-        raw = text.strip().lower()
-        try:
-            if raw.endswith("d"):
-                value = float(raw[:-1])
-                is_days = True
-            else:
-                value = float(raw)
-                is_days = value >= 1
-        except ValueError:
-            raise ConfigError(f"--threshold {text!r}: expected a fraction like 0.33 or days like 30d") from None
-        if value <= 0:
-            raise ConfigError(f"--threshold {text!r} must be positive")
-        return cls(None, value) if is_days else cls(value, None)
-
-    def is_due(self, certificate: ManagedCertificate, now: dt.datetime | None = None) -> bool:
-        """True if ``certificate`` should be renewed at ``now``."""
-        remaining = certificate.remaining(now)
-        if self.days is not None:
-            return remaining < dt.timedelta(days=self.days)
-        return remaining < certificate.lifetime * float(self.fraction or 0)
-
-    def __str__(self) -> str:
-        return f"{self.days:g} days" if self.days is not None else f"{self.fraction:.3g} of the lifetime"
 
 
 # --------------------------------------------------------------------------
@@ -449,7 +425,9 @@ class _ServiceDns:
     ``cancel`` is set (``cleanup`` always runs; issue_certificate removes
     what was published), and every record is noted in the state directory
     before it is published and forgotten once removed, so a run killed
-    outright leaves a list the next run cleans up (:func:`_remove_leftovers`)."""
+    outright leaves a list the next run cleans up (:func:`_remove_leftovers`).
+    A standing dns-persist-01 record is noted in the standing list instead
+    (``acmelab dns persist list|remove``): it stays by design."""
 
     def __init__(self, provider: Any, kind: str, state: StateDir, service: str,
                  cancel: threading.Event | None) -> None:
@@ -468,9 +446,11 @@ class _ServiceDns:
 
     def _note(self, name: str, value: str, *, add: bool) -> None:
         entry = {"provider": self.kind, "name": name, "value": value}
+        read, write = ((self.state.standing_dns, self.state.set_standing_dns) if is_standing(name)
+                       else (self.state.pending_dns, self.state.set_pending_dns))
         with self._lock:
-            records = [r for r in self.state.pending_dns(self.service) if r != entry]
-            self.state.set_pending_dns(self.service, records + [entry] if add else records)
+            records = [r for r in read(self.service) if r != entry]
+            write(self.service, records + [entry] if add else records)
 
     def present(self, name: str, value: str) -> None:
         self._check()
@@ -584,33 +564,49 @@ def chain_leads_to(chain_pem: str | bytes, roots_pem: Sequence[str]) -> bool:
     return any(last == root or issued_by(last, root) for root in roots)
 
 
-def _why_issue(service: Service, managed: ManagedCertificate | None, threshold: RenewalThreshold,
-               now: dt.datetime | None, force: bool, directory_url: str,
-               trust_roots: Sequence[str] | None = None) -> str:
-    """Why ``service`` needs a new certificate ('' if it does not).
+def _decide(service: Service, managed: ManagedCertificate | None, env: Environment, state: StateDir,
+            policy: RenewalPolicy, now: dt.datetime | None, force: bool) -> tuple[ManagedCertificate | None, Decision]:
+    """Ask :class:`~acmelab.renewal.RenewalPolicy` whether ``service`` needs a
+    new certificate.  The rules that need no network come first; only a
+    certificate they leave alone has its ARI answer refreshed (when the CA
+    has renewalInfo and the stored answer's Retry-After has passed) and
+    stored in meta.json.
 
-    With ``trust_roots`` (the lab's current Pebble roots, or
+    With ``env.trust_roots`` (the lab's current Pebble roots, or
     ``--trust-root``), a certificate whose stored chain does not lead to one
     of them is due: a restarted lab has new roots, so everything it issued
     before is worthless."""
-    if force:
-        return "forced"
-    if managed is None:
-        return "no certificate yet"
-    if managed.directory_url and managed.directory_url != directory_url:
-        return f"issued by another ACME server ({managed.directory_url})"
-    if trust_roots and not chain_leads_to(managed.fullchain_pem(), trust_roots):
-        return "issued by a CA that no longer trusts it (an earlier lab?): its chain does not lead to a trust root"
-    if tuple(managed.names) != tuple(service.domains):
-        return f"names changed ({', '.join(managed.names)} -> {', '.join(service.domains)})"
-    if managed.key_type != service.key_type:
-        return f"key type changed ({managed.key_type} -> {service.key_type})"
-    if managed.revoked:
-        return "revoked"
-    if threshold.is_due(managed, now):
-        days = managed.remaining(now).total_seconds() / 86400
-        return f"due: {days:.1f} days left, threshold {threshold}"
-    return ""
+    trusted = managed is None or not env.trust_roots or chain_leads_to(managed.fullchain_pem(), env.trust_roots)
+    wanted = dict(names=service.domains, key_type=service.key_type, profile=service.profile,
+                  directory_url=env.directory_url, chain_trusted=trusted, force=force)
+    decision = policy.decide(managed, now, **wanted)
+    if decision.due or managed is None or not policy.use_ari:
+        return managed, decision
+    managed = refresh_renewal_info(managed, env.acme_client(), state)
+    return managed, policy.decide(managed, now, ari=AriState.from_dict(managed.ari), **wanted)
+
+
+def refresh_renewal_info(managed: ManagedCertificate, client: Any, state: StateDir) -> ManagedCertificate:
+    """Ask the CA's renewalInfo (ARI, RFC 9773) about ``managed`` if its
+    stored answer's ``Retry-After`` has passed, and store the answer in
+    meta.json.  Nothing is asked when the CA has no renewalInfo or did not
+    issue this certificate.  Returns the (possibly updated) certificate.
+
+    Raises:
+        StateError: meta.json cannot be written.  (A failed or malformed
+            answer is stored as an error, see :func:`acmelab.renewal.refresh_ari`.)
+    """
+    if managed.directory_url and managed.directory_url != client.directory_url:
+        return managed
+    if not client.directory.renewalInfo:
+        return managed
+    previous = AriState.from_dict(managed.ari)
+    ari = refresh_ari(managed.fullchain_pem(), previous, client.renewal_info)
+    if ari is previous:
+        return managed
+    managed = dataclasses.replace(managed, ari=ari.to_dict())
+    state.write_meta(managed)
+    return managed
 
 
 def _check_cancel(cancel: threading.Event | None, step: str) -> None:
@@ -679,8 +675,9 @@ def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, serv
 
 
 def process_service(service: Service, env: Environment, state: StateDir, *,
-                    threshold: RenewalThreshold = RenewalThreshold(), now: dt.datetime | None = None,
+                    threshold: RenewalThreshold | None = None, now: dt.datetime | None = None,
                     force: bool = False, cancel: threading.Event | None = None,
+                    policy: RenewalPolicy | None = None,
                     targets: Sequence[InstallTarget] | None = None,
                     remember_service: bool = True) -> ServiceResult:
     """Bring one service to a valid, installed, verified certificate.
@@ -689,7 +686,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         service: what to do.
         env: where (ACME account, DNS, Alibaba Cloud, TLS endpoints).
         state: the state directory.
-        threshold: when a certificate is due for renewal.
+        threshold: the lifetime rule without ARI (default: Let's Encrypt's advice).
+        policy: the whole renewal policy (default: ARI, then ``threshold``).
         now: the time renewal decisions use (default: now; tests move it).
         force: issue a new certificate even if the current one is fine.
         cancel: stop at the next step once set.
@@ -700,15 +698,17 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
 
     Returns:
         :class:`ServiceResult`; never raises for a failure of this service
-        (status ``"failed"`` / ``"interrupted"`` with the message).
+        (status ``"failed"`` / ``"interrupted"`` with the message).  Its
+        ``reason`` always says why a certificate was or was not issued.
 
-    Sources: RFC 8555 §7.4 (orders), §8.4 (dns-01); CDN 2018-05-10
+    Sources: RFC 8555 §7.4 (orders), §8.4 (dns-01), RFC 9773 (ARI); CDN 2018-05-10
     SetCdnDomainSSLCertificate, CloudAPI 2016-07-14 SetDomainCertificate,
     cas 2020-04-07 UploadUserCertificate.
     """
     from acmelab.issue import issue_certificate
 
     started = time.monotonic()
+    policy = policy or RenewalPolicy(threshold or RenewalThreshold())
     holding_lock = False   # a StateLocked before this is another run holding the service
     status, reason = "unchanged", ""
     installed: list[str] = []
@@ -727,21 +727,25 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                 logger.warning("%s: %s; issuing a new certificate", service.name, error)
                 managed, unusable = None, f"stored certificate unusable ({error})"
             _check_not_taken_over(service, managed)
-            reason = unusable or _why_issue(service, managed, threshold, now, force, env.directory_url,
-                                            env.trust_roots)
-            if reason:
+            if unusable:
+                decision = Decision(True, unusable)
+            else:
+                managed, decision = _decide(service, managed, env, state, policy, now, force)
+            reason = decision.reason
+            if decision.due:
                 _check_cancel(cancel, "issuing")
                 issued = issue_certificate(
                     service.domains, client=env.acme_client(),
                     dns=_ServiceDns(env.dns_provider(service.dns), service.dns, state, service.name, cancel),
-                    key_type=service.key_type, preferred_chain=service.preferred_chain)
+                    key_type=service.key_type, preferred_chain=service.preferred_chain,
+                    challenge=service.challenge, profile=service.profile, replaces=decision.replaces)
                 status = "renewed" if managed is not None else "issued"
                 managed = state.store_certificate(
                     service.name, private_key=issued.private_key, chain_pem=issued.chain_pem,
                     order_url=issued.order_url, directory_url=env.directory_url,
                     service=service.to_dict(), names=issued.names,
                     installed=managed.installed if managed is not None else {},
-                    keep_previous=not unusable)
+                    keep_previous=not unusable, profile=issued.profile)
                 logger.info("%s: %s serial %s (%s)", service.name, status, managed.serial_hex, reason)
                 for failure in issued.cleanup_failures:  # still in dns-pending.json: removed next run
                     logger.warning("%s: %s (the next run removes it)", service.name, failure)
@@ -811,7 +815,7 @@ def _result(service: Service, status: str, reason: str, managed: ManagedCertific
 # --------------------------------------------------------------------------
 
 def apply_services(services: Sequence[Service], env: Environment, state: StateDir, *,
-                   threshold: RenewalThreshold = RenewalThreshold(), now: dt.datetime | None = None,
+                   threshold: RenewalThreshold | None = None, now: dt.datetime | None = None,
                    concurrency: int = DEFAULT_CONCURRENCY, force: bool = False,
                    cancel: threading.Event | None = None,
                    on_result: Callable[[ServiceResult], None] | None = None,

@@ -188,6 +188,9 @@ class ManagedCertificate:
         issued_at: when it was stored.
         previous_version: the version directory it replaced (kept until
             the next renewal), or None.
+        profile: the ACME profile it was ordered with, or None.
+        ari: the last renewalInfo answer (:class:`acmelab.renewal.AriState`
+            as a dict), or None.
     """
 
     name: str
@@ -204,6 +207,8 @@ class ManagedCertificate:
     revoked: bool = False
     issued_at: dt.datetime | None = None
     previous_version: str | None = None
+    profile: str | None = None
+    ari: dict[str, Any] | None = None
 
     @property
     def key_path(self) -> Path:
@@ -241,7 +246,7 @@ class ManagedCertificate:
             "not_before": _iso(self.not_before), "not_after": _iso(self.not_after),
             "order_url": self.order_url, "directory_url": self.directory_url, "key_type": self.key_type,
             "fullchain": str(self.fullchain_path), "privkey": str(self.key_path),
-            "installed": self.installed, "revoked": self.revoked,
+            "installed": self.installed, "revoked": self.revoked, "profile": self.profile,
         }
 
 
@@ -392,7 +397,8 @@ class StateDir:
                 service=dict(meta.get("service") or {}), installed=dict(meta.get("installed") or {}),
                 revoked=bool(meta.get("revoked", False)),
                 issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None,
-                previous_version=meta.get("previous_version"))
+                previous_version=meta.get("previous_version"), profile=meta.get("profile"),
+                ari=meta.get("ari") if isinstance(meta.get("ari"), dict) else None)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateError(f"{meta_path} is unreadable: {error}") from None
         if check_files:
@@ -417,7 +423,7 @@ class StateDir:
                           order_url: str, directory_url: str, service: dict[str, Any],
                           names: Sequence[str] | None = None,
                           installed: dict[str, dict[str, Any]] | None = None,
-                          keep_previous: bool = True) -> ManagedCertificate:
+                          keep_previous: bool = True, profile: str | None = None) -> ManagedCertificate:
         """Make a freshly issued certificate the live one of ``name``.
 
         Writes a new version directory (key 0600 first, then the chain
@@ -433,6 +439,7 @@ class StateDir:
             installed: install records to keep (default: none).
             keep_previous: keep the replaced version (False when it was
                 found damaged: it is removed with the other leftovers).
+            profile: the ACME profile it was ordered with.
 
         Raises:
             InputError: the chain PEM does not parse.
@@ -468,7 +475,7 @@ class StateDir:
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             order_url=order_url, directory_url=directory_url, key_type=keys.key_type_of(private_key),
             version_dir=version_dir, service=dict(service), installed=dict(installed or {}),
-            issued_at=dt.datetime.now(dt.timezone.utc), previous_version=previous)
+            issued_at=dt.datetime.now(dt.timezone.utc), previous_version=previous, profile=profile)
         self.write_meta(managed)
         self._point_current(directory, version)
         self.prune(name)
@@ -484,6 +491,7 @@ class StateDir:
             "service": managed.service, "installed": managed.installed, "revoked": managed.revoked,
             "issued_at": _iso(managed.issued_at) if managed.issued_at else None,
             "previous_version": managed.previous_version,
+            "profile": managed.profile, "ari": managed.ari,
         }
         atomic_write(self.certificate_dir(managed.name) / META_FILE, json.dumps(meta, indent=2) + "\n")
 
@@ -514,10 +522,27 @@ class StateDir:
 
     # -- DNS records in flight ----------------------------------------------
     def pending_dns(self, name: str) -> list[dict[str, str]]:
-        """DNS-01 TXT records of ``name`` published and not yet known to be
+        """DNS TXT records of ``name`` published and not yet known to be
         removed: ``[{"provider", "name", "value"}, ...]`` (a run killed
         mid-issuance leaves them; the next run removes them first)."""
-        path = self.certificate_dir(name) / "dns-pending.json"
+        return self._dns_records(name, "dns-pending.json")
+
+    def set_pending_dns(self, name: str, records: list[dict[str, str]]) -> None:
+        """Replace the in-flight DNS record list of ``name`` (atomic; the
+        file is removed when the list is empty)."""
+        self._set_dns_records(name, "dns-pending.json", records)
+
+    def standing_dns(self, name: str) -> list[dict[str, str]]:
+        """The dns-persist-01 records ``name`` relies on, left in place by
+        design (``acmelab dns persist list``): same shape as :meth:`pending_dns`."""
+        return self._dns_records(name, "dns-standing.json")
+
+    def set_standing_dns(self, name: str, records: list[dict[str, str]]) -> None:
+        """Replace the standing record list of ``name`` (atomic)."""
+        self._set_dns_records(name, "dns-standing.json", records)
+
+    def _dns_records(self, name: str, file_name: str) -> list[dict[str, str]]:
+        path = self.certificate_dir(name) / file_name
         try:
             records = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
@@ -526,11 +551,9 @@ class StateDir:
             raise StateError(f"{path} is unreadable") from None
         return [r for r in records if isinstance(r, dict) and {"provider", "name", "value"} <= set(r)]
 
-    def set_pending_dns(self, name: str, records: list[dict[str, str]]) -> None:
-        """Replace the in-flight DNS record list of ``name`` (atomic; the
-        file is removed when the list is empty)."""
+    def _set_dns_records(self, name: str, file_name: str, records: list[dict[str, str]]) -> None:
         directory = self.certificate_dir(name)
-        path = directory / "dns-pending.json"
+        path = directory / file_name
         if not records:
             path.unlink(missing_ok=True)
             return

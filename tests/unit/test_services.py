@@ -127,7 +127,11 @@ def test_threshold_is_due():
     assert RenewalThreshold(None, 10).is_due(certificate, start + dt.timedelta(days=81))
     assert not RenewalThreshold(None, 10).is_due(certificate, start + dt.timedelta(days=79))
     assert RenewalThreshold(0.0, None).is_due(certificate, start + dt.timedelta(days=91))   # expired
-    assert str(default) == "0.333 of the lifetime" and str(RenewalThreshold(None, 30)) == "30 days"
+    assert str(default) == "a third of the lifetime (half under 10 days)"
+    assert str(RenewalThreshold(1 / 3, None)) == "0.333 of the lifetime" and str(RenewalThreshold(None, 30)) == "30 days"
+    shortlived = ManagedCertificate(**{**certificate.__dict__, "not_after": start + dt.timedelta(hours=160)})
+    assert not default.is_due(shortlived, start + dt.timedelta(hours=79))       # half-life for under 10 days
+    assert default.is_due(shortlived, start + dt.timedelta(hours=81))
 
 
 def test_service_from_managed_adds_install_targets():
@@ -219,7 +223,8 @@ def test_a_services_file_does_not_take_over_a_certificate_of_acmelab_issue(tmp_p
 
 def test_chain_leads_to_current_roots_only(tmp_path):
     """A chain from an earlier lab (other roots) is due for renewal."""
-    from acmelab.services import _why_issue, chain_leads_to
+    from acmelab.renewal import RenewalPolicy
+    from acmelab.services import chain_leads_to
     from tests.unit._deploy_pki import Pki, pem
 
     old, new = Pki.new("Old"), Pki.new("New")
@@ -231,9 +236,13 @@ def test_chain_leads_to_current_roots_only(tmp_path):
     stored = state.store_certificate("shop", private_key=key, chain_pem=chain, order_url="o",
                                      directory_url="https://ca/dir", service={})
     service = Service("shop", ("shop.example.com",))
-    assert _why_issue(service, stored, RenewalThreshold(), None, False, "https://ca/dir", [old.root_pem]) == ""
-    assert "no longer trusts" in _why_issue(service, stored, RenewalThreshold(), None, False, "https://ca/dir",
-                                            [new.root_pem])
+    def decide(roots):
+        return RenewalPolicy().decide(stored, names=service.domains, key_type=service.key_type,
+                                      directory_url="https://ca/dir",
+                                      chain_trusted=chain_leads_to(stored.fullchain_pem(), roots))
+
+    assert not decide([old.root_pem]).due
+    assert "no longer trusts" in decide([new.root_pem]).reason
 
 
 def test_a_service_locked_by_another_run_is_skipped(tmp_path):
