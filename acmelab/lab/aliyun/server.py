@@ -5,26 +5,53 @@ Theory of operation
 Alibaba Cloud's RPC APIs (Alidns, CDN, API Gateway, CAS) all work the same
 way, so one small server can stand in for all of them on loopback:
 
-1. The client sends ``GET`` or ``POST https://host/?Action=...&Version=...``
-   with every parameter in the query string and/or an
+1. The client sends ``GET`` or ``POST https://host/?...`` with the action's
+   parameters in the query string and/or an
    ``application/x-www-form-urlencoded`` body.
-2. The request carries the common parameters ``AccessKeyId``, ``Timestamp``
-   (ISO 8601 UTC), ``SignatureMethod=HMAC-SHA1``, ``SignatureVersion=1.0``,
-   ``SignatureNonce`` and ``Signature``.
-3. :func:`string_to_sign` rebuilds what the client signed::
+2. The request is signed in one of two ways, told apart by the
+   ``Authorization`` header:
 
-       StringToSign = Method + "&" + percent("/") + "&" + percent(canonical query)
+   * **V3** ("Request syntax and signature method V3", ``ACS3-HMAC-SHA256``,
+     what Alibaba's current ``alibabacloud_*`` SDKs send): the action and API
+     version travel in the ``x-acs-action`` / ``x-acs-version`` headers,
+     ``x-acs-date`` (ISO 8601 UTC), ``x-acs-signature-nonce`` and
+     ``x-acs-content-sha256`` (hex SHA-256 of the body) beside them, and::
 
-   where the canonical query is every parameter except ``Signature``, sorted
-   by name, each ``percent(name) + "=" + percent(value)``, joined by ``&``;
-   ``percent`` is RFC 3986 percent-encoding (unreserved ``A-Za-z0-9-_.~``
-   kept).  The signature is ``base64(HMAC-SHA1(secret + "&", StringToSign))``.
-4. :meth:`LabApiHandler.handle_call` checks the key, the signature, the
-   timestamp and the nonce, then calls the handler registered for ``Action``
-   with :func:`action`.  A handler returns a dict (the JSON answer, without
-   ``RequestId``, which is added here) or raises :class:`ApiFault`; both are
-   turned into HTTP answers in one place, shaped like Alibaba's:
-   ``{"RequestId", "HostId", "Code", "Message", "Recommend"}`` for errors.
+         Authorization: ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=<h1;h2;...>,Signature=<hex>
+
+     :func:`canonical_request_v3` rebuilds what the client signed (method,
+     canonical URI, canonical query, canonical headers, signed header list,
+     hashed payload, one per line), :func:`string_to_sign_v3` is
+     ``"ACS3-HMAC-SHA256\n" + hex(SHA-256(canonical request))`` and the
+     signature ``hex(HMAC-SHA256(secret, StringToSign))`` (:func:`signature_v3`).
+   * **V1** (RPC ``SignatureVersion=1.0``, HMAC-SHA1, which Alibaba marks
+     discontinued but the classic ``aliyun-python-sdk-core`` still sends;
+     no ``Authorization`` header): the common parameters ``Action``,
+     ``Version``, ``AccessKeyId``, ``Timestamp`` (ISO 8601 UTC),
+     ``SignatureMethod=HMAC-SHA1``, ``SignatureVersion=1.0``,
+     ``SignatureNonce`` and ``Signature`` are parameters, and
+     :func:`string_to_sign` rebuilds::
+
+         StringToSign = Method + "&" + percent("/") + "&" + percent(canonical query)
+
+     where the canonical query is every parameter (query and body) except
+     ``Signature``.  The signature is ``base64(HMAC-SHA1(secret + "&", StringToSign))``.
+
+   Both use :func:`canonical_query`: parameters sorted by name, each
+   ``percent(name) + "=" + percent(value)``, joined by ``&``; ``percent`` is
+   RFC 3986 percent-encoding (unreserved ``A-Za-z0-9-_.~`` kept).
+3. :meth:`LabApiHandler.handle_request` checks the key, the signature, the
+   timestamp (:data:`TIMESTAMP_WINDOW`) and the nonce (one store for both
+   versions, :meth:`LabState.use_nonce`), answering Alibaba's error codes
+   (``MissingAccessKeyId``, ``InvalidAccessKeyId.NotFound``,
+   ``IncompleteSignature``, ``InvalidSignatureMethod``,
+   ``SignatureDoesNotMatch``, ``InvalidTimeStamp.Format`` /
+   ``InvalidTimeStamp.Expired``, ``SignatureNonceUsed``), then calls the
+   handler registered for the action with :func:`action`.  A handler returns
+   a dict (the JSON answer, without ``RequestId``, which is added here) or
+   raises :class:`ApiFault`; both are turned into HTTP answers in one place,
+   shaped like Alibaba's: ``{"RequestId", "HostId", "Code", "Message",
+   "Recommend"}`` for errors.
 
 Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` (this
 package's own) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
@@ -54,7 +81,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 
 logger = logging.getLogger(__name__)
@@ -119,24 +146,140 @@ def int_param(params: dict[str, str], name: str, default: int, *, minimum: int =
 
 
 # --------------------------------------------------------------------------
-# Signature (SignatureVersion 1.0, HMAC-SHA1)
+# Signatures: V1 (SignatureVersion 1.0, HMAC-SHA1) and V3 (ACS3-HMAC-SHA256)
 # --------------------------------------------------------------------------
 
 def percent(text: str) -> str:
-    """RFC 3986 percent-encoding as Alibaba's RPC signature uses it."""
+    """RFC 3986 percent-encoding as Alibaba's signatures (V1 and V3) use it:
+    ``A-Za-z0-9-_.~`` kept, everything else (UTF-8) as ``%XY``, space as ``%20``."""
     return quote(text, safe="-_.~")
 
 
-def string_to_sign(method: str, params: dict[str, str]) -> str:
-    """The StringToSign of an RPC request (every parameter but ``Signature``)."""
-    canonical = "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()) if k != "Signature")
-    return f"{method.upper()}&{percent('/')}&{percent(canonical)}"
+def canonical_query(params: Mapping[str, str], *, exclude: Iterable[str] = ()) -> str:
+    """``params`` sorted by name, each ``percent(name) + "=" + percent(value)``
+    (an empty value gives ``name=``), joined by ``&``; names in ``exclude`` left out.
+
+    The CanonicalizedQueryString of V1 and the CanonicalQueryString of V3
+    (Alibaba Cloud SDK docs: "Request syntax and signature method V3").
+    """
+    skip = set(exclude)
+    return "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()) if k not in skip)
+
+
+def string_to_sign(method: str, params: Mapping[str, str]) -> str:
+    """The V1 StringToSign of an RPC request (every parameter but ``Signature``)."""
+    return f"{method.upper()}&{percent('/')}&{percent(canonical_query(params, exclude=('Signature',)))}"
 
 
 def signature(secret: str, text: str) -> str:
-    """``base64(HMAC-SHA1(secret + "&", text))``."""
+    """V1: ``base64(HMAC-SHA1(secret + "&", text))``."""
     digest = hmac.new((secret + "&").encode(), text.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+#: the V3 signature algorithm the lab accepts (``ACS3-HMAC-SM3`` / ``ACS3-RSA-SHA256`` are not)
+V3_ALGORITHM = "ACS3-HMAC-SHA256"
+
+#: headers every V3 request must carry and sign; besides these, ``content-type``
+#: (when present) and every other ``x-acs-*`` header must be signed too
+#: (V3 doc: "all common request headers except Authorization must be signed")
+V3_REQUIRED_HEADERS = ("host", "x-acs-action", "x-acs-content-sha256", "x-acs-date",
+                       "x-acs-signature-nonce", "x-acs-version")
+
+#: the error code for a missing V3 header: the code V1 gives for the
+#: parameter that header replaces, else IncompleteSignature (lab's mapping)
+V3_MISSING_CODES = {"x-acs-action": "MissingAction", "x-acs-version": "MissingVersion",
+                    "x-acs-date": "MissingTimestamp", "x-acs-signature-nonce": "MissingSignatureNonce"}
+
+
+@dataclass(frozen=True)
+class V3Authorization:
+    """The parts of a V3 ``Authorization`` header.
+
+    Attributes:
+        algorithm: ``"ACS3-HMAC-SHA256"``.
+        access_key_id: the ``Credential``.
+        signed_headers: the ``SignedHeaders`` list as sent (``"host;x-acs-action;..."``).
+        signature: the ``Signature``, lower-case hex.
+    """
+
+    algorithm: str
+    access_key_id: str
+    signed_headers: str
+    signature: str
+
+    @property
+    def signed_header_names(self) -> list[str]:
+        """``signed_headers`` split at ``;``."""
+        return self.signed_headers.split(";")
+
+
+def _incomplete(why: str) -> ApiFault:
+    return ApiFault("IncompleteSignature", f"The request signature does not conform to Aliyun standards: {why}.")
+
+
+def parse_authorization_v3(value: str) -> V3Authorization:
+    """Parse ``"ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=<a;b>,Signature=<hex>"``.
+
+    Raises:
+        ApiFault: ``InvalidSignatureMethod`` for another ``ACS3-*`` algorithm;
+            ``MissingAccessKeyId`` for an empty ``Credential``;
+            ``IncompleteSignature`` for anything else not of that form
+            (another scheme, a part missing or repeated, upper-case header names).
+    """
+    algorithm, _, rest = value.strip().partition(" ")
+    if not algorithm.startswith("ACS3-"):
+        raise _incomplete("the Authorization header is not ACS3-HMAC-SHA256")
+    if algorithm != V3_ALGORITHM:
+        raise ApiFault("InvalidSignatureMethod", "Specified signature method is not supported.")
+    parts: dict[str, str] = {}
+    for item in rest.split(","):
+        name, equals, text = item.strip().partition("=")
+        if not equals or name in parts:
+            raise _incomplete("the Authorization header is not Credential=...,SignedHeaders=...,Signature=...")
+        parts[name] = text.strip()
+    if set(parts) != {"Credential", "SignedHeaders", "Signature"}:
+        raise _incomplete("the Authorization header is not Credential=...,SignedHeaders=...,Signature=...")
+    if not parts["Credential"]:
+        raise ApiFault("MissingAccessKeyId", "AccessKeyId is mandatory for this action.")
+    names = parts["SignedHeaders"].split(";")
+    if not parts["Signature"] or any(not name or name != name.lower() for name in names):
+        raise _incomplete("SignedHeaders must be lower-case header names and Signature must not be empty")
+    return V3Authorization(algorithm, parts["Credential"], parts["SignedHeaders"], parts["Signature"])
+
+
+def canonical_headers_v3(headers: Mapping[str, Sequence[str]], names: Iterable[str]) -> str:
+    """The V3 CanonicalHeaders: for each of ``names`` (lower case, sorted),
+    ``name + ":" + values`` and a newline, where values are the header's
+    values (``headers`` maps lower-case names to them), each trimmed, sorted,
+    joined by ``,``."""
+    return "".join(f"{name}:{','.join(sorted(v.strip() for v in headers.get(name, ())))}\n"
+                   for name in sorted(set(names)))
+
+
+def canonical_request_v3(method: str, path: str, query: Mapping[str, str],
+                         headers: Mapping[str, Sequence[str]], signed_headers: str, payload_hash: str) -> str:
+    """The V3 CanonicalRequest::
+
+        Method \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n SignedHeaders \n HashedRequestPayload
+
+    ``path`` is the URL path as sent (``"/"`` for RPC APIs), ``query`` the
+    query-string parameters, ``headers`` lower-case name -> values,
+    ``signed_headers`` the ``SignedHeaders`` of the Authorization header,
+    ``payload_hash`` the lower-case hex SHA-256 of the body.
+    """
+    return "\n".join([method.upper(), path or "/", canonical_query(query),
+                      canonical_headers_v3(headers, signed_headers.split(";")), signed_headers, payload_hash])
+
+
+def string_to_sign_v3(canonical_request: str) -> str:
+    """``"ACS3-HMAC-SHA256\n" + hex(SHA-256(canonical_request))`` (no parameter in it)."""
+    return f"{V3_ALGORITHM}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+
+
+def signature_v3(secret: str, text: str) -> str:
+    """V3: ``hex(HMAC-SHA256(secret, text))`` (the secret as is, no ``&``)."""
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -203,8 +346,157 @@ COMMON_PARAMETERS = ("AccessKeyId", "Signature", "SignatureMethod", "SignatureVe
                      "SignatureNonce", "Timestamp", "Version", "Action")
 
 
+@dataclass(frozen=True)
+class LabRequest:
+    """One HTTP request as the endpoint received it.
+
+    Attributes:
+        method: ``"GET"`` or ``"POST"``.
+        path: the URL path as sent (percent-encoded), ``"/"`` for RPC calls.
+        query: the query-string parameters (decoded).
+        form: the ``application/x-www-form-urlencoded`` body parameters (decoded).
+        body: the raw body.
+        headers: lower-case header name -> its values.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    body: bytes = field(repr=False)
+    headers: dict[str, list[str]] = field(repr=False)
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Query and body parameters together (the body wins on a clash)."""
+        return {**self.query, **self.form}
+
+    def header(self, name: str) -> str:
+        """The (first) value of header ``name`` (any case), ``""`` if absent."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+
+def check_access_key(state: LabState, access_key_id: str) -> None:
+    """ApiFault ``InvalidAccessKeyId.NotFound`` (HTTP 404) unless ``access_key_id`` is the lab's."""
+    if not hmac.compare_digest(access_key_id.encode(), state.access_key_id.encode()):
+        raise ApiFault("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
+
+
+def check_fresh(state: LabState, stamp: str, nonce: str) -> None:
+    """The replay checks both signature versions share: ``stamp`` (V1
+    ``Timestamp``, V3 ``x-acs-date``, ``yyyy-MM-ddTHH:mm:ssZ`` UTC) within
+    :data:`TIMESTAMP_WINDOW` of now, and ``nonce`` (V1 ``SignatureNonce``, V3
+    ``x-acs-signature-nonce``) not seen before (:meth:`LabState.use_nonce`).
+
+    Raises:
+        ApiFault: ``InvalidTimeStamp.Format``, ``InvalidTimeStamp.Expired``
+            or ``SignatureNonceUsed`` (HTTP 400).
+    """
+    now = time.time()
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ApiFault("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.") from None
+    if abs(when.timestamp() - now) > TIMESTAMP_WINDOW:
+        raise ApiFault("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+    if not state.use_nonce(nonce, now):
+        raise ApiFault("SignatureNonceUsed", "Specified signature nonce was used already.")
+
+
+def _signature_mismatch(server_string_to_sign: str) -> ApiFault:
+    # Alibaba sends its StringToSign back (it holds no secret); the classic SDK
+    # compares it with its own to tell a wrong secret from a wrong encoding.
+    return ApiFault("SignatureDoesNotMatch", "Specified signature is not matched with our calculation. "
+                    f"server string to sign is:{server_string_to_sign}")
+
+
+def authenticate_v1(state: LabState, method: str, params: Mapping[str, str]) -> tuple[str, str]:
+    """Check a V1 (HMAC-SHA1, ``SignatureVersion=1.0``) request; returns (Action, Version).
+
+    Raises:
+        ApiFault: ``Missing<Parameter>`` for a missing common parameter,
+            ``InvalidAccessKeyId.NotFound``, ``InvalidSignatureMethod``,
+            ``SignatureDoesNotMatch``, or those of :func:`check_fresh`.
+    """
+    for name in COMMON_PARAMETERS:
+        if not params.get(name):
+            raise ApiFault(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+    check_access_key(state, params["AccessKeyId"])
+    if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
+        raise ApiFault("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
+    expected_text = string_to_sign(method, params)
+    if not hmac.compare_digest(signature(state.access_key_secret, expected_text).encode(), params["Signature"].encode()):
+        raise _signature_mismatch(expected_text)
+    check_fresh(state, params["Timestamp"], params["SignatureNonce"])
+    return params["Action"], params["Version"]
+
+
+def authenticate_v3(state: LabState, request: LabRequest) -> tuple[str, str]:
+    """Check a V3 (``ACS3-HMAC-SHA256``) request; returns (x-acs-action, x-acs-version).
+
+    Source: Alibaba Cloud SDK docs, "Request syntax and signature method V3".
+
+    Raises:
+        ApiFault: those of :func:`parse_authorization_v3`;
+            ``InvalidAccessKeyId.NotFound``; ``MissingAction`` /
+            ``MissingVersion`` / ``MissingTimestamp`` /
+            ``MissingSignatureNonce`` for a missing ``x-acs-*`` header;
+            ``IncompleteSignature`` when ``host`` or ``x-acs-content-sha256``
+            is missing or a header that must be signed is not in SignedHeaders
+            (or one in it is absent); ``SignatureDoesNotMatch`` when
+            ``x-acs-content-sha256`` is not the SHA-256 hex of the body or the
+            signature differs; or those of :func:`check_fresh`.
+    """
+    auth = parse_authorization_v3(request.header("authorization"))
+    check_access_key(state, auth.access_key_id)
+    for name in V3_REQUIRED_HEADERS:
+        if not request.header(name):
+            code = V3_MISSING_CODES.get(name)
+            if code is None:
+                raise _incomplete(f"the {name} header is missing")
+            raise ApiFault(code, f"{name} is mandatory for this action.")
+    must_sign = {*V3_REQUIRED_HEADERS, *(n for n in request.headers if n.startswith("x-acs-") or n == "content-type")}
+    signed = set(auth.signed_header_names)
+    unsigned = sorted(must_sign - signed)
+    if unsigned:
+        raise _incomplete(f"header(s) {', '.join(unsigned)} must be signed (SignedHeaders)")
+    absent = sorted(name for name in signed if name not in request.headers)
+    if absent:
+        raise _incomplete(f"signed header(s) {', '.join(absent)} not in the request")
+    payload_hash = hashlib.sha256(request.body).hexdigest()
+    if request.header("x-acs-content-sha256") != payload_hash:
+        raise ApiFault("SignatureDoesNotMatch", "Specified x-acs-content-sha256 is not the SHA-256 of the request body.")
+    canonical = canonical_request_v3(request.method, request.path, request.query, request.headers,
+                                     auth.signed_headers, payload_hash)
+    expected_text = string_to_sign_v3(canonical)
+    if not hmac.compare_digest(signature_v3(state.access_key_secret, expected_text).encode(), auth.signature.encode()):
+        raise _signature_mismatch(expected_text)
+    check_fresh(state, request.header("x-acs-date"), request.header("x-acs-signature-nonce"))
+    return request.header("x-acs-action"), request.header("x-acs-version")
+
+
+def dispatch(state: LabState, name: str, version: str, params: dict[str, str]) -> dict[str, Any]:
+    """Call the handler of action ``name`` (API ``version``) with ``params``
+    (the throttle of ``AcmelabSetThrottling`` applied first).
+
+    Raises:
+        ApiFault: ``InvalidAction.NotFound`` (HTTP 404), the throttle's code,
+            or what the handler raises.
+    """
+    handler = ACTIONS.get((name, version)) or ACTIONS.get((name, None))
+    if handler is None:
+        raise ApiFault("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
+    if name != "AcmelabSetThrottling":
+        with state.lock:
+            if state.throttle_remaining > 0:
+                state.throttle_remaining -= 1
+                raise ApiFault(state.throttle_code, "Request was denied due to user flow control.", 400)
+    return handler(state, params)
+
+
 class LabApiHandler(BaseHTTPRequestHandler):
-    """One HTTPS request -> one RPC call."""
+    """One HTTPS request -> one RPC call (V1 or V3 signed)."""
 
     server: "LabApiServer"
     protocol_version = "HTTP/1.1"
@@ -228,8 +520,7 @@ class LabApiHandler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4()).upper()
         host_id = self.headers.get("Host", "localhost").split(":")[0]
         try:
-            params = self._read_params()
-            answer = self.handle_call(params)
+            answer = self.handle_request(self._read_request())
             status, body = 200, {"RequestId": request_id, **answer}
         except ApiFault as fault:
             status = fault.http_status
@@ -249,52 +540,28 @@ class LabApiHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _read_params(self) -> dict[str, str]:
-        params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+    def _read_request(self) -> LabRequest:
+        url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            raw = self.rfile.read(length).decode("utf-8", "replace")
-            if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
-                params.update(parse_qsl(raw, keep_blank_values=True))
-        return params
+        body = self.rfile.read(length) if length else b""
+        form: dict[str, str] = {}
+        if body and "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        return LabRequest(self.command, url.path or "/", dict(parse_qsl(url.query, keep_blank_values=True)),
+                          form, body, headers)
 
-    def handle_call(self, params: dict[str, str]) -> dict[str, Any]:
-        """Authenticate the call, then dispatch it by ``Action``."""
+    def handle_request(self, request: LabRequest) -> dict[str, Any]:
+        """Authenticate the call (V3 if it has an ``Authorization`` header,
+        else V1), then dispatch it by action."""
         state = self.server.state
-        for name in COMMON_PARAMETERS:
-            if not params.get(name):
-                raise ApiFault(f"Missing{name}", f"{name} is mandatory for this action.", 400)
-        if params["AccessKeyId"] != state.access_key_id:
-            raise ApiFault("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
-        if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
-            raise ApiFault("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
-        expected_text = string_to_sign(self.command, params)
-        if not hmac.compare_digest(signature(state.access_key_secret, expected_text), params["Signature"]):
-            # Alibaba sends its StringToSign back (it holds no secret); the SDK
-            # compares it with its own to tell a wrong secret from a wrong encoding.
-            raise ApiFault("SignatureDoesNotMatch",
-                           "Specified signature is not matched with our calculation. "
-                           f"server string to sign is:{expected_text}", 400)
-        now = time.time()
-        try:
-            stamp = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise ApiFault("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.") from None
-        if abs(stamp.timestamp() - now) > TIMESTAMP_WINDOW:
-            raise ApiFault("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
-        if not state.use_nonce(params["SignatureNonce"], now):
-            raise ApiFault("SignatureNonceUsed", "Specified signature nonce was used already.")
-
-        name = params["Action"]
-        handler = ACTIONS.get((name, params["Version"])) or ACTIONS.get((name, None))
-        if handler is None:
-            raise ApiFault("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
-        if name != "AcmelabSetThrottling":
-            with state.lock:
-                if state.throttle_remaining > 0:
-                    state.throttle_remaining -= 1
-                    raise ApiFault(state.throttle_code, "Request was denied due to user flow control.", 400)
-        return handler(state, params)
+        if request.header("authorization"):
+            name, version = authenticate_v3(state, request)
+        else:
+            name, version = authenticate_v1(state, request.method, request.params)
+        return dispatch(state, name, version, request.params)
 
 
 class LabApiServer(ThreadingHTTPServer):
