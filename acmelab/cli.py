@@ -732,6 +732,34 @@ def cmd_list(args: argparse.Namespace) -> int:
 # acmelab revoke / install / export
 # --------------------------------------------------------------------------
 
+def cmd_dns_persist_list(args: argparse.Namespace) -> int:
+    """List the standing dns-persist-01 records the certificates rely on."""
+    from acmelab.services import standing_records
+
+    records = standing_records(_context_state(args))
+    if args.json:
+        _print_json(records)
+        return EXIT_OK
+    if not records:
+        print("No standing dns-persist-01 records.")
+    for record in records:
+        print(f"{record['certificate']}: TXT {record['name']} = \"{record['value']}\" ({record['provider']})")
+    return EXIT_OK
+
+
+def cmd_dns_persist_remove(args: argparse.Namespace) -> int:
+    """Remove the standing dns-persist-01 records of one certificate."""
+    from acmelab.services import remove_standing_records
+
+    ctx = _context(args)
+    removed = remove_standing_records(ctx.state, _environment(args, ctx, verify_installs=False), args.certificate)
+    if args.json:
+        _print_json({"certificate": args.certificate, "removed": removed})
+    elif not args.quiet:
+        print(f"Removed {_plural(len(removed), 'standing record')}: {', '.join(removed) or '-'}")
+    return EXIT_OK
+
+
 def _looks_like_path(text: str) -> bool:
     """A CERT argument meant as a file: it has a directory part or a
     certificate file suffix (certificate names have neither a '/' nor
@@ -1039,6 +1067,17 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
     for product_parser in (cdn, apigateway, cas):
         product_parser.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS handshake check")
         product_parser.set_defaults(func=cmd_install)
+
+    dns = subparsers.add_parser("dns", help="DNS records acmelab keeps (dns-persist-01)")
+    dns_commands = dns.add_subparsers(dest="dns_command", required=True, metavar="{persist}")
+    persist = dns_commands.add_parser("persist", help="the standing dns-persist-01 records, left in place by design")
+    persist_commands = persist.add_subparsers(dest="persist_command", required=True, metavar="{list,remove}")
+    persist_list = persist_commands.add_parser("list", parents=[common], help="list them (no network)")
+    persist_list.set_defaults(func=cmd_dns_persist_list)
+    persist_remove = persist_commands.add_parser("remove", parents=[common],
+                                                 help="remove a certificate's standing records from DNS")
+    persist_remove.add_argument("certificate", metavar="CERT", help="managed certificate name")
+    persist_remove.set_defaults(func=cmd_dns_persist_remove)
 
     export = subparsers.add_parser("export", help="export a managed certificate")
     formats = export.add_subparsers(dest="format", required=True, metavar="{pfx}")

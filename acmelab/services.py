@@ -76,7 +76,7 @@ from acmelab.state import ManagedCertificate, StateDir, certificate_name_for, ch
 __all__ = [
     "DNS_PROVIDERS", "PRODUCTS", "DEFAULT_CONCURRENCY", "InstallTarget", "Service", "RenewalThreshold",
     "Environment", "ServiceResult", "load_services", "parse_services", "process_service", "apply_services",
-    "services_from_state", "refresh_renewal_info",
+    "services_from_state", "refresh_renewal_info", "standing_records", "remove_standing_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -472,14 +472,10 @@ def _remove_leftovers(service: Service, env: Environment, state: StateDir) -> in
     service (``dns-pending.json``).  Returns how many were removed.
 
     Alibaba Cloud DNS: the record with exactly that value (DescribeSubDomainRecords,
-    DeleteDomainRecord).  challtestsrv (lab): the name is cleared."""
+    DeleteDomainRecord); challtestsrv (lab): that value, as its DNS server answers it."""
     leftovers = state.pending_dns(service.name)
     for record in leftovers:
-        provider = env.dns_provider(record["provider"])
-        if record["provider"] == "challtestsrv":
-            provider.server.clear_txt(record["name"])
-        else:
-            provider.cleanup(record["name"], record["value"])
+        env.dns_provider(record["provider"]).cleanup(record["name"], record["value"])
         logger.warning("%s: removed TXT %s left by an interrupted run", service.name, record["name"])
     state.set_pending_dns(service.name, [])
     return len(leftovers)
@@ -861,6 +857,37 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
                 if on_result:
                     on_result(results[service.name])
     return [results[service.name] for service in services]
+
+
+def standing_records(state: StateDir) -> list[dict[str, str]]:
+    """Every dns-persist-01 record the certificates of ``state`` rely on:
+    ``[{"certificate", "provider", "name", "value"}, ...]``."""
+    return [{"certificate": name, **record} for name in state.certificate_names()
+            for record in state.standing_dns(name)]
+
+
+def remove_standing_records(state: StateDir, env: Environment, certificate: str) -> list[str]:
+    """Remove the dns-persist-01 records of ``certificate`` from DNS (the
+    provider's ``cleanup``: that value only) and forget them.  The
+    certificate keeps working; its next issuance publishes the record again.
+
+    Returns:
+        the record names removed.
+
+    Raises:
+        StateError: no such certificate.  DnsError, AliyunError: a record
+            could not be removed (it stays listed).
+    """
+    if certificate not in state.certificate_names():
+        raise StateError(f"no certificate named {certificate} in {state.root}")
+    with state.lock(certificate):
+        removed = []
+        for record in state.standing_dns(certificate):
+            env.dns_provider(record["provider"]).cleanup(record["name"], record["value"])
+            state.set_standing_dns(certificate, [r for r in state.standing_dns(certificate) if r != record])
+            removed.append(record["name"])
+            logger.info("%s: removed the standing TXT %s", certificate, record["name"])
+    return removed
 
 
 def services_from_state(state: StateDir, names: Iterable[str] | None = None) -> list[Service]:

@@ -70,10 +70,15 @@ class ChallTestSrvProvider:
 
     def cleanup(self, name: str, value: str) -> None:
         """Remove TXT ``value`` at ``name`` and keep the name's other values.
-        Removing a value that is not published does nothing.  Raises DnsError."""
+        A record this provider did not publish (an earlier run's) is found
+        by asking the DNS server.  Removing a value that is not published
+        does nothing.  Raises DnsError."""
         name = name.rstrip(".")
         with self._lock:
-            values = self._published.get(name, [])
+            values = self._published.get(name)
+            if values is None and self.dns_server is not None:
+                values = self.txt_values(name)   # published by another run (or process)
+            values = values or []
             if value not in values:
                 return
             remaining = list(values)

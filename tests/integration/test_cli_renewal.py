@@ -1,0 +1,162 @@
+"""The command on the 2026 protocol: profiles, ARI-driven renewal with
+``replaces``, the lifetime fallback, dns-persist-01's standing records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+
+import pytest
+import requests
+from cryptography import x509
+
+from acmelab import cli
+from acmelab.renewal_info import cert_id
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def run(lab, tmp_path, capsys):
+    state = tmp_path / "state"
+
+    def call(*argv: str):
+        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    call.state = state
+    return call
+
+
+def _name() -> str:
+    return f"r{uuid.uuid4().hex[:8]}.example.com"
+
+
+def _leaf(run, name: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((run.state / "certificates" / name / "current" / "cert.pem").read_bytes())
+
+
+def _issue(run, name: str, *extra: str) -> dict:
+    code, out, err = run("issue", "-d", name, "--dns", "challtestsrv", *extra)
+    assert code == 0, err
+    return json.loads(out)["services"][0]
+
+
+def _listed(run, name: str) -> dict:
+    code, out, err = run("list")
+    assert code == 0, err
+    return next(row for row in json.loads(out) if row["name"] == name)
+
+
+@pytest.mark.parametrize("profile, at_most", [("shortlived", dt.timedelta(hours=160)),
+                                              ("tlsserver", dt.timedelta(days=45))])
+def test_issue_with_a_profile(run, profile, at_most):
+    name = _name()
+    _issue(run, name, "--profile", profile)
+    leaf = _leaf(run, name)
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc <= at_most
+    assert _listed(run, name)["profile"] == profile
+
+
+def test_an_unknown_profile_exits_2_before_any_order(run, lab):
+    name = _name()
+    code, _, err = run("issue", "-d", name, "--dns", "challtestsrv", "--profile", "fortnight")
+    assert code == 2 and "offers no profile 'fortnight'" in err
+    assert not (run.state / "certificates" / name).exists()
+
+
+def test_list_shows_the_window_pebble_serves(run, lab):
+    name = _name()
+    _issue(run, name)
+    row = _listed(run, name)
+    leaf = _leaf(run, name)
+    served = requests.get(f"{lab.directory_url.rsplit('/', 1)[0]}/draft-ietf-acme-ari-03/renewalInfo/{cert_id(leaf)}",
+                          verify=str(lab.ca_bundle), headers={"User-Agent": "acmelab-tests"}, timeout=10).json()
+    window = served["suggestedWindow"]
+    assert dt.datetime.fromisoformat(row["renewal_window"]["start"]) == dt.datetime.fromisoformat(
+        window["start"].replace("Z", "+00:00"))
+    assert dt.datetime.fromisoformat(row["renewal_window"]["end"]) == dt.datetime.fromisoformat(
+        window["end"].replace("Z", "+00:00"))
+    assert row["ari_next_check"] and not row["due"] and row["reason"].startswith("not due:")
+    assert row["profile"] == "classic"
+
+
+def test_renew_force_sends_replaces(run, lab):
+    name = _name()
+    _issue(run, name)
+    before = _leaf(run, name)
+    code, out, err = run("renew", "--name", name, "--force")
+    assert code == 0, err
+    order_url = json.loads((run.state / "certificates" / name / "meta.json").read_text())["order_url"]
+    log = (lab.run_dir / "logs" / "pebble.log").read_text()
+    order_id = order_url.rsplit("/", 1)[1]
+    assert f'ARI: order "{order_id}" is a replacement' in log
+    assert _leaf(run, name).serial_number != before.serial_number
+
+
+def _pem(run, name: str) -> str:
+    return (run.state / "certificates" / name / "current" / "cert.pem").read_text()
+
+
+def test_a_window_moved_into_the_past_renews_on_a_plain_renew(run, lab):
+    name = _name()
+    _issue(run, name)
+    before = _leaf(run, name)
+    # the CA moves the window (what Let's Encrypt does before a mass revocation)
+    lab.set_renewal_info(_pem(run, name),
+                         {"suggestedWindow": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}})
+    code, out, err = run("renew", "--name", name)
+    result = json.loads(out)["services"][0]
+    assert code == 0 and result["status"] == "renewed", err
+    assert "inside the CA's renewal window 2020-01-01T00:00:00Z .. 2020-01-02T00:00:00Z (ARI)" in result["reason"]
+    assert _leaf(run, name).serial_number != before.serial_number
+
+
+def test_renewal_info_is_asked_no_more_often_than_retry_after(run, lab):
+    name = _name()
+    _issue(run, name)
+    code, out, _ = run("renew", "--name", name)        # asks ARI: not due
+    result = json.loads(out)["services"][0]
+    assert code == 0 and result["status"] == "unchanged" and "renewal window" in result["reason"]
+    from acmelab.renewal import AriState
+
+    stored = AriState.from_dict(json.loads((run.state / "certificates" / name / "meta.json").read_text())["ari"])
+    assert stored.next_check > dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=5)   # Pebble: Retry-After 6 h
+    lab.set_renewal_info(_pem(run, name),
+                         {"suggestedWindow": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}})
+    code, out, _ = run("renew", "--name", name)        # within Retry-After: not asked, still not due
+    assert json.loads(out)["services"][0]["status"] == "unchanged"
+    assert _listed(run, name)["ari_next_check"] == stored.next_check.isoformat()
+
+
+def test_a_malformed_answer_falls_back_to_the_lifetime_rule(run, lab, caplog):
+    name = _name()
+    _issue(run, name)
+    lab.set_renewal_info(_pem(run, name), "{garbage")
+    with caplog.at_level(logging.WARNING):
+        code, out, _ = run("renew", "--name", name)
+    result = json.loads(out)["services"][0]
+    assert code == 0 and result["status"] == "unchanged"
+    assert "ARI unusable" in result["reason"] and "a third of the lifetime" in result["reason"]
+    assert "renewalInfo (ARI) unusable" in caplog.text
+    # ... and the lifetime rule still renews when the time comes
+    code, out, _ = run("renew", "--name", name, "--now", "2099-01-01T00:00:00Z")
+    assert json.loads(out)["services"][0]["status"] == "renewed"
+
+
+def test_dns_persist_01_standing_record_listed_and_removed(run, lab, challtestsrv):
+    name = _name()
+    _issue(run, name, "--challenge", "dns-persist-01")
+    code, out, _ = run("dns", "persist", "list")
+    records = json.loads(out)
+    assert code == 0 and [r["name"] for r in records] == [f"_validation-persist.{name}"]
+    assert records[0]["certificate"] == name and "accounturi=" in records[0]["value"]
+    # renewal by the standing record: nothing written
+    code, out, _ = run("renew", "--name", name, "--force")
+    assert code == 0
+    code, out, _ = run("dns", "persist", "remove", name)
+    assert code == 0 and json.loads(out)["removed"] == [f"_validation-persist.{name}"]
+    assert json.loads(run("dns", "persist", "list")[1]) == []
