@@ -18,7 +18,7 @@ EXPECTED = {
     ("account", "create"), ("account", "show"), ("account", "update"), ("account", "rollover"),
     ("account", "deactivate"), ("issue",), ("renew",), ("revoke",), ("install", "cdn"),
     ("install", "apigateway"), ("install", "cas"), ("export", "pfx"), ("apply",), ("list",),
-    ("lab", "up"), ("lab", "status"), ("lab", "down"),
+    ("lab", "up"), ("lab", "status"), ("lab", "down"), ("dns", "persist", "list"), ("dns", "persist", "remove"),
 }
 
 
