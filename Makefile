@@ -45,8 +45,10 @@ lab-down: setup
 run: setup
 	$(PY) -m acmelab.lab.run_series --out build
 
-## test: unit + integration tests and nbval over the notebooks (strict).
+## test: the import contracts (core -> edges -> application, pyproject.toml), then unit +
+## integration tests and nbval over the notebooks (strict).
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg tests notebooks
 
 unit: setup

@@ -34,8 +34,35 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from acmelab.errors import ProtocolError
+
+# The interface the core needs from whoever publishes the records; the
+# providers live in acmelab.dns (the edge) and implement it.
+@runtime_checkable
+class DnsProvider(Protocol):
+    """Publishes and removes DNS-01 TXT records (RFC 8555 §8.4)."""
+
+    def present(self, name: str, value: str) -> None:
+        """Publish TXT ``value`` at ``name``.  Raises DnsError (or the
+        provider's own AcmelabError subclass)."""
+        ...
+
+    def cleanup(self, name: str, value: str) -> None:
+        """Remove the TXT record (``name``, ``value``) only.  Raises DnsError."""
+        ...
+
+
+@runtime_checkable
+class VisibilityCheck(Protocol):
+    """The optional propagation check of a DnsProvider."""
+
+    def wait_until_visible(self, name: str, value: str, timeout: float) -> None:
+        """Return when TXT ``value`` is visible at ``name``; DnsError after
+        ``timeout`` seconds."""
+        ...
+
 
 #: the challenge types acmelab can answer, all through DNS
 CHALLENGE_TYPES = ("dns-01", "dns-account-01", "dns-persist-01")

@@ -40,9 +40,8 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
 from acmelab import keys
-from acmelab.challenges import CHALLENGE_TYPES, DnsRecord
+from acmelab.challenges import CHALLENGE_TYPES, DnsProvider, DnsRecord
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
-from acmelab.dns import DnsProvider
 from acmelab.errors import AlreadyReplaced, ChallengeFailed, DnsError, InputError, ProtocolError
 
 __all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "choose_profile", "issue_certificate"]

@@ -23,34 +23,10 @@ Providers: :mod:`acmelab.dns.challtestsrv` (the lab's mock DNS) and
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
-from acmelab.challenges import validation_name
+from acmelab.challenges import DnsProvider, VisibilityCheck, validation_name
 
 __all__ = ["DnsProvider", "VisibilityCheck", "validation_name"]
 
 
-@runtime_checkable
-class DnsProvider(Protocol):
-    """Publishes and removes DNS-01 TXT records (RFC 8555 §8.4)."""
-
-    def present(self, name: str, value: str) -> None:
-        """Publish TXT ``value`` at ``name``.  Raises DnsError (or the
-        provider's own AcmelabError subclass)."""
-        ...
-
-    def cleanup(self, name: str, value: str) -> None:
-        """Remove the TXT record (``name``, ``value``) only.  Raises DnsError."""
-        ...
-
-
-@runtime_checkable
-class VisibilityCheck(Protocol):
-    """The optional propagation check of a DnsProvider."""
-
-    def wait_until_visible(self, name: str, value: str, timeout: float) -> None:
-        """Return when TXT ``value`` is visible at ``name``; DnsError after
-        ``timeout`` seconds."""
-        ...
 
 
