@@ -1137,6 +1137,8 @@ def _print_info(info, *, as_json: bool, heading: str) -> None:
         return
     print(heading)
     print(f"  ACME directory     {info.directory_url}")
+    print(f"  Pebble             {info.pebble_version}  profiles {', '.join(info.profiles) or '-'}  "
+          f"Retry-After authz {info.retry_after.get('authz', 0)} s, order {info.retry_after.get('order', 0)} s")
     print(f"  CA bundle (verify) {info.ca_bundle}")
     print(f"  Pebble management  {info.management_url}  (/roots/0, /intermediates/0)")
     print(f"  challtestsrv       {info.challtestsrv_url}")
