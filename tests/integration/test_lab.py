@@ -251,7 +251,10 @@ def test_cli_up_status_down(tmp_path):
         roots = requests.get(info["management_url"] + "/roots/1", verify=info["ca_bundle"], timeout=10)
         assert roots.status_code == 200  # COURSE_PEBBLE_ENV's alternate chain
         directory = requests.get(info["directory_url"], verify=info["ca_bundle"], timeout=10).json()
-        assert "newOrder" in directory
+        assert "newOrder" in directory and "renewalInfo" in directory
+        assert sorted(directory["meta"]["profiles"]) == ["classic", "shortlived", "tlsserver"]
+        assert info["pebble_version"] == "b1e1ca4f3c30"
+        assert info["retry_after"] == {"authz": 1, "order": 1}  # the course's lab meets real Retry-After
         # Secrets stay out of the output.
         secret = json.loads((tmp_path / "lab" / "aliyun-access-key.json").read_text())["AccessKeySecret"]
         assert secret not in up.stdout + status.stdout + up.stderr
