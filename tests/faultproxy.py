@@ -315,6 +315,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
+            # logged before answering: the client may look at the log as soon as it has the answer
+            proxy.log.append(Exchange(arrived, time.time(), self.command, path, status, upstream_status, fault,
+                                      tuple(headers)))
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
@@ -323,8 +326,6 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(content)
             self.wfile.flush()
-            proxy.log.append(Exchange(arrived, time.time(), self.command, path, status, upstream_status, fault,
-                                      tuple(headers)))
 
         do_GET = do_POST = do_HEAD = _proxy
 

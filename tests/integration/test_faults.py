@@ -95,6 +95,21 @@ def test_slow_answer_past_the_read_timeout_is_asked_again(proxy, dns):
     assert slow.at < repeated.at and slow.answered_at > repeated.answered_at
 
 
+def test_headers_stripped_or_doubled(proxy, client):
+    """A success without Replay-Nonce breaks RFC 8555 §6.5: ProtocolError.
+    A doubled Replay-Nonce (read as "n, n", not a nonce) is answered
+    badNonce, and the retry with the error's nonce goes through."""
+    from acmelab.errors import ProtocolError
+    order = client.new_order(_names())
+    proxy.strip_headers("POST", "/my-order/", "Replay-Nonce")
+    with pytest.raises(ProtocolError, match="Replay-Nonce"):
+        client.fetch_order(order.url)
+    proxy.duplicate_headers("POST", "/my-order/", "Replay-Nonce")
+    client.fetch_order(order.url)
+    assert client.fetch_order(order.url).status == "pending"
+    assert [e.upstream_status for e in proxy.requests("POST", "/my-order/")][-3:] == [200, 400, 200]
+
+
 # -- lost answers: the CA acted, the client did not hear --------------------
 
 def test_lost_new_account_answer(info, proxy):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -234,6 +235,19 @@ def test_bad_nonce_is_bounded(stub, client):
     with pytest.raises(BadNonce):
         client.new_order(["www.example.com"])
     assert len([r for r in stub.requests if r[0] == "POST"]) == BAD_NONCE_RETRIES + 1
+
+
+def test_bad_nonce_retries_are_bounded_by_time(stub, client, monkeypatch):
+    """However many retries are left, badNonce stops after BAD_NONCE_TIMEOUT."""
+    import acmelab.transport as transport
+    monkeypatch.setattr(transport, "BAD_NONCE_TIMEOUT", 0.3)
+    monkeypatch.setattr(transport, "BAD_NONCE_RETRIES", 10 ** 6)
+    stub.route("/order", (400, {"Replay-Nonce": "again", "Content-Type": PROBLEM},
+                          {"type": "urn:ietf:params:acme:error:badNonce", "detail": "stale"}))
+    start = time.monotonic()
+    with pytest.raises(BadNonce):
+        client.new_order(["www.example.com"])
+    assert 0.3 <= time.monotonic() - start < 3
 
 
 def test_malformed_is_not_retried(stub, client):
