@@ -24,6 +24,28 @@ the others:
    renewal information (RFC 9773, :mod:`acmelab.renewal_info`), revocation
    (§7.6).
 
+Lost answers
+------------
+When the answer to a request is lost (the connection closes after the
+request went out) the CA may or may not have acted.  A request that is
+safe to repeat -- POST-as-GET, newAccount (§7.3: the same key finds the
+same account), account updates -- is repeated by the transport.  The
+others are resolved by asking the CA about the resource, so that the end
+state is the one the user wanted and nothing is left orphaned:
+
+* newOrder: the account's newest orders (§7.1.2.1) are searched for a
+  pending or ready one for the same identifiers before ordering again;
+* a challenge answer repeated to a challenge that is already processing
+  or valid (§7.5.1) is a success;
+* a lost finalize: the *same* order is fetched (§7.4) and, once it is no
+  longer ``ready``, polled; a new order is never made;
+* a lost revocation is sent again; ``alreadyRevoked`` then means done (§7.6);
+* a lost keyChange: the CA is asked whether the new key already has the
+  account (§7.3.1 ``onlyReturnExisting``) before rolling over again (§7.3.5).
+
+A :class:`~acmelab.errors.NetworkError` message names the step, the URL
+and the reason in one line.
+
 Every name of the two other modules that was importable from here before
 they were split off still is (``from acmelab.client import Order`` works).
 
@@ -33,8 +55,9 @@ The client is not thread-safe: use one per thread.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -42,7 +65,19 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import USER_AGENT, challenges, jws, keys
 from acmelab.challenges import DnsRecord, validation_name
-from acmelab.errors import ChallengeFailed, InputError, OrderNotReady, PollTimeout, ProtocolError, UnknownProfile
+from acmelab.errors import (
+    AccountDoesNotExist,
+    AcmeProblem,
+    AlreadyRevoked,
+    AnswerLost,
+    ChallengeFailed,
+    InputError,
+    NetworkError,
+    OrderNotReady,
+    PollTimeout,
+    ProtocolError,
+    UnknownProfile,
+)
 from acmelab.renewal_info import RenewalInfo, cert_id
 from acmelab.resources import (
     Account,
@@ -101,6 +136,22 @@ POLL_MAX_DELAY = 2.0
 POLL_TIMEOUT = 90.0
 
 PEM_CHAIN = "application/pem-certificate-chain"
+#: after a lost newOrder answer, how many of the account's newest orders
+#: are fetched to find the one the CA may have made.
+LOST_ORDER_SEARCH = 5
+
+
+@contextmanager
+def _doing(step: str) -> Iterator[None]:
+    """Name the step in a NetworkError raised inside (the innermost step
+    wins): ``finalizing the order for www.example.com: https://...:
+    connection refused (after 4 tries)``."""
+    try:
+        yield
+    except NetworkError as error:
+        if error.step is None:
+            error.step = step
+        raise
 
 
 class AcmeClient:
@@ -173,11 +224,11 @@ class AcmeClient:
         return self.account_url
 
     def _post(self, url: str, payload: Mapping[str, Any] | None, *, idempotent: bool = False,
-              accept: str | None = None) -> AcmeResponse:
+              accept: str | None = None, deadline: float | None = None) -> AcmeResponse:
         """A request signed by the account key with ``kid`` (§6.2)."""
         self.directory  # the newNonce URL, should no nonce be in hand
         return self.transport.post(url, payload, self.account_key, kid=self._kid(),
-                                   idempotent=idempotent, accept=accept)
+                                   idempotent=idempotent, accept=accept, deadline=deadline)
 
     def _post_as_get(self, url: str, *, accept: str | None = None) -> AcmeResponse:
         """POST-as-GET (§6.3): a signed POST with an empty payload."""
@@ -190,7 +241,8 @@ class AcmeClient:
     def directory(self) -> Directory:
         """The directory (RFC 8555 §7.1.1), fetched once with a plain GET."""
         if self._directory is None:
-            self._directory = Directory.from_json(self.transport.get(self.directory_url).json())
+            with _doing("fetching the directory"):
+                self._directory = Directory.from_json(self.transport.get(self.directory_url).json())
             self.transport.new_nonce_url = self._directory.newNonce
         return self._directory
 
@@ -229,8 +281,10 @@ class AcmeClient:
             # §7.3.4: the account key's JWK, MACed with the CA-issued key
             payload["externalAccountBinding"] = jws.external_account_binding(
                 self.account_key, eab_kid=eab_kid, hmac_key=eab_hmac_key, url=url)
-        # §7.3: signed with jwk (no account yet); 201 new, 200 existing account
-        response = self.transport.post(url, payload, self.account_key, kid=None, idempotent=True)
+        # §7.3: signed with jwk (no account yet); 201 new, 200 existing account --
+        # so a lost answer is simply asked again: the same key finds the same account
+        with _doing("registering the account"):
+            response = self.transport.post(url, payload, self.account_key, kid=None, idempotent=True)
         self.account_url = response.location
         return Account.from_json(self.account_url, response.json())
 
@@ -263,13 +317,38 @@ class AcmeClient:
         The inner JWS (signed by the new key) goes inside an outer JWS signed
         by the old key; on success ``self.account_key`` becomes ``new_key``.
 
+        A lost answer is not simply repeated (the old key may no longer be
+        the account's): the CA is asked whether ``new_key`` already has the
+        account (§7.3.1 ``onlyReturnExisting``); if not, the rollover is
+        sent again.
+
         Raises InputError (same key / unsupported key) before sending."""
         url = self.directory.keyChange
         inner = jws.key_change(account_url=self._kid(), old_key=self.account_key, new_key=new_key, url=url)
-        response = self._post(url, inner)
+        with _doing("rolling the account key over"):
+            for attempt in range(1, NETWORK_TRIES + 1):
+                try:
+                    response = self._post(url, inner)
+                    break
+                except AnswerLost:
+                    if attempt == NETWORK_TRIES:
+                        raise
+                    if self._account_of(new_key) == self._kid():  # the CA did roll over
+                        self.account_key = new_key
+                        return self.fetch_account()
         self.account_key = new_key
         body = response.json() if response.body.strip() else {}
         return Account.from_json(self._kid(), body) if body else self.fetch_account()
+
+    def _account_of(self, key: keys.PrivateKey) -> str | None:
+        """The URL of the account of ``key``, or None if it has none
+        (§7.3.1 ``onlyReturnExisting``, signed with the key's jwk)."""
+        try:
+            response = self.transport.post(self.directory.newAccount, {"onlyReturnExisting": True}, key,
+                                           kid=None, idempotent=True)
+        except AccountDoesNotExist:
+            return None
+        return response.location
 
     def deactivate_account(self) -> Account:
         """Deactivate the account for good (§7.3.6).  Later requests signed
@@ -329,8 +408,49 @@ class AcmeClient:
             if not isinstance(replaces, str) or replaces.count(".") != 1:
                 raise InputError(f"replaces must be an ARI certID 'keyIdentifier.serial' (got {replaces!r})")
             payload["replaces"] = replaces
-        response = self._post(self.directory.newOrder, payload)
-        return Order.from_json(response.location, response.json())
+        return self._place_order(payload)
+
+    def _place_order(self, payload: Mapping[str, Any]) -> Order:
+        """POST newOrder (§7.4).  It is not idempotent -- each one makes an
+        order -- so after a lost answer the CA is asked first whether it
+        made the order (:meth:`_find_order`); only if not is it sent again."""
+        names = ", ".join(i["value"] for i in payload["identifiers"])
+        with _doing(f"ordering a certificate for {names}"):
+            for attempt in range(1, NETWORK_TRIES + 1):
+                try:
+                    response = self._post(self.directory.newOrder, payload)
+                    return Order.from_json(response.location, response.json())
+                except AnswerLost:
+                    if attempt == NETWORK_TRIES:
+                        raise
+                    found = self._find_order(payload)  # did the CA make it?
+                    if found is not None:
+                        return found
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _find_order(self, payload: Mapping[str, Any]) -> Order | None:
+        """The account's pending or ready order for exactly the identifiers
+        (and profile, replaces, dates) of the newOrder ``payload``, or None.
+
+        Looks at the LOST_ORDER_SEARCH newest orders of the account's orders
+        list (§7.1.2.1; a CA that lists the newest last, as Pebble does; one
+        without an ``orders`` URL gives None).  Such an order is what the
+        lost newOrder made -- or an earlier one just as good, which the CA
+        would let expire otherwise."""
+        account = self.fetch_account()
+        if not account.orders:
+            return None
+
+        def key(identifiers: Any) -> list[tuple[str, str]]:
+            return sorted((str(i.get("type")), str(i.get("value")).lower()) for i in identifiers or [])
+
+        for url in reversed(self.list_orders(account)[-LOST_ORDER_SEARCH:]):
+            order = self.fetch_order(url)
+            if order.status in ("pending", "ready") and key(order.identifiers) == key(payload["identifiers"]) \
+                    and all(order.json.get(field) == payload[field]
+                            for field in ("profile", "replaces", "notBefore", "notAfter") if field in payload):
+                return order
+        return None
 
     def fetch_order(self, url: str) -> Order:
         """The order at ``url`` (POST-as-GET, §7.1.3)."""
@@ -426,28 +546,44 @@ class AcmeClient:
     def answer_challenge(self, challenge: Challenge) -> Challenge:
         """Tell the CA the challenge is ready to be validated: POST ``{}``
         to its URL (§7.5.1).  Returns the challenge (usually
-        ``processing``)."""
+        ``processing``).
+
+        A lost answer is sent again.  A CA that refuses an answer because
+        the challenge is no longer ``pending`` (it is processing, or done:
+        the first answer did arrive) is fine: the challenge is returned
+        as the CA has it, for the authorization poll to judge."""
         if challenge.type != "dns-persist-01":  # it has no token
             self.key_authorization(challenge)  # refuse a malformed token before answering
-        return Challenge.from_json(self._post(challenge.url, {}, idempotent=True).json(), challenge.url)
+        with _doing(f"answering the {challenge.type} challenge"):
+            try:
+                response = self._post(challenge.url, {}, idempotent=True)
+            except AcmeProblem:
+                current = self.fetch_challenge(challenge.url)
+                if current.status == "pending":
+                    raise
+                return current
+        return Challenge.from_json(response.json(), challenge.url)
 
     # -- polling (§7.5.1, §7.4): wait, fetch, until a final status --------
     def _poll(self, fetch: Callable[[str], tuple[Any, AcmeResponse]], url: str, current: Any,
-              done: Iterable[str], timeout: float) -> Any:
+              done: Iterable[str], timeout: float, *, retry_after: float | None = None) -> Any:
         """Fetch ``url`` until its status is in ``done``.
 
         Between fetches wait the back-off (POLL_FIRST_DELAY doubling up to
         POLL_MAX_DELAY), or the server's ``Retry-After`` if that is longer
         (RFC 8555 §7.5.1, §8.2): a ``Retry-After: 0`` or a date in the past
-        cannot make the loop spin.  No wait goes past the deadline: a wait
-        longer than the time left is cut short and one last fetch is made at
-        the deadline.
+        cannot make the loop spin.  ``retry_after`` is the ``Retry-After``
+        of the answer that gave ``current`` (e.g. finalize's, §7.4): the
+        first fetch waits for it too.  No wait goes past the deadline: a
+        wait longer than the time left is cut short and one last fetch is
+        made at the deadline.
 
         Raises PollTimeout (its message gives the real elapsed seconds)."""
         done = set(done)
         start = time.monotonic()
         deadline = start + timeout
-        delay = wait = POLL_FIRST_DELAY
+        delay = POLL_FIRST_DELAY
+        wait = delay if retry_after is None else max(retry_after, delay)
         last = False
         while current is None or current.status not in done:
             remaining = deadline - time.monotonic()
@@ -488,10 +624,11 @@ class AcmeClient:
                 revoked), carrying the CA's error.
             PollTimeout: still pending at the deadline.
         """
-        if isinstance(authorization, str):
-            authorization = self.fetch_authorization(authorization)
-        final = self._poll(self._fetch_authorization, authorization.url, authorization,
-                           ("valid", "invalid", "deactivated", "expired", "revoked"), timeout)
+        with _doing(f"waiting for the authorization of {getattr(authorization, 'name', authorization)}"):
+            if isinstance(authorization, str):
+                authorization = self.fetch_authorization(authorization)
+            final = self._poll(self._fetch_authorization, authorization.url, authorization,
+                               ("valid", "invalid", "deactivated", "expired", "revoked"), timeout)
         if final.status != "valid":
             failed = next((c for c in final.challenges if c.error is not None or c.status == "invalid"), None)
             raise ChallengeFailed(final.name, failed.type if failed else "(none)",
@@ -541,21 +678,33 @@ class AcmeClient:
                 f"the CSR names {sorted(have)} differ from the order's identifiers {sorted(wanted)}")
         payload = {"csr": jws.b64url(csr.public_bytes(serialization.Encoding.DER))}
         deadline = time.monotonic() + timeout
-        if order.status in ("processing", "valid"):
-            return self._finished(order, deadline)  # finalized already (e.g. a reused order)
-        try:
-            response = self._post(order.finalize, payload)
-        except OrderNotReady:
-            # §7.4: the authorizations just turned valid; wait for "ready"
-            ready = self.poll_order(order.url, until=("ready", "valid", "invalid"), timeout=timeout)
-            if ready.status != "ready":
-                return self._finished(ready, deadline)
-            response = self._post(order.finalize, payload)
-        return self._finished(Order.from_json(order.url, response.json()), deadline)
+        with _doing(f"finalizing the order for {', '.join(order.names)}"):
+            if order.status in ("processing", "valid"):
+                return self._finished(order, deadline)  # finalized already (e.g. a reused order)
+            for attempt in range(1, NETWORK_TRIES + 1):
+                try:
+                    response = self._post(order.finalize, payload, deadline=deadline)
+                    # §7.4: the first poll waits the Retry-After of the finalize answer
+                    return self._finished(Order.from_json(order.url, response.json()), deadline,
+                                          retry_after=response.retry_after)
+                except OrderNotReady:
+                    # §7.4: the authorizations just turned valid; wait for "ready"
+                    order = self.poll_order(order.url, until=("ready", "valid", "invalid"), timeout=timeout)
+                except AnswerLost:
+                    # Did the CA get the CSR?  The same order tells: it is no
+                    # longer "ready" if it did.  Never a new order.
+                    if attempt == NETWORK_TRIES:
+                        raise
+                    order = self.fetch_order(order.url)
+                if order.status != "ready":
+                    return self._finished(order, deadline)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _finished(self, order: Order, deadline: float) -> Order:
-        """Poll a finalized order while ``processing`` (§7.1.6)."""
-        order = self.poll_order(order, until=("valid", "invalid"), timeout=max(0.0, deadline - time.monotonic()))
+    def _finished(self, order: Order, deadline: float, *, retry_after: float | None = None) -> Order:
+        """Poll a finalized order while ``processing`` (§7.1.6); the first
+        fetch waits ``retry_after`` seconds if given (§7.4)."""
+        order = self._poll(self._fetch_order, order.url, order, ("valid", "invalid"),
+                           max(0.0, deadline - time.monotonic()), retry_after=retry_after)
         if order.status == "invalid":
             raise order.error or ProtocolError(f"the order {order.url} is invalid and the CA gave no error")
         if not order.certificate:
@@ -572,7 +721,8 @@ class AcmeClient:
         url = order_or_url.certificate if isinstance(order_or_url, Order) else order_or_url
         if not url:
             raise InputError("the order has no certificate URL yet (finalize it first)")
-        response = self._post_as_get(url, accept=PEM_CHAIN)
+        with _doing("downloading the certificate"):
+            response = self._post_as_get(url, accept=PEM_CHAIN)
         try:
             pem = response.body.decode("ascii")
         except UnicodeDecodeError:
@@ -642,9 +792,13 @@ class AcmeClient:
             certificate_key: sign with the certificate's own key (``jwk``
                 header) instead of the account key (``kid``).
 
+        A lost answer is sent again; ``alreadyRevoked`` to that repeat
+        means the first one did it: done.
+
         Raises:
             InputError: not a certificate, or an unknown reason code.
-            AlreadyRevoked, BadRevocationReason, Unauthorized: from the CA.
+            AlreadyRevoked (it was revoked before this call),
+            BadRevocationReason, Unauthorized: from the CA.
         """
         try:
             reason = ReasonCode(int(reason))
@@ -653,7 +807,18 @@ class AcmeClient:
         der = _load_certificate(certificate).public_bytes(serialization.Encoding.DER)
         payload = {"certificate": jws.b64url(der), "reason": int(reason)}
         url = self.directory.revokeCert
-        if certificate_key is not None:
-            self.transport.post(url, payload, certificate_key, kid=None, idempotent=False)
-        else:
-            self._post(url, payload)
+        with _doing("revoking the certificate"):
+            for attempt in range(1, NETWORK_TRIES + 1):
+                try:
+                    if certificate_key is not None:
+                        self.transport.post(url, payload, certificate_key, kid=None)
+                    else:
+                        self._post(url, payload)
+                    return
+                except AnswerLost:
+                    if attempt == NETWORK_TRIES:
+                        raise
+                except AlreadyRevoked:
+                    if attempt == 1:
+                        raise  # revoked before we asked
+                    return  # revoked by the request whose answer was lost

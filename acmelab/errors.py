@@ -67,7 +67,37 @@ class ProtocolError(AcmelabError):
 
 
 class NetworkError(AcmelabError):
-    """The server could not be reached, after bounded retries."""
+    """The server could not be reached, after bounded retries.
+
+    The message is one line: the step, the URL and the plain reason, e.g.
+    ``finalizing the order for www.example.com:
+    https://localhost:14000/finalize-order/...: connection refused (after 4
+    tries)``.
+
+    Attributes:
+        url: the URL that could not be reached (None if unknown).
+        step: what was being done, set by the client (None if unknown).
+    """
+
+    url: str | None = None
+    step: str | None = None
+
+    def __init__(self, *args: Any, url: str | None = None, step: str | None = None) -> None:
+        super().__init__(*args)
+        self.url = url
+        self.step = step
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.step}: {text}" if self.step else text
+
+
+class AnswerLost(NetworkError):
+    """The request reached the server but its answer did not come back
+    (the connection closed or timed out after the request was sent): the
+    server may have acted on it.  Requests that are safe to repeat are
+    repeated by the transport; the client resolves the others by asking
+    the CA about the resource (RFC 8555 §7.4, §7.5.1, §7.6, §7.3.5)."""
 
 
 class PollTimeout(AcmelabError, TimeoutError):
@@ -144,6 +174,9 @@ class AcmeProblem(AcmelabError):
             problem found inside an object (a challenge's ``error``).
         subproblems: list of :class:`Subproblem` (§6.7.1), possibly empty.
         document: the whole problem document as parsed JSON (dict).
+        retry_after: seconds from the answer's ``Retry-After`` header
+            (RFC 9110 §10.2.3), or None; set for ``rateLimited`` (RFC 8555
+            §6.6) and HTTP 503 answers.
 
     Use :meth:`from_document` to get the most specific subclass.
     """
@@ -165,6 +198,7 @@ class AcmeProblem(AcmelabError):
         self.status = status
         self.subproblems = list(subproblems or [])
         self.document = dict(document or {})
+        self.retry_after: float | None = None
         super().__init__(str(self))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -338,8 +372,21 @@ class OrderNotReady(AcmeProblem):
 
 
 class RateLimited(AcmeProblem):
-    """A rate limit was hit; see ``Retry-After`` (``rateLimited``)."""
+    """A rate limit was hit (``rateLimited``, RFC 8555 §6.6), with a
+    ``Retry-After`` too long to wait for (or none).
+
+    Attributes:
+        retry_after: seconds until the CA accepts the request again (from
+            ``Retry-After``), or None when the CA did not say.
+    """
     problem = "rateLimited"
+
+
+class ServiceUnavailable(RateLimited):
+    """The CA answered HTTP 503 Service Unavailable (RFC 9110 §15.6.4):
+    come back later -- ``retry_after`` seconds, when it said.  A subclass
+    of RateLimited, so ``except RateLimited`` handles every "not now"."""
+    problem = ""  # not a problem type of its own: keep "rateLimited" -> RateLimited
 
 
 class RejectedIdentifier(AcmeProblem):

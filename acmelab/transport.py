@@ -19,6 +19,23 @@ turns every ``application/problem+json`` answer (§6.7) into a typed
 that came with the error, and retries connection failures with back-off
 where a retry cannot do harm.
 
+What goes wrong on the way, and what the transport does about it:
+
+* the connection cannot be made (nothing was sent): retried with back-off,
+  NETWORK_TRIES in all, then a one-line :class:`~acmelab.errors.NetworkError`
+  naming the URL and the plain reason (``connection refused``);
+* the request went out but the answer was lost (the connection closed, a
+  read timeout): the CA may have acted, so only a request marked
+  ``idempotent`` is sent again; otherwise :class:`~acmelab.errors.AnswerLost`
+  goes up to the client, which asks the CA about the resource;
+* ``badNonce`` (§6.5): signed again with the nonce of the error, for up to
+  BAD_NONCE_TIMEOUT seconds (at most BAD_NONCE_RETRIES times) -- enough for
+  a CA that rejects 90% of good nonces;
+* HTTP 503 or 429 ``rateLimited`` (§6.6) with a short ``Retry-After``: the
+  request was refused, not done, so it is waited for and sent again; a long
+  (or no) ``Retry-After`` raises :class:`~acmelab.errors.RateLimited`
+  carrying ``retry_after``.
+
 Only ``https://`` URLs are sent to (§6.1; ``http://`` only on loopback, for
 local test stubs), redirects are never followed, and TLS verification is
 never turned off (:func:`checked_verify`).
@@ -29,9 +46,12 @@ The transport is not thread-safe: use one per thread.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import ipaddress
 import json
 import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,15 +63,33 @@ import requests
 import urllib3.exceptions
 
 from acmelab import USER_AGENT, jws, keys
-from acmelab.errors import AcmeProblem, BadNonce, InputError, NetworkError, ProtocolError
+from acmelab.errors import (
+    AcmeProblem,
+    AnswerLost,
+    BadNonce,
+    InputError,
+    NetworkError,
+    ProtocolError,
+    RateLimited,
+    ServiceUnavailable,
+)
 
 #: seconds: (connect, read) timeout of every HTTP request.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
-#: how many times a ``badNonce`` answer is retried (each with the nonce that
-#: came with the error).  Pebble rejects a configurable share of good nonces
-#: (``PEBBLE_WFE_NONCEREJECT``); at 50% the chance of 25 rejections in a row
-#: is 3e-8 per request.
-BAD_NONCE_RETRIES = 25
+#: seconds: how long one request keeps retrying ``badNonce`` answers (each
+#: with the nonce that came with the error).  Pebble rejects a configurable
+#: share of good nonces (``PEBBLE_WFE_NONCEREJECT``); a request needs
+#: 1/(1-p) tries on average, 10 at 90%, a few milliseconds each in the lab.
+BAD_NONCE_TIMEOUT = 30.0
+#: at most this many ``badNonce`` retries per request, however fast they
+#: come: at 90% rejection the chance of 200 in a row is 7e-10.
+BAD_NONCE_RETRIES = 200
+#: seconds: a ``Retry-After`` of a 503 or 429 answer up to this long is
+#: waited for (then the request is sent again); a longer one raises
+#: RateLimited at once.
+RETRY_AFTER_MAX_WAIT = 10.0
+#: how many 503 / 429 answers one request waits out before giving up.
+RETRY_LATER_TRIES = 3
 #: tries (first + retries) for a request that failed at the network level.
 NETWORK_TRIES = 4
 #: seconds: first wait of the network back-off (doubles each try).
@@ -205,6 +243,48 @@ def _not_sent(error: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and everything it wraps (causes, contexts, urllib3's
+    ``reason`` and exception arguments), outermost first."""
+    found: list[BaseException] = []
+    todo: list[object] = [error]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is seen for seen in found):
+            continue
+        found.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return found
+
+
+def failure_reason(error: requests.RequestException, timeout: object = None) -> str:
+    """The plain reason a request failed, without the library's wrapping
+    ("HTTPSConnectionPool(...): Max retries exceeded ..."): e.g.
+    ``"connection refused"``, ``"no answer within 30 s"``."""
+    causes = _causes(error)
+
+    def has(*kinds: type) -> BaseException | None:
+        return next((c for c in causes if isinstance(c, kinds)), None)
+
+    if has(ConnectionRefusedError):
+        return "connection refused"
+    if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
+        return "the host name does not resolve"
+    verify = has(ssl.SSLCertVerificationError)
+    if verify is not None:
+        return f"the TLS certificate does not verify ({getattr(verify, 'verify_message', None) or verify})"
+    if has(requests.exceptions.SSLError, ssl.SSLError):
+        return f"TLS failed ({has(ssl.SSLError) or error})"
+    if isinstance(error, requests.ConnectTimeout):
+        return "no connection within the timeout"
+    if isinstance(error, requests.ReadTimeout) or has(TimeoutError, socket.timeout):
+        seconds = timeout[1] if isinstance(timeout, tuple) else timeout
+        return f"no answer within {seconds:g} s" if isinstance(seconds, (int, float)) else "no answer in time"
+    if has(http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+        return "the connection closed before the answer came"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+
+
 class AcmeTransport:
     """HTTPS to one ACME server: nonces, JWS-signed POSTs, problem documents.
 
@@ -251,7 +331,12 @@ class AcmeTransport:
     # -- plain HTTP with bounded retries ----------------------------------
     def _send(self, method: str, url: str, *, retry_always: bool, **kwargs: Any) -> AcmeResponse:
         """One HTTP request; connection failures are retried with back-off
-        when ``retry_always`` (safe to repeat) or when nothing was sent."""
+        when ``retry_always`` (safe to repeat) or when nothing was sent.
+
+        Raises:
+            NetworkError: no answer after the retries; AnswerLost when the
+                request may have reached the server (and was not retried).
+        """
         self.check_url(url)
         for attempt in range(1, NETWORK_TRIES + 1):
             self.request_count += 1
@@ -260,12 +345,12 @@ class AcmeTransport:
                                                 allow_redirects=False, **kwargs)
             except requests.RequestException as error:
                 # a certificate that does not verify will not verify next time either
-                if isinstance(error, requests.exceptions.SSLError) or attempt == NETWORK_TRIES \
-                        or not (retry_always or _not_sent(error)):
-                    raise NetworkError(
-                        f"{method} {url} failed after {attempt} tr{'y' if attempt == 1 else 'ies'}: "
-                        f"{type(error).__name__}: {error}"
-                    ) from error
+                tls = isinstance(error, requests.exceptions.SSLError)
+                maybe_sent = not (tls or _not_sent(error))
+                if tls or attempt == NETWORK_TRIES or (maybe_sent and not retry_always):
+                    kind = AnswerLost if maybe_sent and not retry_always else NetworkError
+                    tries = f"after {attempt} tr{'y' if attempt == 1 else 'ies'}"
+                    raise kind(f"{url}: {failure_reason(error, self.timeout)} ({tries})", url=url) from error
                 time.sleep(NETWORK_BACKOFF * 2 ** (attempt - 1))
                 continue
             answer = AcmeResponse(url, response.status_code, response.headers, response.content)
@@ -305,14 +390,51 @@ class AcmeTransport:
                 f"(Content-Type {response.content_type or 'none'!r})"
             )
 
-    def get(self, url: str) -> AcmeResponse:
+    def get(self, url: str, *, deadline: float | None = None) -> AcmeResponse:
         """Unauthenticated GET -- in ACME only the directory (RFC 8555
         §7.1.1) and renewalInfo (RFC 9773 §4.2); everything else is
-        POST-as-GET (§6.3).  Raises
-        NetworkError, AcmeProblem, ProtocolError."""
-        response = self._send("GET", url, retry_always=True)
+        POST-as-GET (§6.3).  A short ``Retry-After`` of a 503 / 429 answer
+        is waited for (see :meth:`post`).  Raises
+        NetworkError, AcmeProblem (RateLimited), ProtocolError."""
+        for refused in range(RETRY_LATER_TRIES + 1):
+            response = self._send("GET", url, retry_always=True)
+            if not self._waited_for_retry_after(response, refused, deadline):
+                break
         self.raise_for_problem(response)
         return response
+
+    @staticmethod
+    def _waited_for_retry_after(response: AcmeResponse, refused: int, deadline: float | None) -> bool:
+        """For a 503 or a 429 answer (RFC 9110 §15.6.4, RFC 8555 §6.6),
+        which means the request was *not* done: wait its ``Retry-After`` and
+        return True (send it again) if that is short -- at most
+        RETRY_AFTER_MAX_WAIT and within ``deadline`` (``time.monotonic()``
+        value, None: none) -- and fewer than RETRY_LATER_TRIES were waited
+        out already.  Otherwise raise RateLimited (ServiceUnavailable for a
+        503) with its ``retry_after``.  Any other answer: False."""
+        if response.status not in (429, 503):
+            return False
+        wait = response.retry_after
+        left = RETRY_AFTER_MAX_WAIT if deadline is None else min(RETRY_AFTER_MAX_WAIT, deadline - time.monotonic())
+        if wait is not None and wait <= left and refused < RETRY_LATER_TRIES:
+            time.sleep(wait)
+            return True
+        document: Mapping[str, Any] = {}
+        if response.content_type == PROBLEM_JSON:
+            document = response.json()
+        later = f"; retry after {wait:.0f} s" if wait is not None else ""
+        if response.status == 503:
+            problem: AcmeProblem = ServiceUnavailable(
+                str(document.get("type") or "about:blank"),
+                f"{response.url} is unavailable (HTTP 503){later}: {document.get('detail', '')}".rstrip(": "),
+                503, document=document)
+        elif document:
+            problem = AcmeProblem.from_document(document, 429)
+        else:
+            problem = RateLimited("urn:ietf:params:acme:error:rateLimited", f"HTTP 429 from {response.url}{later}",
+                                  429)
+        problem.retry_after = wait
+        raise problem
 
     # -- nonces (RFC 8555 §6.5, §7.2) -------------------------------------
     def new_nonce(self) -> str:
@@ -359,7 +481,8 @@ class AcmeTransport:
 
     # -- the signed POST (RFC 8555 §6.2) -----------------------------------
     def post(self, url: str, payload: Mapping[str, Any] | None, key: keys.PrivateKey, *,
-             kid: str | None, idempotent: bool = False, accept: str | None = None) -> AcmeResponse:
+             kid: str | None, idempotent: bool = False, accept: str | None = None,
+             deadline: float | None = None) -> AcmeResponse:
         """POST a JWS-signed request and return the successful answer.
 
         Args:
@@ -371,34 +494,45 @@ class AcmeTransport:
                 one whose answer was lost may be sent again -- signed anew
                 with a fresh nonce, since a nonce is good for one request.
             accept: the ``Accept`` header (e.g. PEM for certificates).
+            deadline: ``time.monotonic()`` value no ``Retry-After`` wait may
+                pass (None: only RETRY_AFTER_MAX_WAIT bounds the waits).
 
         Raises:
             AcmeProblem: a problem document (typed subclass); ``badNonce``
-                only after BAD_NONCE_RETRIES retries.
+                only after BAD_NONCE_TIMEOUT seconds (or BAD_NONCE_RETRIES
+                retries); RateLimited (ServiceUnavailable for HTTP 503) with
+                ``retry_after`` when the CA asks to come back later than
+                the transport waits.
             ProtocolError: an error answer that is not a problem document, or
                 a success without ``Replay-Nonce``.
+            AnswerLost: the answer of a request that is not ``idempotent``
+                was lost -- the server may have acted on it.
             NetworkError: the server could not be reached (after retries).
         """
         headers = {"Content-Type": JOSE_JSON}
         if accept:
             headers["Accept"] = accept
-        bad_nonces = lost_answers = 0
+        bad_nonces = lost_answers = refused = 0
+        bad_nonce_deadline = time.monotonic() + BAD_NONCE_TIMEOUT
         while True:
             body = jws.sign(payload, key, url=url, nonce=self._take_nonce(), kid=kid)
             try:
                 response = self._send("POST", url, retry_always=False, data=json.dumps(body), headers=headers)
-            except NetworkError:
+            except AnswerLost:
                 lost_answers += 1
                 if not idempotent or lost_answers >= NETWORK_TRIES:
                     raise
                 time.sleep(NETWORK_BACKOFF * 2 ** lost_answers)
+                continue
+            if self._waited_for_retry_after(response, refused, deadline):
+                refused += 1
                 continue
             try:
                 self.raise_for_problem(response)
             except BadNonce:
                 # §6.5: retry, signed with the nonce that came with the error
                 bad_nonces += 1
-                if bad_nonces > BAD_NONCE_RETRIES:
+                if bad_nonces > BAD_NONCE_RETRIES or time.monotonic() > bad_nonce_deadline:
                     raise
                 continue
             if "Replay-Nonce" not in response.headers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -236,6 +237,19 @@ def test_bad_nonce_is_bounded(stub, client):
     assert len([r for r in stub.requests if r[0] == "POST"]) == BAD_NONCE_RETRIES + 1
 
 
+def test_bad_nonce_retries_are_bounded_by_time(stub, client, monkeypatch):
+    """However many retries are left, badNonce stops after BAD_NONCE_TIMEOUT."""
+    import acmelab.transport as transport
+    monkeypatch.setattr(transport, "BAD_NONCE_TIMEOUT", 0.3)
+    monkeypatch.setattr(transport, "BAD_NONCE_RETRIES", 10 ** 6)
+    stub.route("/order", (400, {"Replay-Nonce": "again", "Content-Type": PROBLEM},
+                          {"type": "urn:ietf:params:acme:error:badNonce", "detail": "stale"}))
+    start = time.monotonic()
+    with pytest.raises(BadNonce):
+        client.new_order(["www.example.com"])
+    assert 0.3 <= time.monotonic() - start < 3
+
+
 def test_malformed_is_not_retried(stub, client):
     stub.route("/order", (400, {"Replay-Nonce": "n", "Content-Type": PROBLEM},
                           {"type": "urn:ietf:params:acme:error:malformed", "detail": "bad"}))
@@ -275,12 +289,34 @@ def test_lost_answer_of_idempotent_request_resent_with_fresh_nonce(stub, client)
     assert [_protected(r[3])["nonce"] for r in posts] == ["fresh-1", "fresh-2"]
 
 
-def test_lost_answer_of_new_order_not_resent(stub, client):
-    """newOrder is not idempotent: a lost answer is a NetworkError, no retry."""
+def test_lost_answer_of_new_order_looked_up_before_it_is_resent(stub, client):
+    """newOrder is not idempotent: after a lost answer the account's orders
+    are asked first (§7.1.2.1); none is for these names, so it is sent again."""
+    json_answer = {"Replay-Nonce": "n", "Content-Type": "application/json"}
+    stub.route("/order", (0, {}, b""),
+               (201, {**json_answer, "Location": f"{stub.url}/o/2"},
+                {"status": "pending", "identifiers": [{"type": "dns", "value": "www.example.com"}],
+                 "authorizations": [], "finalize": f"{stub.url}/o/2/finalize"}))
+    stub.route("/acct/1", (200, json_answer, {"status": "valid", "orders": f"{stub.url}/acct/1/orders"}))
+    stub.route("/acct/1/orders", (200, json_answer, {"orders": [f"{stub.url}/o/1"]}))
+    stub.route("/o/1", (200, json_answer, {"status": "pending",
+                                           "identifiers": [{"type": "dns", "value": "other.example"}],
+                                           "authorizations": [], "finalize": f"{stub.url}/o/1/finalize"}))
+    assert client.new_order(["www.example.com"]).url == f"{stub.url}/o/2"
+    assert [r[1] for r in stub.requests if r[0] == "POST"] == ["/order", "/acct/1", "/acct/1/orders", "/o/1", "/order"]
+
+
+def test_lost_answers_of_new_order_bounded(stub, client):
+    """A CA without an orders list whose answers keep getting lost:
+    NETWORK_TRIES newOrders, then AnswerLost naming the step."""
+    from acmelab.client import NETWORK_TRIES
+    from acmelab.errors import AnswerLost
     stub.route("/order", (0, {}, b""))
-    with pytest.raises(NetworkError, match="1 try"):
+    stub.route("/acct/1", (200, {"Replay-Nonce": "n", "Content-Type": "application/json"}, {"status": "valid"}))
+    with pytest.raises(AnswerLost, match=r"^ordering a certificate for www\.example\.com: http://.*/order: "
+                                         r"the connection closed before the answer came \(after 1 try\)$"):
         client.new_order(["www.example.com"])
-    assert len([r for r in stub.requests if r[0] == "POST"]) == 1
+    assert len([r for r in stub.requests if r[0] == "POST" and r[1] == "/order"]) == NETWORK_TRIES
 
 
 def test_unreachable_server_is_network_error(account_key):
@@ -288,7 +324,8 @@ def test_unreachable_server_is_network_error(account_key):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = AcmeClient(f"http://127.0.0.1:{port}/dir", account_key)
-    with pytest.raises(NetworkError, match="4 tries"):
+    with pytest.raises(NetworkError, match=rf"^fetching the directory: http://127\.0\.0\.1:{port}/dir: "
+                                           r"connection refused \(after 4 tries\)$"):
         client.directory
     assert client.request_count == 4
 
