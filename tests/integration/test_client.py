@@ -26,6 +26,7 @@ from acmelab.errors import (
     Unauthorized,
 )
 from acmelab.issue import issue_certificate
+from tests.integration._recording import RecordingProvider
 
 pytestmark = pytest.mark.lab
 
@@ -61,18 +62,6 @@ NAME_SETS = {
     "several": lambda d: [d, f"www.{d}", f"api.{d}"],
     "wildcard": lambda d: [f"*.{d}", d],
 }
-
-
-class RecordingProvider(ChallTestSrvProvider):
-    """The challtestsrv provider, noting every record it presents."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.presented: list[tuple[str, str]] = []
-
-    def present(self, name, value):
-        super().present(name, value)
-        self.presented.append((name, value))
 
 
 def _client(info, key, **kwargs) -> AcmeClient:

@@ -17,19 +17,10 @@ from acmelab.client import AcmeClient
 from acmelab.dns.challtestsrv import ChallTestSrvProvider
 from acmelab.errors import AlreadyReplaced, InvalidProfile, ProtocolError, UnknownProfile
 from acmelab.issue import issue_certificate
+from tests.integration._recording import RecordingProvider
 from acmelab.renewal_info import cert_id
 
 pytestmark = pytest.mark.lab
-
-
-class RecordingProvider(ChallTestSrvProvider):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.presented: list[tuple[str, str]] = []
-
-    def present(self, name, value):
-        super().present(name, value)
-        self.presented.append((name, value))
 
 
 @pytest.fixture(scope="module")
