@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 pebble: $(STAMP)
-	@$(PY) -m acmelab.lab.build --bin-dir $(VENV)/bin
+	@$(PY) -m acmelab.lab build --bin-dir $(VENV)/bin
 
 ## lab: the workshop command -- the lab up, then JupyterLab on notebooks/ (--allow-root only
 ## as root).  The lab keeps running after JupyterLab; if JupyterLab fails, a lab this command

@@ -5,7 +5,7 @@ commit, :data:`PEBBLE_COMMIT` (the one place it is pinned).  Debian's
 ``pebble`` package (2.4.0, 2022) has no ARI, no profiles, no ``Retry-After``
 and no dns-persist-01, so it is never used.
 
-``python -m acmelab.lab.build [--bin-dir DIR]`` (what ``make setup`` runs):
+``python -m acmelab.lab build [--bin-dir DIR]`` (what ``make setup`` runs):
 
 1. if ``DIR/pebble -version`` already prints the pinned commit and
    ``DIR/pebble-challtestsrv`` is there, it does nothing (a second
@@ -82,7 +82,7 @@ def find_binaries(bin_dir: Path | None = None) -> tuple[Path, Path]:
     """
     bin_dir = Path(bin_dir) if bin_dir is not None else default_bin_dir()
     pebble, challtestsrv = (bin_dir / name for name in COMMANDS)
-    how = ("Build it with `make setup` (or `python -m acmelab.lab.build`; offline: "
+    how = ("Build it with `make setup` (or `python -m acmelab.lab build`; offline: "
            f"{SOURCE_ENV}=<path to pebble-{PEBBLE_COMMIT[:7]}.tar.gz>), or point {BIN_DIR_ENV} at its directory.")
     missing = [path.name for path in (pebble, challtestsrv) if not os.access(path, os.X_OK)]
     if missing:
@@ -125,7 +125,7 @@ def _run(argv: list[str], *, cwd: Path | None, env: dict[str, str]) -> None:
 
 
 def build_from_source(tarball: Path, bin_dir: Path) -> None:
-    """Build both commands from the source tarball, offline.
+    """Build both commands from the source tarball, offline, into ``bin_dir``.
 
     Raises:
         LabError: the tarball is missing, its sha256 is not
@@ -137,6 +137,7 @@ def build_from_source(tarball: Path, bin_dir: Path) -> None:
     actual = _sha256(tarball)
     if actual != PEBBLE_SOURCE_SHA256:
         raise LabError(f"{tarball} has sha256 {actual}, not the pinned {PEBBLE_SOURCE_SHA256}; refusing to build it")
+    bin_dir = Path(bin_dir).resolve()   # go runs inside the unpacked source
     go = _go(bin_dir)
     ldflags = f"-X main.version={PEBBLE_VERSION}"
     with tempfile.TemporaryDirectory(prefix="acmelab-pebble-") as temporary:
@@ -178,7 +179,7 @@ def ensure_built(bin_dir: Path | None = None, *, source: str | None = None) -> t
     Raises:
         LabError: as :func:`build_from_source` / :func:`install_from_proxy`.
     """
-    bin_dir = Path(bin_dir) if bin_dir is not None else default_bin_dir()
+    bin_dir = (Path(bin_dir) if bin_dir is not None else default_bin_dir()).resolve()
     try:
         return find_binaries(bin_dir)
     except LabError:
@@ -195,7 +196,7 @@ def ensure_built(bin_dir: Path | None = None, *, source: str | None = None) -> t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m acmelab.lab.build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m acmelab.lab build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin-dir", type=Path, default=None, help="where the binaries go (default: the venv's bin)")
     parser.add_argument("--source", default=None, help=f"source tarball (default ${SOURCE_ENV})")
     arguments = parser.parse_args(argv)
