@@ -647,6 +647,15 @@ def issued_certificate(label: str = "course"):
 
 
 
+def _profile(client):
+    """The profile the course orders (``classic`` when the CA offers
+    profiles, :func:`acmelab.issue.choose_profile`): Pebble would pick a
+    random one for an order that names none, and the lifetime with it."""
+    from acmelab.issue import choose_profile
+
+    return choose_profile(client, None)
+
+
 def pending_order(client):
     """The course's order from notebook 06 (``order_url``) if it is still
     ``pending`` with every authorization ``pending``; otherwise -- the lab
@@ -674,7 +683,7 @@ def pending_order(client):
                 return order
         except (AcmeProblem, ProtocolError):
             pass  # an order of an earlier lab (Pebble forgets everything when it stops: 404)
-    order = client.new_order(names())
+    order = client.new_order(names(), profile=_profile(client))
     remember(order_url=order.url)
     return order
 
@@ -701,7 +710,7 @@ def ready_order(client, dns=None):
         except (AcmeProblem, ProtocolError):
             pass  # an order of an earlier lab (404)
     dns = dns if dns is not None else dns_provider()
-    order = client.new_order(names())
+    order = client.new_order(names(), profile=_profile(client))
     remember(order_url=order.url)
     authorizations = [client.fetch_authorization(a) for a in order.authorizations]
     pending = [a for a in authorizations if a.status == "pending"]

@@ -48,22 +48,46 @@ display.exchange(response, title="GET the directory")
 # | `newOrder` | ask for a certificate | §7.4 | 06 |
 # | `revokeCert` | revoke a certificate | §7.6 | 11 |
 # | `keyChange` | replace the account key | §7.3.5 | 11 |
-# | `meta` | terms of service, website, CAA identities, whether External Account Binding is required | §7.1.1 | 05 |
+# | `meta` | terms of service, website, CAA identities, whether External Account Binding is required, profiles | §7.1.1 | 05, 06 |
+# | `renewalInfo` | when to renew a certificate (ARI) | RFC 9773 | 11 |
 
 # %% [markdown]
-# Two more entries exist that the lab's Pebble does not list:
+# The lab's Pebble (built from upstream source, 2026) lists two entries beyond RFC 8555's, both
+# of which Let's Encrypt has too:
 #
-# * `renewalInfo` — ACME Renewal Information (ARI, RFC 9773): when the CA suggests renewing a
-#   certificate (notebook 11). Let's Encrypt has it.
-# * `newAuthz` — pre-authorization, asking for an authorization before any order (§7.4.1).
-#   It is optional, and Let's Encrypt does not offer it.
+# * `renewalInfo` — ACME Renewal Information (ARI, RFC 9773): the base URL where a client asks,
+#   per certificate, when the CA suggests renewing it (notebook 11). It is a plain GET, not a
+#   signed POST.
+# * `meta.profiles` — the certificate **profiles** (draft-ietf-acme-profiles) an order may
+#   name: profile name → a description for people. The profile decides the certificate's
+#   lifetime and shape; notebook 06 orders with one.
 #
-# Let's Encrypt's `meta` also has `profiles`: the certificate profiles (such as `classic`,
-# `tlsserver`, `shortlived`) an order may ask for.
+# One optional entry neither of them has: `newAuthz`, asking for an authorization before any
+# order (pre-authorization, §7.4.1).
 
 # %%
 directory = response.json()
-display.json_view(directory["meta"], title="meta")
+print("renewalInfo:", directory["renewalInfo"])
+display.table(sorted(directory["meta"]["profiles"].items()), header=["profile", "description"])
+
+# %% [markdown]
+# The lab copies Let's Encrypt's three profiles (as of mid-2026; check
+# [letsencrypt.org/docs/profiles](https://letsencrypt.org/docs/profiles/) for today's):
+#
+# | profile | lifetime | notes |
+# |---|---|---|
+# | `classic` | 90 days | the default when an order names no profile at Let's Encrypt; to shrink to 64 days in February 2027 and 45 days in February 2028 |
+# | `tlsserver` | 45 days | TLS server certificates only, no common name, fewer names per certificate |
+# | `shortlived` | 160 hours (under 7 days) | the only one for IP address certificates |
+#
+# The descriptions are free text: a client must not parse lifetimes out of them. An order
+# that names no profile gets the CA's default — at Let's Encrypt `classic`, at Pebble a
+# *random* one, to catch clients that assume a lifetime — so `acmelab` always names one.
+# The rest of `meta`:
+
+# %%
+display.json_view({key: value for key, value in directory["meta"].items() if key != "profiles"},
+                  title="meta, without profiles")
 
 # %% [markdown]
 # ## Nonces: every request is used once
@@ -88,6 +112,7 @@ display.exchange(head, title="HEAD newNonce")
 
 # %%
 print("Cache-Control:", head.headers.get("Cache-Control"))
+print("the directory answer had a Replay-Nonce:", "Replay-Nonce" in response.headers)
 
 # %% [markdown]
 # Pebble says `no-cache` (a cache may keep the answer but must check back before reusing it)
@@ -108,8 +133,11 @@ print("nonce length:", len(get.headers["Replay-Nonce"]), "base64url characters")
 # %% [markdown]
 # After that first one, a client rarely needs `newNonce` again. The server MUST include a fresh
 # `Replay-Nonce` in every successful response to a POST, and SHOULD include one in error
-# responses too (§6.5); the directory GET carries none, as we saw above. A careful client keeps
-# the newest nonce it has seen and asks `newNonce` only when it has none.
+# responses too (§6.5). Other GETs carry none: the directory answer above had no
+# `Replay-Nonce`, and neither does ARI's `renewalInfo`. (Older Pebble versions sent one on
+# every answer; since 2026 Pebble, like Let's Encrypt, sends nonces only from `newNonce` and on
+# answers to POSTs — a client that took its first nonce from the directory breaks.) A careful
+# client keeps the newest nonce it has seen and asks `newNonce` only when it has none.
 #
 # ```mermaid
 # sequenceDiagram
@@ -129,13 +157,17 @@ print("nonce length:", len(get.headers["Replay-Nonce"]), "base64url characters")
 #
 # `acmelab.client.AcmeClient` does exactly this: it fetches the directory once, with a plain
 # GET, keeps it as a `Directory` object whose attributes are the RFC's names, and takes its
-# nonces from `newNonce` only when it has none in hand.
+# nonces from `newNonce` only when it has none in hand. Every request it sends carries a
+# `User-Agent` header naming the client (RFC 8555 §6.1 requires one; Pebble refuses requests
+# without it since 2026, with `malformed`).
 
 # %%
 client = course.client()
 print("newNonce:  ", client.directory.newNonce)
 print("newAccount:", client.directory.newAccount)
 print("newOrder:  ", client.directory.newOrder)
+print("renewalInfo:", client.directory.renewalInfo)
+print("profiles:  ", sorted(client.directory.profiles))
 print("terms:     ", client.terms_of_service)
 
 # %%
@@ -143,18 +175,40 @@ nonce = client.transport.new_nonce()
 print("the client's fresh nonce:", nonce)
 
 # %% [markdown]
+# ## A check for exercise 1
+#
+# `check_lifetimes` compares your answer (profile → days) with the lab's configuration and
+# says right or wrong per profile; here it is called with the first answer filled in:
+
+# %%
+from acmelab.lab.pebble import LETSENCRYPT_PROFILES
+
+
+def check_lifetimes(answer_days: dict) -> None:
+    """Exercise 1: the lifetime of each profile, in days (0.1 day of slack)."""
+    for name, (_, seconds) in sorted(LETSENCRYPT_PROFILES.items()):
+        given = answer_days.get(name)
+        verdict = "not answered" if given is None else "right" if abs(given - seconds / 86400) < 0.1 else "wrong"
+        print(f"{name:10} {verdict}")
+
+
+check_lifetimes({"classic": 90})
+
+# %% [markdown]
 # ## Summary
 #
 # * The directory is the only URL you configure; everything else is read from it.
 # * Lab, staging and production differ only in that URL (and in who trusts the result).
+# * `renewalInfo` (ARI) and `meta.profiles` are where a 2026 CA says when to renew and which
+#   kinds of certificate (lifetimes) it issues.
 # * Each signed request needs a fresh nonce, good once. The first comes from `newNonce`
 #   (`HEAD` → 200, `GET` → 204); after that each response to a POST brings the next in
 #   `Replay-Nonce`.
 #
 # ## Exercises
 #
-# 1. With network access, `GET` the Let's Encrypt staging directory. Which `meta` fields does it
-#    have that Pebble's lacks?
+# 1. Read the profile table above: how many days does each profile's certificate live? Check
+#    your answer with `check_lifetimes({...})` (the cell before this summary).
 # 2. Send two `HEAD` requests to `newNonce`: are nonces ever repeated? Why must they not be?
 # 3. What does `client.transport.request_count` say after the cells above? Which requests
 #    did the client make?

@@ -60,15 +60,18 @@ print("names:  ", names)
 # %% [markdown]
 # ## The new order
 #
-# `newOrder` is a POST (signed with `kid`) whose payload lists the identifiers. The answer is
+# `newOrder` is a POST (signed with `kid`) whose payload lists the identifiers and, since the
+# CA offers profiles (notebook 03), the **profile** we want: `classic`, Let's Encrypt's
+# 90-day default (named explicitly: Pebble would pick one at random). The answer is
 # `201 Created` with the order's URL in `Location`, and the order itself: its `status`, when it
-# `expires` if we do nothing, the `authorizations` to satisfy, and the `finalize` URL for later.
+# `expires` if we do nothing, the `profile`, the `authorizations` to satisfy, and the
+# `finalize` URL for later.
 # (The CA may list the identifiers in any order — Pebble shuffles them on purpose — so the
 # display sorts them: `tidy=display.sort_lists`.)
 
 # %%
 with display.Wire(client, tidy=display.sort_lists) as wire:
-    order = client.new_order(names)
+    order = client.new_order(names, profile="classic")
 course.remember(order_url=order.url)  # notebook 07 picks the order up from here
 wire
 
@@ -97,7 +100,11 @@ for authorization in authorizations:
 display.table(rows, header=["identifier", "authorization", "challenge", "status", "token"])
 
 # %% [markdown]
-# Every token is 43 characters: 32 random bytes, base64url-encoded (32 × 8 bits in 6-bit
+# Besides the three challenges of RFC 8555, the lab's Pebble offers two newer DNS ones,
+# `dns-account-01` and `dns-persist-01` (drafts; notebook 07 compares the three).
+# `dns-persist-01` has no token at all: its proof names the account, not one challenge.
+#
+# Every other token is 43 characters: 32 random bytes, base64url-encoded (32 × 8 bits in 6-bit
 # characters, no padding). The RFC asks for at least 128 bits of entropy in a token
 # (RFC 8555 §8.3, §8.4); Pebble and Let's Encrypt give 256.
 
@@ -120,7 +127,7 @@ wire
 #
 # Our names are served by Alibaba Cloud CDN and API Gateway: we cannot put files on those
 # servers before they have a certificate, but we do control the DNS zone. So we pick `dns-01`
-# for every authorization. Answering it (notebook 07) means publishing a TXT record at
+# for every authorization (notebook 07 also shows its two newer relatives). Answering it means publishing a TXT record at
 # `_acme-challenge.<name>` whose value is derived from the token and our account key's
 # thumbprint (the *key authorization*):
 
@@ -138,14 +145,15 @@ for authorization in authorizations:
 # ## A wildcard order
 #
 # A wildcard name is ordered as written, `*.example.com`; its authorization is for the base
-# name, `example.com`, with `"wildcard": true` — and Let's Encrypt and Pebble offer **only
-# `dns-01`** for it: the CA/Browser Forum's rules do not allow `http-01` or `tls-alpn-01` for
-# wildcards, since a web server cannot prove control of every possible subdomain. We do not need this order, so
+# name, `example.com`, with `"wildcard": true` — and Let's Encrypt and Pebble offer **only DNS
+# challenges** for it (`dns-01`; in the lab also its two newer relatives): the CA/Browser
+# Forum's rules do not allow `http-01` or `tls-alpn-01` for wildcards, since a web server
+# cannot prove control of every possible subdomain. We do not need this order, so
 # we give its authorization up right away (**deactivate** it, §7.5.2); the order can then
 # never be finalized.
 
 # %%
-wildcard_order = client.new_order([f"*.{course.target().domain}"])
+wildcard_order = client.new_order([f"*.{course.target().domain}"], profile="classic")
 wildcard = client.fetch_authorization(wildcard_order.authorizations[0])
 print("identifier:", wildcard.identifier, "wildcard:", wildcard.wildcard)
 print("offered:   ", sorted(c.type for c in wildcard.challenges))
@@ -154,15 +162,55 @@ gone = client.deactivate_authorization(wildcard.url)
 print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_order.url).status)
 
 # %% [markdown]
-# Pebble says the order is `deactivated`, but that is not an order status: RFC 8555 §7.1.6
-# lists only `pending`, `ready`, `processing`, `valid` and `invalid`. Per the RFC the order is
-# now `invalid`, which is what Let's Encrypt returns. A client should treat any status it does
-# not expect as "this order is finished".
+# The order is now `invalid`, as RFC 8555 §7.1.6 says and Let's Encrypt answers. (Pebble 2.4
+# said `deactivated`, which is no order status at all; a client should treat any status it
+# does not expect as "this order is finished".)
+#
+# ## Profiles: the same names, three lifetimes
+#
+# The profile is the one choice in an order that changes the certificate's lifetime. An
+# unknown name is refused before anything is sent (`UnknownProfile`, from the directory's
+# list); a CA that does not know it answers `invalidProfile`:
+
+# %%
+from acmelab.errors import UnknownProfile
+
+try:
+    client.new_order(names, profile="90-days-please")
+except UnknownProfile as error:
+    refused = error
+display.error(refused)
+
+# %% [markdown]
+# To compare the lifetimes we issue one throw-away certificate per profile for another name,
+# with `issue_certificate` — the whole flow of notebooks 06–08 in one call (notebook 12 looks
+# at it closely). `IssuedCertificate.profile` says which profile the order was placed with:
+
+# %%
+from cryptography import x509
+
+from acmelab.issue import issue_certificate
+
+rows = []
+for profile in sorted(client.directory.profiles):
+    issued = issue_certificate([f"profile-demo.{course.target().domain}"], client=client,
+                               dns=course.dns_provider(), profile=profile)
+    leaf = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    rows.append([issued.profile, f"{lifetime.total_seconds() / 86400:.1f} days",
+                 f"{lifetime.total_seconds() / 3600:.0f} hours"])
+display.table(rows, header=["profile", "lifetime", "in hours"])
+
+# %% [markdown]
+# (Pebble's `notAfter` is one second short of the full period, hence the rounding.) Shorter
+# lifetimes limit the damage of a leaked key without revocation — and make automated renewal
+# mandatory: a `shortlived` certificate is renewed every few days (notebook 11).
 
 # %% [markdown]
 # ## Summary
 #
-# * `newOrder` lists the names; the answer (`201`, `Location`) has one authorization per name
+# * `newOrder` lists the names and a profile (`classic` 90 days, `tlsserver` 45 days,
+#   `shortlived` 160 hours as of mid-2026); the answer (`201`, `Location`) has one authorization per name
 #   and a `finalize` URL for later.
 # * Each authorization offers challenges; one valid challenge makes it valid. Check statuses:
 #   a CA may reuse valid authorizations.
@@ -180,6 +228,9 @@ print("authorization:", gone.status, "| order:", client.fetch_order(wildcard_ord
 #    the authorizations? (Nothing should — reading is not answering.)
 # 3. Order `course.names()` with `not_after=` set to a date in a week (RFC 3339, e.g.
 #    `"2030-01-08T00:00:00Z"`). What does Pebble do with it? Let's Encrypt refuses
-#    `notBefore`/`notAfter` in an order: why might a CA not let the client pick the validity?
+#    `notBefore`/`notAfter` in an order and offers profiles instead: why might a CA not let the
+#    client pick the validity? Check: `assert client.new_order(course.names(),
+#    profile="tlsserver").profile == "tlsserver"` holds, and `rows` above lists `tlsserver`
+#    at 45.0 days (`assert ["tlsserver", "45.0 days", "1080 hours"] in rows`).
 #
 # **Previous:** [05 · The account](05_account.ipynb) · **Next:** [07 · The DNS challenge](07_dns_challenge.ipynb)

@@ -386,6 +386,96 @@ except ChallengeFailed as error:
 print("order:", client.fetch_order(doomed_order.url).status)
 
 # %% [markdown]
+# ## Two newer DNS challenges: dns-account-01 and dns-persist-01
+#
+# dns-01 has two relatives, both Internet-Drafts that the lab's Pebble already speaks:
+#
+# | challenge | TXT record name | value | afterwards |
+# |---|---|---|---|
+# | `dns-01` (RFC 8555 §8.4) | `_acme-challenge.<name>` | base64url(SHA-256(key authorization)) | removed |
+# | `dns-account-01` | `_<label>._acme-challenge.<name>`, label from the account URL | as dns-01 | removed |
+# | `dns-persist-01` | `_validation-persist.<name>` | `<CA's issuer domain>; accounturi=<account URL>` | **stays** |
+#
+# * **dns-account-01** gives every account its own record name (label = the first 10 bytes of
+#   SHA-256(account URL), base32, lower case), so two accounts — say the automation of two
+#   regions — can validate the same name at the same time without overwriting each other's
+#   `_acme-challenge` record.
+# * **dns-persist-01** names the CA and the account instead of a token, so one record keeps
+#   proving control for every later order of that account (optionally with `policy=wildcard`
+#   and an expiry, `persistUntil`). It is published once and left in place: a renewal writes
+#   **no DNS record at all** — for cloud services that means the renewal job needs no DNS
+#   write permission, and DNS propagation delays drop out of every renewal.
+#
+# Where they stand at Let's Encrypt (as of mid-2026): dns-persist-01 is on **staging only**
+# (since late April 2026, after CA/Browser Forum ballot SC-088 allowed it), not in
+# production; dns-account-01 is a draft behind a feature flag, not announced for production.
+# Use dns-01 against production.
+#
+# The three records for one authorization of a throw-away order:
+
+# %%
+from acmelab.challenges import account_label
+
+demo_order = client.new_order([f"persist.{course.target().domain}"], profile="classic")
+demo = client.fetch_authorization(demo_order.authorizations[0])
+rows = []
+for kind in ("dns-01", "dns-account-01", "dns-persist-01"):
+    record = client.dns_record(demo, kind)
+    rows.append([kind, record.name, record.value, "stays" if record.standing else "removed"])
+display.table(rows, header=["challenge", "TXT record name", "value", "afterwards"])
+
+# %%
+print("label:", account_label(client.account_url), "(16 characters, from the account URL)")
+print("the dns-persist-01 challenge names:", sorted(demo.challenge("dns-persist-01").json["issuer-domain-names"]))
+
+# %% [markdown]
+# To *see* what a renewal writes, a small wrapper around the Alibaba Cloud DNS provider notes
+# every record it is asked to publish. We issue twice for the same name with dns-persist-01,
+# with a fresh throw-away account (so that its standing record is new in this run), through
+# `issue_certificate` — the whole flow of notebooks 06–08 in one call (notebook 12):
+
+# %%
+from acmelab.issue import issue_certificate
+
+
+class Recording:
+    """A DNS provider that notes each record it is asked to publish, then passes it on."""
+
+    def __init__(self, provider):
+        self.provider, self.written = provider, []
+
+    def present(self, name, value):
+        self.written.append(name)
+        self.provider.present(name, value)
+
+    def cleanup(self, name, value):
+        self.provider.cleanup(name, value)
+
+    def wait_until_visible(self, name, value, timeout):
+        self.provider.wait_until_visible(name, value, timeout)
+
+
+persist_client = course.client(keys.generate_key("ec256"))
+persist_client.new_account([])
+for attempt in ("first", "second"):
+    recording = Recording(course.dns_provider())
+    issued = issue_certificate([f"persist.{course.target().domain}"], client=persist_client,
+                               dns=recording, challenge="dns-persist-01")
+    print(f"{attempt} issuance: wrote {recording.written or 'nothing'}; "
+          f"relies on {[r.name for r in issued.standing_records]}")
+
+# %% [markdown]
+# The second order had a new authorization (the lab reuses none), and the CA validated it by
+# the record that was already there. dns-account-01, by contrast, writes and removes a record
+# per validation, like dns-01 — only at the account's own name:
+
+# %%
+recording = Recording(course.dns_provider())
+issued = issue_certificate([f"account.{course.target().domain}"], client=client, dns=recording,
+                           challenge="dns-account-01")
+print("wrote:", recording.written, "| standing afterwards:", list(issued.standing_records))
+
+# %% [markdown]
 # ## Summary
 #
 # * key authorization = token `.` account key thumbprint; the dns-01 TXT value is
@@ -397,6 +487,9 @@ print("order:", client.fetch_order(doomed_order.url).status)
 #   authorization; a failure is final for that order.
 # * Remove every record you published, on every path; a CAA record without `letsencrypt.org`
 #   makes validation fail.
+# * dns-account-01 puts the record at an account-specific name (parallel accounts);
+#   dns-persist-01 leaves one standing record naming CA and account, so renewals write no DNS
+#   record. As of mid-2026 neither is in Let's Encrypt production.
 #
 # ## Exercises
 #
@@ -405,7 +498,9 @@ print("order:", client.fetch_order(doomed_order.url).status)
 #    name now has two values, and clean up one — is the other still there?
 # 2. Publish a *wrong* value for a fresh order and answer its challenge. Which problem type
 #    does the CA report, and what does its `detail` say it found?
-# 3. Try `course.dns_provider().present("_acme-challenge.www.example.invalid", "x")`. Which
-#    error comes back, and was anything sent to `AddDomainRecord`?
+# 3. Compute the dns-account-01 label by hand with `hashlib` and `base64.b32encode`: the first
+#    10 bytes of SHA-256 of `client.account_url`, base32, lower case, no padding. Check it:
+#    `assert my_label == account_label(client.account_url)`, and that the record name in the
+#    table above is `f"_{my_label}._acme-challenge.persist.{course.target().domain}"`.
 #
 # **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · Finalize and download](08_finalize_and_download.ipynb)

@@ -51,6 +51,8 @@ display.csr(csr)
 # `finalize` is a POST to the order's `finalize` URL with one field: `csr`, the CSR in DER
 # form, base64url-encoded (§7.4). The CA answers with the order, now `processing`; signing
 # happens in the background, so the client polls the order (POST-as-GET) until it is `valid`.
+# The answer's `Retry-After` header says how long to wait before the first poll (the course's
+# lab asks for one second; Let's Encrypt sends one too); the client waits at least that long.
 # Here is the finalize request and its answer; `shorten=("csr",)` shows the CSR only by its
 # length (it is long and different at every run):
 
@@ -84,9 +86,12 @@ print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
 # The chain, decoded: who each certificate is for, who signed it, and whether each one really
 # is signed by the next. No private key appears here; the key stays in its 0600 file.
 #
-# Look at *not after*: Pebble issues 5-year certificates, Let's Encrypt 90-day ones (and
-# shorter ones are coming, notebook 00). Nothing in the client assumes a lifetime; notebook 11
-# computes the renewal time from the certificate's own dates.
+# Look at *not after*: the lifetime follows the order's profile (notebook 06) — `classic`,
+# 90 days, at Pebble as at Let's Encrypt (as of mid-2026; `classic` is to shrink to 64 days in
+# 2027 and 45 in 2028). Nothing in the client assumes a lifetime; notebook 11 asks the CA when
+# to renew (ARI) and falls back on the certificate's own dates. The subject is empty: the
+# lab's Pebble puts the names in the SAN only, which is all that browsers read (Let's
+# Encrypt's `classic` still copies the first name into the CN; `tlsserver` does not).
 
 # %%
 display.chain(chain.pem, title="default chain")

@@ -8,7 +8,7 @@
 #
 # **Needs:** the lab (started if needed), the course's account from
 # [05](05_account.ipynb) and the certificate from [08](08_finalize_and_download.ipynb) (each
-# made now if it is missing). Revocation, rollover and deactivation use throw-away
+# made now if it is missing). Renewal, revocation, rollover and deactivation use throw-away
 # certificates and a throw-away account, so the course's own stay usable.
 #
 # **Previous:** [10 · PKCS#12 for IIS](10_pkcs12_for_iis.ipynb) · **Next:** [12 · Automate many services](12_automate_many_services.ipynb)
@@ -20,7 +20,7 @@
 # stateDiagram-v2
 #     direction LR
 #     [*] --> valid: issued (notebook 08)
-#     valid --> due: two thirds of the lifetime passed
+#     valid --> due: inside the CA's ARI window (or two thirds of the lifetime passed)
 #     due --> replaced: renewed, new certificate installed
 #     valid --> revoked: key leaked, names given up, issued in error
 #     due --> expired: nobody renewed (an outage)
@@ -35,12 +35,13 @@ certificate = course.issued_certificate()  # notebook 08's certificate, or issue
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]
-# ## When to renew
+# ## When to renew: the certificate's own dates
 #
-# Renew when **a third of the lifetime is left** — for Let's Encrypt's 90-day certificates,
-# on day 60. That leaves a month to notice and fix a failing renewal before anything expires.
-# Compute it from the certificate's own dates, not from a fixed number of days: lifetimes differ
-# between CAs (Pebble issues 5-year certificates) and are getting shorter.
+# Without help from the CA, renew when **a third of the lifetime is left** (half of it for
+# lifetimes under 10 days, such as `shortlived`) — for a 90-day `classic` certificate, on day
+# 60. That leaves a month to notice and fix a failing renewal. Compute it from the
+# certificate's own dates, never from a fixed number of days: lifetimes differ between
+# profiles and CAs, and are shrinking (notebook 06).
 
 # %%
 from cryptography import x509
@@ -48,61 +49,142 @@ from cryptography import x509
 leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode())
 lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
 renew_after = leaf.not_valid_after_utc - lifetime / 3
-print("lifetime:       ", lifetime.days, "days")
-print("renew after:    ", f"{renew_after:%Y-%m-%d %H:%M:%S}")
 
-# %% [markdown]
-# The rule as a function of the time, tried now and one day after the renewal time:
 
-# %%
 def due(now: dt.datetime) -> bool:
     """Renew once less than a third of the lifetime is left."""
     return now >= renew_after
 
 
-
+print("lifetime:       ", f"{lifetime.total_seconds() / 86400:.1f} days")
+print("renew after:    ", f"{renew_after:%Y-%m-%d %H:%M:%S}")
 print("due now?        ", due(dt.datetime.now(dt.timezone.utc)))
 print("due one day after that?", due(renew_after + dt.timedelta(days=1)))
 
 # %% [markdown]
-# **ACME Renewal Information (ARI, RFC 9773)** lets the CA say when to renew instead: the
-# directory lists a `renewalInfo` URL; a GET on `renewalInfo/<certificate ID>` answers a
-# `suggestedWindow` (`start`, `end`). A CA uses it to ask for early renewal — for example
-# before a mass revocation after an incident. The certificate ID is built from the
-# certificate's Authority Key Identifier and serial number. The answer carries a
-# `Retry-After` header: check `renewalInfo` again after that long (Let's Encrypt suggests a few
-# hours), since the window can move. When the client then renews, its `newOrder` names the
-# certificate it replaces — `"replaces": "<certificate ID>"` (RFC 9773 §5) — so the CA knows
-# the renewal is the one it asked for (Let's Encrypt exempts such orders from some rate
-# limits). Let's Encrypt offers ARI; the lab's Pebble version does not (and `acmelab`'s
-# `new_order` does not send `replaces` yet), so a client must fall back to the one-third rule:
+# ## When to renew: ask the CA (ARI, RFC 9773)
+#
+# With **ACME Renewal Information** the CA says when: `GET <renewalInfo>/<certID>` (no JWS,
+# no account) answers a `suggestedWindow` (`start`, `end`); the client renews at a random
+# moment inside it, so that renewals spread out. The CA can move the window — earlier, even
+# into the past, before a mass revocation after an incident — so a client asks again after
+# the answer's `Retry-After` (Let's Encrypt advises checking at least twice a day).
+#
+# The **certID** (§4.1) names a certificate without sending it: base64url of the Authority Key
+# Identifier's `keyIdentifier` (which CA key signed it), a dot, base64url of the serial
+# number's DER INTEGER **content octets** — big-endian, minimal, with a leading `0x00` when the
+# top bit is set (DER integers are signed). RFC 9773's own example, serial `0x87654321`, ends
+# in `.AIdlQyE`. By hand, and against `acmelab.renewal_info.cert_id`:
 
 # %%
 from acmelab.jws import b64url
+from acmelab.renewal_info import cert_id
 
-client = course.account_client()
+
+def serial_content_octets(serial: int) -> bytes:
+    return serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # + 1: room for the sign bit
+
+
+for example in (0x87654321, 0x12345678):
+    octets = serial_content_octets(example)
+    print(f"serial {example:#x}: DER content {octets.hex()} -> {b64url(octets)}")
+
 authority_key_id = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-serial_der = leaf.serial_number.to_bytes((leaf.serial_number.bit_length() + 8) // 8, "big")
-print("certificate ID:", f"{b64url(authority_key_id)}.{b64url(serial_der)}")
-print("this CA offers renewalInfo:", "renewalInfo" in client.directory.json)
+by_hand = f"{b64url(authority_key_id)}.{b64url(serial_content_octets(leaf.serial_number))}"
+print("certificate ID:", by_hand)
+print("same as cert_id:", by_hand == cert_id(leaf))
 
 # %% [markdown]
-# ## Renewing
+# The lab's Pebble has ARI (notebook 03). Its window for a fresh certificate: two days around
+# the point where a third of the lifetime is left:
+
+# %%
+client = course.account_client()
+info = client.renewal_info(certificate.certificate_pem)
+print("window:         ", f"{info.start:%Y-%m-%d %H:%M:%S}", "..", f"{info.end:%Y-%m-%d %H:%M:%S}")
+print("opens with      ", f"{(leaf.not_valid_after_utc - info.start).total_seconds() / 86400:.1f} days left")
+print("window length:  ", info.end - info.start)
+print("ask again after:", f"{info.retry_after / 3600:g} hours (Retry-After)")
+print("explanation:    ", info.explanation_url)
+
+# %% [markdown]
+# ## Renewing, with `replaces`
 #
-# Renewing is nothing special in ACME: a new order for the same names, the same challenges, a
-# new certificate. Use a **new key** for it — the old certificate may be revoked later, and a
-# key shared between them would go with it. `issue_certificate` does the whole flow of notebooks
-# 06–08 in one call (notebook 12 looks at it closely):
+# Renewing is a new order for the same names, the same challenges, a new certificate — and a
+# **new key** (the old certificate may be revoked later, and a shared key would go with it).
+# The order names the certificate it replaces, `"replaces": "<certID>"` (RFC 9773 §5): the CA
+# links the two, and Let's Encrypt exempts a renewal inside the suggested window from its rate
+# limits. To keep the course's certificate as it is, we renew a throw-away one;
+# `issue_certificate` does the flow of notebooks 06–08 in one call (notebook 12):
 
 # %%
 from acmelab import keys
 from acmelab.issue import issue_certificate
 
-renewed = issue_certificate(course.names(), client=client, dns=course.dns_provider())
-print("same names:    ", renewed.names == certificate.names)
-print("new serial:    ", renewed.serial_hex != certificate.serial_hex)
-print("new key:       ", keys.public_jwk(renewed.private_key) != keys.public_jwk(certificate.private_key))
-print("later expiry:  ", renewed.not_after >= certificate.not_after)
+old = issue_certificate([f"renew.{course.target().domain}"], client=client, dns=course.dns_provider())
+old_leaf = x509.load_pem_x509_certificate(old.certificate_pem.encode())
+renewed = issue_certificate(old.names, client=client, dns=course.dns_provider(), replaces=cert_id(old_leaf))
+renewed_leaf = x509.load_pem_x509_certificate(renewed.certificate_pem.encode())
+print("same names:    ", renewed.names == old.names, "| profile:", renewed.profile)
+print("new serial:    ", renewed.serial_hex != old.serial_hex)
+print("new key:       ", keys.public_jwk(renewed.private_key) != keys.public_jwk(old.private_key))
+print("later expiry:  ", renewed.not_after >= old.not_after)
+
+# %% [markdown]
+# A certificate is replaced once. A second order that names the same certificate is refused
+# with `alreadyReplaced` (`issue_certificate` then orders without `replaces`, since a run whose
+# answer was lost may have renewed already):
+
+# %%
+from acmelab.errors import AlreadyReplaced
+
+try:
+    client.new_order(old.names, profile="classic", replaces=cert_id(old_leaf))
+except AlreadyReplaced as error:
+    refused = error
+display.error(refused)
+
+# %% [markdown]
+# ## The CA moves the window
+#
+# `acmelab.renewal.RenewalPolicy` makes the decision in one place: ARI first (the random
+# moment in the window), the lifetime rule when the CA has no usable answer. It takes the
+# fields `acmelab` stores per certificate (`acmelab.state.ManagedCertificate`); here a
+# stand-in with the same fields. Right after issuance, the renewed certificate is not due:
+
+# %%
+from types import SimpleNamespace
+
+from acmelab.renewal import RenewalPolicy, refresh_ari
+
+managed = SimpleNamespace(names=renewed.names, not_before=renewed_leaf.not_valid_before_utc,
+                          not_after=renewed.not_after, directory_url=client.directory_url, key_type="ec256",
+                          profile=renewed.profile, revoked=False, leaf=lambda: renewed_leaf)
+policy, now = RenewalPolicy(), dt.datetime.now(dt.timezone.utc)
+decision = policy.decide(managed, now, ari=refresh_ari(renewed.certificate_pem, None, client.renewal_info))
+print("due:", decision.due)
+print("why:", decision.reason)
+
+# %% [markdown]
+# Pebble's management API can set the answer for a certificate (`lab.set_renewal_info`; even
+# a malformed one). We move the window into the past, as a CA would before revoking: the
+# next check finds it, and the certificate is due at once, with `replaces` ready for the
+# order:
+
+# %%
+lab = course.target().lab
+if lab is None:
+    print("(lab only: Pebble's management API)")
+else:
+    lab.set_renewal_info(renewed.certificate_pem, {
+        "suggestedWindow": {"start": (now - dt.timedelta(days=2)).isoformat(),
+                            "end": (now - dt.timedelta(days=1)).isoformat()},
+        "explanationURL": "https://example.com/incident-report"})
+    ari = refresh_ari(renewed.certificate_pem, None, client.renewal_info)  # None: ask now, not after Retry-After
+    decision = policy.decide(managed, now, ari=ari)
+    print("due:", decision.due)
+    print("why:", decision.reason)
+    print("replaces:", decision.replaces == cert_id(renewed_leaf), "| explanation:", ari.info.explanation_url)
 
 # %% [markdown]
 # A real renewal then replaces `fullchain.pem` and the key, and installs the new certificate
@@ -280,8 +362,12 @@ except AcmeProblem as error:
 # %% [markdown]
 # ## Summary
 #
-# * Renew when a third of the lifetime is left (day 60 of 90), computed from the certificate;
-#   ARI (`renewalInfo`) lets the CA suggest a window. A renewal is a new order, with a new key.
+# * Ask the CA first: ARI's `renewalInfo/<certID>` gives a window (renew at a random moment in
+#   it) and a `Retry-After`; without a usable answer, renew with a third of the lifetime left
+#   (half under 10 days). The certID is AKI keyIdentifier `.` serial content octets (leading
+#   `0x00` kept).
+# * A renewal is a new order with a new key and `replaces: <certID>`; a certificate is replaced
+#   once (`alreadyReplaced`). The CA can move the window into the past: check twice a day.
 # * Revoke with the account key (`kid`) or the certificate's key (`jwk`), with a reason;
 #   check the status; `alreadyRevoked` (and, at Let's Encrypt, `badRevocationReason`) are
 #   typed errors.
@@ -297,7 +383,9 @@ except AcmeProblem as error:
 # 2. After the rollover, sign a request with the *old* key and `kid` set to the account URL
 #    (`course.client(old_key, account_url=demo_account.url).fetch_account()`). What does the
 #    CA answer?
-# 3. Write a function that, given `fullchain.pem`, prints how many days are left until
-#    renewal is due, and use it in a daily job.
+# 3. Give Pebble a malformed answer for `renewed`
+#    (`lab.set_renewal_info(renewed.certificate_pem, "not json {")`), refresh and decide again
+#    as above. What does the policy fall back to? Check:
+#    `assert not decision.due and "ARI unusable" in decision.reason`.
 #
 # **Previous:** [10 · PKCS#12 for IIS](10_pkcs12_for_iis.ipynb) · **Next:** [12 · Automate many services](12_automate_many_services.ipynb)
