@@ -232,6 +232,7 @@ def _sanitize(text: str) -> str:
     ("dns-account-01  _tdz22jtttrokknd3._acme-challenge.persist.example.com  removed",
      "dns-account-01  _ojorzm3sel566zyq._acme-challenge.persist.example.com  removed"),
     ("label: tdz22jtttrokknd3 (16 characters", "label: ojorzm3sel566zyq (16 characters"),
+    ("Retry-After: 1\n", "Retry-After: Tue, 01 Dec 2026 22:10:03 GMT\n"),
 ])
 def test_sanitize_hides_what_changes_between_runs(first, second):
     assert first != second
