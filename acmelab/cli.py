@@ -373,7 +373,7 @@ def _run_services(args: argparse.Namespace, services, *, force: bool = False, ve
         elif not args.quiet:
             print("No certificates to work on.")
         return EXIT_OK
-    threshold = RenewalThreshold.parse(args.threshold) if args.threshold else RenewalThreshold()
+    threshold = RenewalThreshold.parse(args.threshold) if args.threshold else None
     now = _parse_now(args.now)
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, not {args.concurrency}")

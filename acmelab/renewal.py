@@ -11,7 +11,9 @@ and why (or why not)?* as a :class:`Decision`.  The rules, first match wins:
    window (§4.2: spreads renewals out), or the window's end;
 3. otherwise the **lifetime rule** (Let's Encrypt's integration guide): due
    with a third of the lifetime left, or half of it for lifetimes under
-   10 days (``shortlived``); ``--threshold`` sets a fraction or days instead.
+   10 days (``shortlived``).  An explicit ``--threshold`` (a fraction or
+   days) replaces that rule and also applies next to ARI: "renew at least
+   this early" (``threshold_always``).
 
 A renewal of a certificate this CA issued sends ``replaces`` (its certID) in
 newOrder, which links the two and, at Let's Encrypt, exempts a renewal
@@ -236,31 +238,20 @@ class RenewalPolicy:
         threshold: the lifetime rule used without ARI (default: Let's
             Encrypt's advice).
         use_ari: follow the CA's renewalInfo when it has one.
+        threshold_always: apply ``threshold`` even when ARI says not yet (a
+            user's explicit ``--threshold``: renew at least this early).
     """
 
     threshold: RenewalThreshold = field(default_factory=RenewalThreshold)
     use_ari: bool = True
+    threshold_always: bool = False
 
-    def decide(self, certificate: Any, now: dt.datetime | None = None, *,
-               names: Sequence[str] | None = None, key_type: str | None = None, profile: str | None = None,
-               directory_url: str | None = None, chain_trusted: bool = True, force: bool = False,
-               ari: AriState | None = None) -> Decision:
-        """Is ``certificate`` (a :class:`acmelab.state.ManagedCertificate`, or
-        None) due at ``now``?
-
-        Args:
-            names, key_type, profile: what the service wants now (None: no
-                opinion); a difference makes it due.
-            directory_url: the ACME server in use; a certificate from another is due.
-            chain_trusted: False if its chain no longer leads to a trusted
-                root (a restarted lab): due.
-            force: due whatever else holds (``--force``).
-            ari: the stored ARI state (:func:`refresh_ari`), or None.
-
-        Returns:
-            a :class:`Decision` (never raises).
-        """
-        now = _now(now)
+    def changed(self, certificate: Any, *, names: Sequence[str] | None = None, key_type: str | None = None,
+                profile: str | None = None, directory_url: str | None = None, chain_trusted: bool = True,
+                force: bool = False) -> Decision | None:
+        """Rule 1 of the module docstring alone (no clock, no ARI): the
+        Decision if ``certificate`` must be replaced whatever its dates say,
+        else None.  Arguments as :meth:`decide`."""
         if certificate is None:
             return Decision(True, "no certificate yet")
         same_ca = not certificate.directory_url or directory_url is None \
@@ -283,6 +274,33 @@ class RenewalPolicy:
             return Decision(True, f"profile changed ({stored_profile} -> {profile})", replaces)
         if certificate.revoked:
             return Decision(True, "revoked", replaces)
+        return None
+
+    def decide(self, certificate: Any, now: dt.datetime | None = None, *,
+               names: Sequence[str] | None = None, key_type: str | None = None, profile: str | None = None,
+               directory_url: str | None = None, chain_trusted: bool = True, force: bool = False,
+               ari: AriState | None = None) -> Decision:
+        """Is ``certificate`` (a :class:`acmelab.state.ManagedCertificate`, or
+        None) due at ``now``?
+
+        Args:
+            names, key_type, profile: what the service wants now (None: no
+                opinion); a difference makes it due.
+            directory_url: the ACME server in use; a certificate from another is due.
+            chain_trusted: False if its chain no longer leads to a trusted
+                root (a restarted lab): due.
+            force: due whatever else holds (``--force``).
+            ari: the stored ARI state (:func:`refresh_ari`), or None.
+
+        Returns:
+            a :class:`Decision` (never raises).
+        """
+        now = _now(now)
+        changed = self.changed(certificate, names=names, key_type=key_type, profile=profile,
+                               directory_url=directory_url, chain_trusted=chain_trusted, force=force)
+        if changed is not None:
+            return changed
+        replaces = _replaces(certificate)
         left = _days(certificate.not_after - now) + " left"
         if self.use_ari and ari is not None and ari.info is not None and ari.renew_at is not None:
             window = (ari.info.start, ari.info.end)
@@ -290,6 +308,10 @@ class RenewalPolicy:
             why = f"renewal window {_when(window[0])} .. {_when(window[1])} (ARI)"
             if now >= moment:
                 return Decision(True, f"due: {left}, inside the CA's {why}", replaces, window, ari.next_check)
+            own = self.threshold.renew_after(certificate.not_before, certificate.not_after)
+            if self.threshold_always and now >= own:
+                return Decision(True, f"due: {left}, under the threshold {self.threshold} (before the CA's {why})",
+                                replaces, window, ari.next_check)
             return Decision(False, f"not due: {left}, {why}, renewing at {_when(moment)}",
                             None, window, ari.next_check, moment)
         moment = self.threshold.renew_after(certificate.not_before, certificate.not_after)

@@ -563,10 +563,11 @@ def chain_leads_to(chain_pem: str | bytes, roots_pem: Sequence[str]) -> bool:
 def _decide(service: Service, managed: ManagedCertificate | None, env: Environment, state: StateDir,
             policy: RenewalPolicy, now: dt.datetime | None, force: bool) -> tuple[ManagedCertificate | None, Decision]:
     """Ask :class:`~acmelab.renewal.RenewalPolicy` whether ``service`` needs a
-    new certificate.  The rules that need no network come first; only a
-    certificate they leave alone has its ARI answer refreshed (when the CA
-    has renewalInfo and the stored answer's Retry-After has passed) and
-    stored in meta.json.
+    new certificate.  The rules that need no network come first
+    (:meth:`~acmelab.renewal.RenewalPolicy.changed`); only a certificate they
+    leave alone has its ARI answer refreshed (when the CA has renewalInfo
+    and the stored answer's Retry-After has passed, stored in meta.json)
+    before its dates are judged, ARI first.
 
     With ``env.trust_roots`` (the lab's current Pebble roots, or
     ``--trust-root``), a certificate whose stored chain does not lead to one
@@ -575,10 +576,11 @@ def _decide(service: Service, managed: ManagedCertificate | None, env: Environme
     trusted = managed is None or not env.trust_roots or chain_leads_to(managed.fullchain_pem(), env.trust_roots)
     wanted = dict(names=service.domains, key_type=service.key_type, profile=service.profile,
                   directory_url=env.directory_url, chain_trusted=trusted, force=force)
-    decision = policy.decide(managed, now, **wanted)
-    if decision.due or managed is None or not policy.use_ari:
-        return managed, decision
-    managed = refresh_renewal_info(managed, env.acme_client(), state)
+    changed = policy.changed(managed, **wanted)
+    if changed is not None:
+        return managed, changed
+    if policy.use_ari:   # ARI before the lifetime rule: the CA's window may be earlier or later
+        managed = refresh_renewal_info(managed, env.acme_client(), state)
     return managed, policy.decide(managed, now, ari=AriState.from_dict(managed.ari), **wanted)
 
 
@@ -704,7 +706,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
     from acmelab.issue import issue_certificate
 
     started = time.monotonic()
-    policy = policy or RenewalPolicy(threshold or RenewalThreshold())
+    policy = policy or RenewalPolicy(threshold or RenewalThreshold(), threshold_always=threshold is not None)
     holding_lock = False   # a StateLocked before this is another run holding the service
     status, reason = "unchanged", ""
     installed: list[str] = []

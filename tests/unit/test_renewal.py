@@ -100,3 +100,22 @@ def test_a_malformed_answer_falls_back_to_the_lifetime_rule(caplog):
 @pytest.mark.parametrize("data", [None, {}, {"next_check": "soon"}, {"info": {"x": 1}, "next_check": "2030-01-01T00:00:00Z"}])
 def test_unreadable_stored_state_is_asked_anew(data):
     assert AriState.from_dict(data) is None
+
+
+def test_ari_outranks_the_lifetime_rule_both_ways():
+    # day 70 of 90: the lifetime rule says due, the CA's window (days 80-82) says not yet
+    later = AriState(info(80, 82), START + dt.timedelta(days=81), None, START + dt.timedelta(days=71))
+    decision = RenewalPolicy().decide(managed(), START + dt.timedelta(days=70), ari=later)
+    assert not decision.due and decision.renew_at == START + dt.timedelta(days=81)
+    # day 20: the lifetime rule says not due, the CA moved the window to now
+    earlier = AriState(info(19, 21), START + dt.timedelta(days=19.5), None, START + dt.timedelta(days=21))
+    assert RenewalPolicy().decide(managed(), START + dt.timedelta(days=20), ari=earlier).due
+    assert RenewalPolicy().changed(managed()) is None
+
+
+def test_an_explicit_threshold_also_applies_next_to_ari():
+    later = AriState(info(80, 82), START + dt.timedelta(days=81), None, START + dt.timedelta(days=71))
+    at_day_70 = START + dt.timedelta(days=70)
+    assert not RenewalPolicy(RenewalThreshold(None, 30)).decide(managed(), at_day_70, ari=later).due
+    explicit = RenewalPolicy(RenewalThreshold(None, 30), threshold_always=True).decide(managed(), at_day_70, ari=later)
+    assert explicit.due and "under the threshold 30 days" in explicit.reason
