@@ -42,7 +42,15 @@ from acmelab import csr as csr_module
 from acmelab import keys
 from acmelab.challenges import CHALLENGE_TYPES, DnsProvider, DnsRecord
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
-from acmelab.errors import AlreadyReplaced, ChallengeFailed, DnsError, InputError, ProtocolError
+from acmelab.errors import (
+    AlreadyReplaced,
+    ChallengeFailed,
+    DnsError,
+    InputError,
+    Malformed,
+    ProtocolError,
+    ServerInternal,
+)
 
 __all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "choose_profile", "issue_certificate"]
 
@@ -118,15 +126,19 @@ def _already_visible(dns: DnsProvider, record: DnsRecord) -> bool:
 
 
 def _new_order(client: AcmeClient, names: list[str], profile: str | None, replaces: str | None) -> Order:
-    """newOrder; a ``replaces`` the CA calls ``alreadyReplaced`` (a
-    replacement was issued already, say by a run whose answer was lost) is
-    dropped, and the order placed without it (RFC 9773 §5)."""
+    """newOrder.  ``replaces`` only links the renewal to its predecessor
+    (RFC 9773 §5), so a CA that refuses it -- ``alreadyReplaced`` (a
+    replacement was issued already, say by a run whose answer was lost), or
+    an error about it (``malformed``, ``serverInternal``: Pebble b1e1ca4
+    cannot find a certificate whose serial has its top bit set) -- gets the
+    order again without it, with a warning."""
     try:
         return client.new_order(names, profile=profile, replaces=replaces)
-    except AlreadyReplaced as error:
+    except (AlreadyReplaced, Malformed, ServerInternal) as error:
         if replaces is None:
             raise
-        logger.warning("%s already has a replacement (%s); ordering without 'replaces'", replaces, error.detail)
+        logger.warning("the CA refused replaces=%s (%s: %s); ordering without it",
+                       replaces, error.name, error.detail)
         return client.new_order(names, profile=profile)
 
 
