@@ -418,11 +418,11 @@ from acmelab.challenges import account_label
 
 demo_order = client.new_order([f"persist.{course.target().domain}"], profile="classic")
 demo = client.fetch_authorization(demo_order.authorizations[0])
-rows = []
 for kind in ("dns-01", "dns-account-01", "dns-persist-01"):
     record = client.dns_record(demo, kind)
-    rows.append([kind, record.name, record.value, "stays" if record.standing else "removed"])
-display.table(rows, header=["challenge", "TXT record name", "value", "afterwards"])
+    print(f"{kind} ({'stays' if record.standing else 'removed afterwards'})")
+    print(f"    TXT {record.name}")
+    print(f"    \"{record.value}\"")
 
 # %%
 print("label:", account_label(client.account_url), "(16 characters, from the account URL)")
