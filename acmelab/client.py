@@ -154,6 +154,23 @@ def _doing(step: str) -> Iterator[None]:
         raise
 
 
+def _ask_before_repeating(send: Callable[[], Any], acted: Callable[[], Any]) -> Any:
+    """Send a request the CA must not act on twice.  After a lost answer
+    (:class:`~acmelab.errors.AnswerLost`) ask the CA whether it acted --
+    ``acted()`` returns the result it would have given, or None -- and send
+    again only if it did not; NETWORK_TRIES sends at the most."""
+    for attempt in range(1, NETWORK_TRIES + 1):
+        try:
+            return send()
+        except AnswerLost:
+            if attempt == NETWORK_TRIES:
+                raise
+            result = acted()
+            if result is not None:
+                return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class AcmeClient:
     """An ACME v2 client for one account key (RFC 8555).
 
@@ -325,17 +342,14 @@ class AcmeClient:
         Raises InputError (same key / unsupported key) before sending."""
         url = self.directory.keyChange
         inner = jws.key_change(account_url=self._kid(), old_key=self.account_key, new_key=new_key, url=url)
+        def rolled_over() -> AcmeResponse | None:   # the CA knows the account by the new key
+            if self._account_of(new_key) != self._kid():
+                return None
+            self.account_key = new_key
+            return self._post_as_get(self._kid())
+
         with _doing("rolling the account key over"):
-            for attempt in range(1, NETWORK_TRIES + 1):
-                try:
-                    response = self._post(url, inner)
-                    break
-                except AnswerLost:
-                    if attempt == NETWORK_TRIES:
-                        raise
-                    if self._account_of(new_key) == self._kid():  # the CA did roll over
-                        self.account_key = new_key
-                        return self.fetch_account()
+            response = _ask_before_repeating(lambda: self._post(url, inner), rolled_over)
         self.account_key = new_key
         body = response.json() if response.body.strip() else {}
         return Account.from_json(self._kid(), body) if body else self.fetch_account()
@@ -414,19 +428,13 @@ class AcmeClient:
         """POST newOrder (§7.4).  It is not idempotent -- each one makes an
         order -- so after a lost answer the CA is asked first whether it
         made the order (:meth:`_find_order`); only if not is it sent again."""
+        def send() -> Order:
+            response = self._post(self.directory.newOrder, payload)
+            return Order.from_json(response.location, response.json())
+
         names = ", ".join(i["value"] for i in payload["identifiers"])
         with _doing(f"ordering a certificate for {names}"):
-            for attempt in range(1, NETWORK_TRIES + 1):
-                try:
-                    response = self._post(self.directory.newOrder, payload)
-                    return Order.from_json(response.location, response.json())
-                except AnswerLost:
-                    if attempt == NETWORK_TRIES:
-                        raise
-                    found = self._find_order(payload)  # did the CA make it?
-                    if found is not None:
-                        return found
-        raise AssertionError("unreachable")  # pragma: no cover
+            return _ask_before_repeating(send, lambda: self._find_order(payload))
 
     def _find_order(self, payload: Mapping[str, Any]) -> Order | None:
         """The account's pending or ready order for exactly the identifiers
@@ -808,6 +816,7 @@ class AcmeClient:
         payload = {"certificate": jws.b64url(der), "reason": int(reason)}
         url = self.directory.revokeCert
         with _doing("revoking the certificate"):
+            # a lost answer is sent again: alreadyRevoked to the repeat means the first one did it
             for attempt in range(1, NETWORK_TRIES + 1):
                 try:
                     if certificate_key is not None:
