@@ -60,7 +60,8 @@ class VisibilityCheck(Protocol):
 
     def wait_until_visible(self, name: str, value: str, timeout: float) -> None:
         """Return when TXT ``value`` is visible at ``name``; DnsError after
-        ``timeout`` seconds."""
+        ``timeout`` seconds.  ``timeout=0`` looks exactly once (how
+        :mod:`acmelab.issue` asks whether a standing record is already there)."""
         ...
 
 

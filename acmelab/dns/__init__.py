@@ -11,7 +11,7 @@ and optionally
 
 * ``wait_until_visible(name, value, timeout)`` -- return once the record is
   visible to the CA's resolvers; raise :class:`~acmelab.errors.DnsError` at
-  the deadline (``timeout`` in seconds).
+  the deadline (``timeout`` in seconds; 0 looks exactly once).
 
 ``name`` is the full validation domain name without trailing dot, e.g.
 ``"_acme-challenge.www.example.com"`` (see :func:`validation_name`), and
