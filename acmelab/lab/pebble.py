@@ -81,6 +81,11 @@ LETSENCRYPT_PROFILES: dict[str, tuple[str, int]] = {
     "shortlived": ("160-hour (6-day) certificates; the only profile for IP addresses", 160 * 3600),
 }
 
+#: the profiles whose certificates carry the first name as CN too, as Let's
+#: Encrypt's ``classic`` does (Pebble's ``promoteCommonName``; the others keep
+#: the names in the SAN only)
+COMMON_NAME_PROFILES = frozenset({"classic"})
+
 #: seconds of ``Retry-After`` a lab sends by default (:class:`acmelab.lab.Lab`):
 #: none, so the tests run at full speed unless they ask for it.
 DEFAULT_RETRY_AFTER = {"authz": 0, "order": 0}
@@ -209,7 +214,8 @@ def write_pebble_config(path: Path, *, acme_port: int, management_port: int,
             "externalAccountBindingRequired": bool(eab_keys),
             "keyAlgorithm": check_key_algorithm(key_algorithm),
             "retryAfter": check_retry_after(retry_after),
-            "profiles": {name: {"description": description, "validityPeriod": seconds}
+            "profiles": {name: {"description": description, "validityPeriod": seconds,
+                                "promoteCommonName": name in COMMON_NAME_PROFILES}
                          for name, (description, seconds) in check_profiles(profiles).items()},
         }
     }

@@ -89,9 +89,9 @@ print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
 # Look at *not after*: the lifetime follows the order's profile (notebook 06) — `classic`,
 # 90 days, at Pebble as at Let's Encrypt (as of mid-2026; `classic` is to shrink to 64 days in
 # 2027 and 45 in 2028). Nothing in the client assumes a lifetime; notebook 11 asks the CA when
-# to renew (ARI) and falls back on the certificate's own dates. The subject is empty: the
-# lab's Pebble puts the names in the SAN only, which is all that browsers read (Let's
-# Encrypt's `classic` still copies the first name into the CN; `tlsserver` does not).
+# to renew (ARI) and falls back on the certificate's own dates. The subject's CN is the first
+# name: `classic` still copies it there, at the lab as at Let's Encrypt, while `tlsserver` and
+# `shortlived` leave the subject empty. Browsers read only the SAN, which holds every name.
 
 # %%
 display.chain(chain.pem, title="default chain")

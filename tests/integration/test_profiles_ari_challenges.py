@@ -53,6 +53,9 @@ def test_profile_sets_the_lifetime(client, acme_lab, profile, at_most):
                                profile=profile)
     assert issued.profile == profile
     assert at_most - dt.timedelta(minutes=5) < _lifetime(issued) <= at_most + dt.timedelta(seconds=1)
+    # classic keeps the first name as CN, the others leave the subject empty (as at Let's Encrypt)
+    subject = x509.load_pem_x509_certificate(issued.certificate_pem.encode()).subject
+    assert [a.value for a in subject] == (list(issued.names[:1]) if profile == "classic" else [])
 
 
 def test_no_profile_means_classic_never_pebbles_random_choice(client, acme_lab):

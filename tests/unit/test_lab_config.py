@@ -163,7 +163,8 @@ def test_config_profiles_retry_after_key_algorithm(tmp_path):
         certificate=tmp_path / "cert.pem", private_key=tmp_path / "key.pem",
         profiles={"tiny": ("ten minutes", 600)})
     assert json.loads(custom.read_text())["pebble"]["profiles"] == {
-        "tiny": {"description": "ten minutes", "validityPeriod": 600}}
+        "tiny": {"description": "ten minutes", "validityPeriod": 600, "promoteCommonName": False}}
+    assert [name for name, p in config["profiles"].items() if p["promoteCommonName"]] == ["classic"]
 
 
 @pytest.mark.parametrize("bad", [
