@@ -106,6 +106,21 @@ def test_renewal_info_window_matches_pebble_and_replaces(client, acme_lab):
     assert client.fetch_order(again.order_url).replaces is None
 
 
+def test_a_replaces_the_ca_cannot_handle_is_dropped_with_a_warning(client, acme_lab, caplog):
+    """Pebble answers serverInternal to a replaces it finds no order for (and,
+    by a Pebble bug, for a serial whose top bit is set): issue_certificate
+    orders again without it, with a warning."""
+    dns = ChallTestSrvProvider.for_lab(acme_lab)
+    names = [f"www.{_domain()}"]
+    issued = issue_certificate(names, client=client, dns=dns)
+    key_id = cert_id(x509.load_pem_x509_certificate(issued.certificate_pem.encode())).split(".")[0]
+    unknown = f"{key_id}.AQIDBAUGBwg"   # a serial Pebble never issued
+    with caplog.at_level("WARNING"):
+        renewed = issue_certificate(names, client=client, dns=dns, replaces=unknown)
+    assert f"the CA refused replaces={unknown} (serverInternal" in caplog.text
+    assert client.fetch_order(renewed.order_url).replaces is None
+
+
 def test_management_api_moves_the_window_and_malformed_answers_are_protocol_errors(client, acme_lab):
     issued = issue_certificate([f"www.{_domain()}"], client=client, dns=ChallTestSrvProvider.for_lab(acme_lab))
     past = {"suggestedWindow": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}}
