@@ -152,7 +152,7 @@ def target() -> Target:
 
 #: How the course runs Pebble: no random sleeps, no randomly rejected nonces
 #: and no reuse of valid authorizations (so every run of the series shows the
-#: same statuses), one alternate chain (notebook 08).  Let's Encrypt itself
+#: same statuses), one alternate chain (notebook 09).  Let's Encrypt itself
 #: does reject nonces now and then and does reuse authorizations; the client
 #: copes with both, and the tests exercise them.  Also the default of
 #: ``acmelab lab up`` / :func:`acmelab.lab.ensure_running`.
@@ -507,7 +507,7 @@ def account_client(**options: Any):
 
 
 # --------------------------------------------------------------------------
-# Notebooks 07-12: DNS, Alibaba Cloud, the course's certificate
+# Notebooks 07-15: DNS, Alibaba Cloud, the course's certificate
 # --------------------------------------------------------------------------
 
 #: The API Gateway group of the lab account that has ``api.<domain>`` bound
@@ -608,7 +608,7 @@ def save_certificate(chain_pem: str, label: str = "course") -> Path:
 
 
 def issued_certificate(label: str = "course"):
-    """The course's certificate, as notebook 08 saved it -- or issued now.
+    """The course's certificate, as notebook 09 saved it -- or issued now.
 
     Loads ``fullchain.pem`` and the certificate key of ``label`` if they are
     there, match, have not expired and (in the lab) lead to the running
@@ -735,7 +735,7 @@ def ready_order(client, dns=None):
 
 
 # --------------------------------------------------------------------------
-# Notebook 12: a least-privilege RAM policy for a services file
+# Notebook 15: a least-privilege RAM policy for a services file
 # --------------------------------------------------------------------------
 
 def ram_policy(services_list, zones, region: str = "cn-hangzhou") -> dict[str, Any]:

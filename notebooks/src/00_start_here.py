@@ -163,7 +163,7 @@ display.certificate(lab.roots()[0], title="Pebble's root (changes at every lab s
 # | `ACMELAB_PRODUCTION=yes` | required with `production`: real certificates, strict rate limits |
 # | `ACMELAB_DOMAIN` | your domain, hosted in Alibaba Cloud DNS (required outside the lab) |
 # | `ACMELAB_CONTACT` | e-mail for the ACME account (the CA's notices) |
-# | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` | a RAM user's access key (see notebook 12 for least privilege) |
+# | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` | a RAM user's access key (see notebook 15 for least privilege) |
 # | `ACMELAB_CA_BUNDLE` | PEM file of the CA to trust, for a private ACME server's directory URL |
 # | `ACMELAB_COURSE_DIR` | where keys and CSRs are kept (default `notebooks/course/`) |
 

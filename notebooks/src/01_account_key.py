@@ -17,7 +17,7 @@
 # validated recently, revoke your certificates, or deactivate the account. If you lose it you
 # cannot manage that account any more (you simply make a new one; nothing is lost at the CA
 # but the link to your old orders). A lost account key does not stop you revoking, either:
-# a certificate can also be revoked with its own certificate key (notebook 11).
+# a certificate can also be revoked with its own certificate key (notebook 13).
 #
 # The account key is **not** the key of your certificate. Each certificate gets a key of its
 # own (notebook 02). Keeping them apart means a web server that is broken into leaks only a
@@ -135,8 +135,8 @@ print("account key:", keys.key_type_of(account_key), "at", course.relative(key_p
 # %% [markdown]
 # Notice what we never did: print the key, put it in an exception message, or log it. A
 # leaked account key is worse than a lost one. The remedy is to **deactivate** the account
-# (RFC 8555 §7.3.6, notebook 11), create a new one with a new key, and revoke any certificate
-# you did not order. Key rollover (notebook 11) is *not* a remedy: whoever holds the leaked key
+# (RFC 8555 §7.3.6, notebook 13), create a new one with a new key, and revoke any certificate
+# you did not order. Key rollover (notebook 13) is *not* a remedy: whoever holds the leaked key
 # can roll the account over to a key of their own just as well.
 
 # %%

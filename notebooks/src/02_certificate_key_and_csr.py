@@ -15,7 +15,7 @@
 # The certificate key is the one your web server (here: API Gateway and CDN) uses in every
 # TLS handshake. It has to be copied to those services, which makes it the key most at risk.
 # So each certificate gets its own, fresh key: a leak then affects one certificate, never the
-# ACME account, and never the other certificates. Renewing (notebook 11) makes a new key again.
+# ACME account, and never the other certificates. Renewing (notebook 12) makes a new key again.
 
 # %%
 from acmelab import display, keys
@@ -54,7 +54,7 @@ for name in ["WWW.Example.COM.", "bücher.example.com", "*.example.com", "www.*.
 # A **certificate signing request** (PKCS#10, RFC 2986) carries the public key and the names,
 # and is signed with the certificate key, which proves that whoever asks for the certificate
 # holds the private key. ACME sends it at the very end, when the order is finalised
-# (notebook 08). The CA takes only the public key and the names from it; everything else
+# (notebook 09). The CA takes only the public key and the names from it; everything else
 # (validity, issuer, policies) is the CA's choice. And the names must be exactly the order's
 # identifiers (RFC 8555 §7.4): one more or one fewer, and finalize is refused.
 #

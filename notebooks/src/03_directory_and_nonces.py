@@ -56,7 +56,7 @@ display.exchange(response, title="GET the directory")
 # of which Let's Encrypt has too:
 #
 # * `renewalInfo` — ACME Renewal Information (ARI, RFC 9773): the base URL where a client asks,
-#   per certificate, when the CA suggests renewing it (notebook 11). It is a plain GET, not a
+#   per certificate, when the CA suggests renewing it (notebook 12). It is a plain GET, not a
 #   signed POST.
 # * `meta.profiles` — the certificate **profiles** (draft-ietf-acme-profiles) an order may
 #   name: profile name → a description for people. The profile decides the certificate's

@@ -178,7 +178,7 @@ print(again.status_code, again.reason, "- same account:", again.headers["Locatio
 #
 # Once the account exists, every request names it by URL — `kid` instead of `jwk` (RFC 8555
 # §6.2); only `newAccount`, revocation by certificate key, and the inner JWS of `keyChange`
-# (notebook 11) use `jwk`. And ACME never uses
+# (notebook 13) use `jwk`. And ACME never uses
 # plain GET for its objects: to *read* one, you POST a JWS whose payload is the empty string,
 # a **POST-as-GET** (§6.3), so every read is authenticated too. Here we read our account:
 

@@ -19,7 +19,7 @@
 # **challenges** (§8): `http-01` (a file on a web server), `tls-alpn-01` (a special TLS
 # certificate), `dns-01` (a TXT record). Completing *one* challenge per authorization is
 # enough. When every authorization is `valid`, the order becomes `ready`, and we may
-# *finalize* it with the CSR (notebook 08).
+# *finalize* it with the CSR (notebook 09).
 #
 # ```mermaid
 # stateDiagram-v2
@@ -183,7 +183,7 @@ display.error(refused)
 
 # %% [markdown]
 # To compare the lifetimes we issue one throw-away certificate per profile for another name,
-# with `issue_certificate` — the whole flow of notebooks 06–08 in one call (notebook 12 looks
+# with `issue_certificate` — the whole flow of notebooks 06–09 in one call (notebook 14 looks
 # at it closely). `IssuedCertificate.profile` says which profile the order was placed with:
 
 # %%
@@ -204,7 +204,7 @@ display.table(rows, header=["profile", "lifetime", "in hours"])
 # %% [markdown]
 # (Pebble's `notAfter` is one second short of the full period, hence the rounding.) Shorter
 # lifetimes limit the damage of a leaked key without revocation — and make automated renewal
-# mandatory: a `shortlived` certificate is renewed every few days (notebook 11).
+# mandatory: a `shortlived` certificate is renewed every few days (notebook 12).
 
 # %% [markdown]
 # ## Summary

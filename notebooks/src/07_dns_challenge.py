@@ -9,7 +9,7 @@
 # **Needs:** the lab (started if needed), the course's account from [05](05_account.ipynb) and
 # the order from [06](06_order_and_authorizations.ipynb) (both made now if they are missing).
 #
-# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · Finalize and download](08_finalize_and_download.ipynb)
+# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · A hand-signed Alibaba Cloud request](08_alibaba_signed_request.ipynb)
 
 # %% [markdown]
 # ## The DNS-01 flow
@@ -112,7 +112,7 @@ display.table(records, header=["TXT record name", "value"])
 #
 # `course.dns_provider()` builds the provider: in the lab with the lab's access key and
 # endpoint, otherwise with `ALIBABA_CLOUD_ACCESS_KEY_ID` / `ALIBABA_CLOUD_ACCESS_KEY_SECRET`
-# (a RAM user, see notebook 12). Its `repr` shows the AccessKeyId and the endpoint, never the
+# (a RAM user, see notebook 15). Its `repr` shows the AccessKeyId and the endpoint, never the
 # secret; we mask the AccessKeyId too (`display.mask`: first and last four characters), since
 # with a real account it identifies your key:
 
@@ -145,115 +145,6 @@ print("name servers of the zone:", ", ".join(zone.dns_servers))
 for name, value in records:
     alidns.present(name, value)
 print("published:", len(records), "TXT records")
-
-# %% [markdown]
-# ### Optional: an Alibaba Cloud request by hand
-#
-# *This section can be skipped; the DNS-01 flow goes on at "Is it visible yet?" below.*
-#
-# What did the SDK send? Like the JWS in notebook 04, the signature is easy to build by hand
-# (Alibaba Cloud's *RPC signature*, version 1.0) — here for a read-only call,
-# `DescribeSubDomainRecords`, which lists the records at one name:
-#
-# 1. all parameters — the action's and the common ones — sorted by name;
-# 2. each name and value percent-encoded (RFC 3986: only `A-Z a-z 0-9 - _ . ~` stay as they
-#    are), joined as `name=value` with `&`: the *canonicalized query*;
-# 3. **StringToSign** = `GET` `&` `%2F` (the encoded path `/`) `&` the canonicalized query,
-#    percent-encoded once more;
-# 4. `Signature` = base64(HMAC-SHA1(key = access key secret + `"&"`, StringToSign)).
-#
-# The random `SignatureNonce` (good once) and the `Timestamp` (good for a few minutes) stop a
-# captured request from being replayed.
-
-# %% [markdown]
-# Step 1, the parameters (the `AccessKeyId` masked as above; the secret is never shown):
-
-# %%
-import datetime as dt
-import uuid
-
-credentials = alidns.client.credentials  # AccessKeyId and secret; the secret is never printed
-params = {
-    "Action": "DescribeSubDomainRecords", "Version": "2015-01-09", "Format": "JSON",
-    "SubDomain": records[0][0], "DomainName": zone.domain_name,
-    "AccessKeyId": credentials.access_key_id,
-    "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
-    "SignatureNonce": str(uuid.uuid4()),
-    "Timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-}
-masked_key_id = display.mask(credentials.access_key_id)
-display.table([[k, masked_key_id if k == "AccessKeyId" else v] for k, v in sorted(params.items())],
-              header=["parameter", "value"])
-
-# %% [markdown]
-# Step 2, the canonicalized query: sorted, percent-encoded, joined with `&`:
-
-# %%
-from urllib.parse import quote
-
-
-def percent(text: str) -> str:
-    """Percent-encode all but the RFC 3986 unreserved characters."""
-    return quote(text, safe="-_.~")
-
-
-def canonical_query(parameters: dict) -> str:
-    return "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(parameters.items()))
-
-
-print(canonical_query(params).replace(credentials.access_key_id, masked_key_id)[:90], "...")
-
-# %% [markdown]
-# Step 3, the StringToSign: method, encoded path and the encoded query:
-
-# %%
-def string_to_sign(parameters: dict) -> str:
-    return f"GET&{percent('/')}&{percent(canonical_query(parameters))}"
-
-
-print(string_to_sign(params).replace(credentials.access_key_id, masked_key_id)[:64], "...")
-
-# %% [markdown]
-# Step 4, the signature. One helper does steps 2–4 for any parameters and secret; we use it
-# again below with a wrong secret:
-
-# %%
-import base64
-import hmac
-
-
-def sign(parameters: dict, secret: str) -> dict:
-    """``parameters`` plus ``Signature`` = base64(HMAC-SHA1(secret + "&", StringToSign))."""
-    unsigned = {k: v for k, v in parameters.items() if k != "Signature"}
-    digest = hmac.new((secret + "&").encode(), string_to_sign(unsigned).encode(), "sha1").digest()
-    return unsigned | {"Signature": base64.b64encode(digest).decode()}
-
-
-params = sign(params, credentials.access_key_secret)
-print("Signature:", f"<base64 of HMAC-SHA1, {len(params['Signature'])} characters>")
-
-# %% [markdown]
-# Sent as an HTTPS GET (TLS verified against the lab's CA, or the system's for the real
-# endpoint). The answer is JSON: the records Alibaba Cloud stores at that name.
-
-# %%
-import requests
-
-endpoint = alidns.client.endpoint or "alidns.aliyuncs.com"
-api_response = requests.get(f"https://{endpoint}/", params=params, verify=alidns.client.verify, timeout=10)
-listing = api_response.json()
-print("HTTP", api_response.status_code, "| TotalCount:", listing["TotalCount"])
-display.table([[r["RR"], r["Type"], r["Value"], r["TTL"], r["Status"]] for r in listing["DomainRecords"]["Record"]],
-              header=["RR", "Type", "Value", "TTL", "Status"])
-
-# %% [markdown]
-# Sign with a wrong secret (and a new `SignatureNonce`), and the service refuses the call — it
-# recomputed the signature with the real secret and got a different one:
-
-# %%
-wrong = sign(params | {"SignatureNonce": str(uuid.uuid4())}, "not-the-secret")
-refused = requests.get(f"https://{endpoint}/", params=wrong, verify=alidns.client.verify, timeout=10)
-print("HTTP", refused.status_code, "|", refused.json()["Code"])
 
 # %% [markdown]
 # ## Is it visible yet? The propagation check
@@ -342,7 +233,7 @@ wire
 
 # %% [markdown]
 # Every authorization is valid, so the order moves from `pending` to `ready` — it waits for
-# our CSR (notebook 08):
+# our CSR (notebook 09):
 
 # %%
 order = client.poll_order(order.url, until=("ready", "invalid"))
@@ -432,7 +323,7 @@ print("the dns-persist-01 challenge names:", sorted(demo.challenge("dns-persist-
 # To *see* what a renewal writes, a small wrapper around the Alibaba Cloud DNS provider notes
 # every record it is asked to publish. We issue twice for the same name with dns-persist-01,
 # with a fresh throw-away account (so that its standing record is new in this run), through
-# `issue_certificate` — the whole flow of notebooks 06–08 in one call (notebook 12):
+# `issue_certificate` — the whole flow of notebooks 06–09 in one call (notebook 14):
 
 # %%
 from acmelab.issue import issue_certificate
@@ -503,4 +394,4 @@ print("wrote:", recording.written, "| standing afterwards:", list(issued.standin
 #    `assert my_label == account_label(client.account_url)`, and that the record name in the
 #    table above is `f"_{my_label}._acme-challenge.persist.{course.target().domain}"`.
 #
-# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · Finalize and download](08_finalize_and_download.ipynb)
+# **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · A hand-signed Alibaba Cloud request](08_alibaba_signed_request.ipynb)

@@ -1,4 +1,4 @@
-"""acmelab.course helpers of notebooks 07-12, against a real lab (Pebble,
+"""acmelab.course helpers of notebooks 07-15, against a real lab (Pebble,
 pebble-challtestsrv, the Alibaba Cloud endpoint) on free ports.
 
 The course normally uses the lab at its default ports; here ``course.lab``

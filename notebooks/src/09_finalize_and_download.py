@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 · Finalize and download
+# # 09 · Finalize and download
 #
 # **Goal:** turn a `ready` order into a certificate: send the CSR (**finalize**), wait while the
 # CA signs, download the **chain**, look at the **alternate chains** the CA offers, and check
@@ -9,7 +9,7 @@
 # [02](02_certificate_key_and_csr.ipynb), the account from [05](05_account.ipynb) and the
 # ready order from [07](07_dns_challenge.ipynb) (each made now if it is missing).
 #
-# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb)
+# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)
 
 # %% [markdown]
 # ## Where we are
@@ -88,7 +88,7 @@ print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
 #
 # Look at *not after*: the lifetime follows the order's profile (notebook 06) — `classic`,
 # 90 days, at Pebble as at Let's Encrypt (as of mid-2026; `classic` is to shrink to 64 days in
-# 2027 and 45 in 2028). Nothing in the client assumes a lifetime; notebook 11 asks the CA when
+# 2027 and 45 in 2028). Nothing in the client assumes a lifetime; notebook 12 asks the CA when
 # to renew (ARI) and falls back on the certificate's own dates. The subject's CN is the first
 # name: `classic` still copies it there, at the lab as at Let's Encrypt, while `tlsserver` and
 # `shortlived` leave the subject empty. Browsers read only the SAN, which holds every name.
@@ -98,7 +98,7 @@ display.chain(chain.pem, title="default chain")
 
 # %% [markdown]
 # We keep it in the course folder — `fullchain.pem` (leaf + intermediates, what web servers
-# and Alibaba Cloud want) and `cert.pem` (the leaf alone); notebooks 09–11 pick them up:
+# and Alibaba Cloud want) and `cert.pem` (the leaf alone); notebooks 10–13 pick them up:
 
 # %%
 saved = course.save_certificate(chain.pem)
@@ -207,4 +207,4 @@ except VerificationError as error:
 # 3. Look at `course.lab().cert_status(format(leaf.serial_number, "x"))`: what does Pebble know
 #    about our certificate? (Notebook 11 revokes certificates and checks this again.)
 #
-# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb)
+# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)

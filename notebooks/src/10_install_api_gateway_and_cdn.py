@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · Install on API Gateway and CDN
+# # 10 · Install on API Gateway and CDN
 #
 # **Goal:** put the course's certificate where clients meet it — an **Alibaba Cloud CDN**
 # accelerated domain (`cdn.example.com`) and an **API Gateway** custom domain
@@ -7,10 +7,10 @@
 # chain up to the CA's root.
 #
 # **Needs:** the lab (started if needed) and the certificate from
-# [08](08_finalize_and_download.ipynb) (issued now, in one call, if it is missing or came from
+# [09](09_finalize_and_download.ipynb) (issued now, in one call, if it is missing or came from
 # an earlier lab).
 #
-# **Previous:** [08 · Finalize and download](08_finalize_and_download.ipynb) · **Next:** [10 · PKCS#12 for IIS](10_pkcs12_for_iis.ipynb)
+# **Previous:** [09 · Finalize and download](09_finalize_and_download.ipynb) · **Next:** [11 · PKCS#12 for IIS](11_pkcs12_for_iis.ipynb)
 
 # %% [markdown]
 # ## The picture
@@ -22,7 +22,7 @@
 #
 # ```mermaid
 # flowchart LR
-#     files["fullchain.pem + privkey.pem<br/>(notebook 08)"] --> check["pre-send checks<br/>key matches, chain order,<br/>dates, names"]
+#     files["fullchain.pem + privkey.pem<br/>(notebook 09)"] --> check["pre-send checks<br/>key matches, chain order,<br/>dates, names"]
 #     check -->|"SetCdnDomainSSLCertificate<br/>(CDN 2018-05-10)"| cdn["CDN edge<br/>cdn.example.com"]
 #     check -->|"SetDomainCertificate<br/>(CloudAPI 2016-07-14)"| gw["API Gateway edge<br/>api.example.com"]
 #     cdn -.->|"TLS handshake, SNI cdn.example.com"| proof["verify(): chain valid to the root,<br/>serial = ours"]
@@ -32,7 +32,7 @@
 # %%
 from acmelab import course, deploy, display
 
-certificate = course.issued_certificate()  # notebook 08's certificate, or issued now
+certificate = course.issued_certificate()  # notebook 09's certificate, or issued now
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]
@@ -218,6 +218,6 @@ for domain, roots in ((other, course.trust_roots()), (cdn_domain, wrong_roots)):
 # 2. Install the certificate on `static.example.com`. Where is it refused, and did anything
 #    reach the CDN? (Wrap the call in `display.AliyunCalls(aliyun)` to find out.)
 # 3. Call `deploy.verify` for `api.example.com` with `expected_serial_hex` of another
-#    certificate. How would you use this check in a renewal job (notebook 11)?
+#    certificate. How would you use this check in a renewal job (notebook 12)?
 #
-# **Previous:** [08 · Finalize and download](08_finalize_and_download.ipynb) · **Next:** [10 · PKCS#12 for IIS](10_pkcs12_for_iis.ipynb)
+# **Previous:** [09 · Finalize and download](09_finalize_and_download.ipynb) · **Next:** [11 · PKCS#12 for IIS](11_pkcs12_for_iis.ipynb)

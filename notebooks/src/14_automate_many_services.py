@@ -1,21 +1,19 @@
 # %% [markdown]
-# # 12 · Automate many services
+# # 14 · Automate many services
 #
-# **Goal:** everything of notebooks 06–09 in **one call** — first for one certificate, then for
+# **Goal:** everything of notebooks 06–10 in **one call** — first for one certificate, then for
 # many services at once from a small services file (issue, install on CDN / API Gateway /
-# CAS, prove with a TLS handshake, renew when due) — and the checklist for leaving the lab:
-# Let's Encrypt staging, then production, with a real Alibaba Cloud account and a RAM user that
-# may do exactly what the job needs and nothing more.
+# CAS, prove with a TLS handshake, renew when due). Leaving the lab is the next notebook.
 #
 # **Needs:** the lab (started if needed) and the course's account from
 # [05](05_account.ipynb) (created now if it is missing). Everything else is made here.
 #
-# **Previous:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb) · Last notebook of the series; back to [00 · Start here](00_start_here.ipynb)
+# **Previous:** [13 · Revocation and the account's life cycle](13_revocation_and_account_lifecycle.ipynb) · **Next:** [15 · Go live: the checklist](15_go_live_checklist.ipynb)
 
 # %% [markdown]
 # ## One certificate, one call
 #
-# `acmelab.issue.issue_certificate` strings together what notebooks 06–08 did step by step:
+# `acmelab.issue.issue_certificate` strings together what notebooks 06–09 did step by step:
 #
 # 1. `newOrder` for the names (§7.4); fetch each authorization — one the CA reused is already
 #    `valid` and needs nothing;
@@ -198,7 +196,7 @@ display.table([[s["name"], s["status"], display.target_ids(s["installed"], drop=
 # ## Renewal
 #
 # A certificate is due once the moment the engine picked inside the CA's ARI window has come,
-# or, without ARI, when less than a third of its lifetime is left (notebook 11). To see a
+# or, without ARI, when less than a third of its lifetime is left (notebook 12). To see a
 # renewal without waiting two months for the 90-day `classic` certificates, we tell the engine
 # what time it is: 10 days before the certificates expire, due by either rule. (The engine
 # looks at the lifetime rule first and asks ARI only when that says "not yet", so the reason
@@ -223,87 +221,12 @@ display.service_results(results, drop=group)
 workdir.cleanup()  # the demo's state directory (keys included) goes away
 
 # %% [markdown]
-# ## Leaving the lab: a least-privilege RAM user
-#
-# With a real Alibaba Cloud account, never use the account's own AccessKey. Create a **RAM
-# user** for the job (programmatic access only), and attach a custom policy that allows exactly
-# the actions `acmelab` calls, on exactly the resources of your services:
-#
-# | product | actions | resource |
-# |---|---|---|
-# | Alibaba Cloud DNS | `alidns:DescribeDomains` (find the zone) | `*` (a listing) |
-# | | `alidns:AddDomainRecord`, `alidns:DeleteDomainRecord`, `alidns:DescribeSubDomainRecords` | `acs:alidns:*:*:domain/<zone>` |
-# | CDN | `cdn:SetCdnDomainSSLCertificate`, `cdn:DescribeDomainCertificateInfo` | `acs:cdn:*:*:domain/<domain>` |
-# | API Gateway | `apigateway:SetDomainCertificate`, `apigateway:DescribeDomain` | `acs:apigateway:<region>:*:apigroup/<GroupId>` |
-# | CAS | `yundun-cert:UploadUserCertificate` | `*` |
-#
-# The policy can be written from the services themselves, so it grows and shrinks with them
-# (check each action's *RAM authorization* section in Alibaba's API reference when you adapt
-# it; the system policies `AliyunDNSFullAccess`, `AliyunCDNFullAccess`, … work too, but allow
-# far more):
-
-# %%
-zones = {alidns.find_zone(f"_acme-challenge.{name}")[0].puny_code for s in wanted for name in s.domains}
-print("zones:", ", ".join(sorted(zones)))
-
-# %% [markdown]
-# `course.ram_policy` writes the policy from the services and zones (read its source with
-# `course.ram_policy??`):
-
-# %%
-display.json_view(course.ram_policy(wanted, zones), title="RAM policy for services.toml")
-
-# %% [markdown]
-# ## Checklist: staging, then production
-#
-# **Before the first run**
-#
-# 1. The domain's DNS is hosted in Alibaba Cloud DNS (the registrar points its NS records at
-#    Alibaba's name servers) — or `_acme-challenge.<name>` is a CNAME into a zone that is.
-# 2. CDN: each domain is an accelerated domain of the account. API Gateway: each custom domain is
-#    bound to its group (`SetDomain`) and its DNS is a CNAME to the group's subdomain; note the
-#    `GroupId` and the region. In mainland-China regions, both need an **ICP filing** for the
-#    domain first.
-# 3. If the domain has **CAA** records, one of them allows `letsencrypt.org`.
-# 4. A RAM user with the policy above; its AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
-#    `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (a secrets manager or the job's environment — never in a
-#    file in git, a notebook, or a command line).
-
-# %% [markdown]
-# **Staging** (Let's Encrypt's test CA: real validation, untrusted certificates, generous limits)
-#
-# 5. `ACMELAB_ACME=staging`, `ACMELAB_DOMAIN=<your domain>`, `ACMELAB_CONTACT=<e-mail>`,
-#    `ACMELAB_API_GROUP_ID=<GroupId>`; run notebooks 05–09, or
-#    `acmelab apply services.toml --directory staging`.
-# 6. Expect the TLS check to fail against the system trust store: staging chains lead to the
-#    staging roots ("(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2"); pass them with
-#    `--trust-root` to prove the installs.
-
-# %% [markdown]
-# **Production**
-#
-# 7. Only after staging works end to end: `ACMELAB_ACME=production` with
-#    `ACMELAB_PRODUCTION=yes`, or `acmelab apply services.toml --directory production --i-mean-production`.
-#    Production has real rate limits (Let's Encrypt, at the time of writing): 50 new
-#    certificates per registered domain per week; 5 certificates per week for the exact same
-#    set of names; 5 failed validations per hour for one name and account. Do not loop on
-#    failures, and keep the state directory so that nothing is issued twice. Renewals that
-#    name the old certificate with ARI's `replaces` (notebook 11) are exempt from these limits.
-# 8. Run `acmelab renew` (or `apply`) daily from a timer; alert on a non-zero exit status. Back up
-#    the state directory (it holds the account key, mode 0600). If a **certificate key**
-#    leaked: revoke with reason `keyCompromise` and reissue with a new key. If the **account
-#    key** leaked: deactivate the account and create a new one (rollover is no remedy — the
-#    thief can roll over too), and revoke every certificate you did not order (notebook 11).
-
-# %% [markdown]
 # ## Summary
 #
-# * `issue_certificate` is notebooks 06–08 in one call, with cleanup on every path.
+# * `issue_certificate` is notebooks 06–09 in one call, with cleanup on every path.
 # * `acmelab.services` / `acmelab apply` take a services file: issue when needed, install on
 #   CDN, API Gateway and CAS, prove each install with a TLS handshake, renew when a third of the
 #   lifetime is left; idempotent, so it can run daily.
-# * Outside the lab: a RAM user with a policy built from the services, staging first, production
-#   with an explicit opt-in.
 #
 # ## Exercises
 #
@@ -316,4 +239,4 @@ display.json_view(course.ram_policy(wanted, zones), title="RAM policy for servic
 #    when less than 99.99 % of the lifetime is left) and look at the `why` column. Then
 #    write the systemd timer (or cron line) that would run `acmelab renew` every day.
 #
-# **Previous:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
+# **Previous:** [13 · Revocation and the account's life cycle](13_revocation_and_account_lifecycle.ipynb) · **Next:** [15 · Go live: the checklist](15_go_live_checklist.ipynb)

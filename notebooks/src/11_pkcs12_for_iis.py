@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 · PKCS#12 for IIS
+# # 11 · PKCS#12 for IIS
 #
 # **Goal:** package the certificate, its chain and its private key into the one
 # password-protected file Windows wants — a **PKCS#12** (`.pfx`) file — in a *modern* and a
@@ -7,10 +7,10 @@
 # steps, as text: the lab has no Windows).
 #
 # **Needs:** the lab (started if needed) and the certificate from
-# [08](08_finalize_and_download.ipynb) (issued now, in one call, if it is missing or came from
+# [09](09_finalize_and_download.ipynb) (issued now, in one call, if it is missing or came from
 # an earlier lab).
 #
-# **Previous:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb) · **Next:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb)
+# **Previous:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb) · **Next:** [12 · Renewal and ARI](12_renewal_and_ari.ipynb)
 
 # %% [markdown]
 # ## What a PKCS#12 file holds
@@ -40,7 +40,7 @@
 # %%
 from acmelab import course, display, pkcs12
 
-certificate = course.issued_certificate()  # notebook 08's certificate, or issued now
+certificate = course.issued_certificate()  # notebook 09's certificate, or issued now
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]
@@ -196,7 +196,7 @@ print("host names:        ", ", ".join(certificate.names))
 #    name above → **OK**.
 # 4. Browse to `https://api.example.com/` and check the certificate's thumbprint.
 #
-# At renewal (notebook 11), import the new file and change the binding to the new certificate:
+# At renewal (notebook 12), import the new file and change the binding to the new certificate:
 # with PowerShell, `AddSslCertificate` with the new thumbprint; in IIS Manager, **Edit…** the
 # binding.
 
@@ -217,7 +217,7 @@ print("host names:        ", ", ".join(certificate.names))
 # 2. Export with `profile="legacy"` and `iterations=2048`, and compare `openssl pkcs12 -info`
 #    with the files above. Which iteration count changed, which did not, and which one limits
 #    how fast a password can be guessed?
-# 3. Export the *alternate* chain of notebook 08 into a `.pfx`. When would a Windows server
+# 3. Export the *alternate* chain of notebook 09 into a `.pfx`. When would a Windows server
 #    need it?
 #
-# **Previous:** [09 · Install on API Gateway and CDN](09_install_api_gateway_and_cdn.ipynb) · **Next:** [11 · Renew, revoke, roll over](11_renew_revoke_rollover.ipynb)
+# **Previous:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb) · **Next:** [12 · Renewal and ARI](12_renewal_and_ari.ipynb)
