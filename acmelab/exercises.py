@@ -41,13 +41,19 @@ class Exercise:
     why: str = ""
 
 
-def check(exercise_id: str, answer: Any) -> bool:
+def check(exercise_id: str, answer: Any) -> None:
     """Check ``answer`` for exercise ``exercise_id`` (``"NN.k"``) and print
-    one line saying right or wrong (with a hint).  Returns True if right.
+    one line saying right or wrong (with a hint).  Returns nothing, so a
+    notebook cell shows only that line (:func:`verdict` returns the bool).
 
     Raises:
         KeyError: no such exercise.
     """
+    verdict(exercise_id, answer)
+
+
+def verdict(exercise_id: str, answer: Any) -> bool:
+    """:func:`check`, returning True if right (the line is printed too)."""
     exercise = EXERCISES[exercise_id]
     if answer is Ellipsis:
         print(f"{exercise_id} not answered yet ({exercise.question}). Hint: {exercise.hint}")
@@ -313,9 +319,11 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
     Exercise("09.1", "the exception for finalizing with a CSR for other names",
              "the client compares the CSR's names with the order's identifiers before sending",
              _is_exception("InputError"), "refused locally (InputError): nothing reached the CA."),
-    Exercise("09.2", "the Link relation that points at the issuer's certificate, and the one for alternate chains",
-             "look at the Link headers of the certificate download: rel=\"...\"",
-             lambda a: tuple(a) == ("up", "alternate"), "rel=\"up\" and rel=\"alternate\" (RFC 8555 §7.4.2)."),
+    Exercise("09.2", "the rel values of the Link headers of the certificate download (a set)",
+             "print them: rel=\"...\" after each <URL>",
+             lambda a: {str(x) for x in a} == {"alternate", "index"},
+             "alternate (another chain, RFC 8555 §7.4.2) and index (the directory); a CA may add "
+             "rel=\"up\" for the issuer's certificate (Pebble does not)."),
     Exercise("09.3", "the Status Pebble's management API gives the course's certificate",
              "course.lab().cert_status(serial_hex)['Status']", _words("Valid"), "Valid until notebook 13 revokes one."),
     Exercise("10.1", "the exception for a chain with the intermediate first",
