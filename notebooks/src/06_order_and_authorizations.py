@@ -112,7 +112,8 @@ first_url = sorted(order.authorizations)[0]   # one by hand: a POST-as-GET (payl
 read = requests.post(first_url, json=jws.sign(None, client.account_key, url=first_url,
                                               nonce=client.transport.new_nonce(), kid=client.account_url),
                      headers={"Content-Type": "application/jose+json"}, verify=course.target().verify, timeout=10)
-print("by hand:", read.status_code, read.json()["identifier"]["value"], read.json()["status"],
+print("by hand:", read.status_code, "| one of our names:", read.json()["identifier"]["value"] in names,
+      "| status:", read.json()["status"],
       "| the client reads the same:", client.fetch_authorization(first_url).name == read.json()["identifier"]["value"])
 authorizations = sorted((client.fetch_authorization(url) for url in order.authorizations),
                         key=lambda authorization: authorization.name)
