@@ -92,6 +92,8 @@ ROLE_ARN_ENV = "ALIBABA_CLOUD_ROLE_ARN"
 ROLE_SESSION_NAME_ENV = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
 ECS_METADATA_ENV = "ALIBABA_CLOUD_ECS_METADATA"            # the ECS instance's RAM role name
 PROFILE_ENV = "ALIBABA_CLOUD_PROFILE"                       # a profile of the aliyun CLI's config.json
+#: acmelab's own: the command's ``--aliyun-profile`` (a profile that wins over keys in the environment)
+COMMAND_PROFILE_ENV = "ACMELAB_ALIYUN_PROFILE"
 CONFIG_FILE_ENV = "ALIBABA_CLOUD_CONFIG_FILE"               # that file, instead of ~/.aliyun/config.json
 #: acmelab's own: the instance metadata service's base URL (tests: the lab's loopback one)
 ECS_METADATA_URL_ENV = "ACMELAB_ECS_METADATA_URL"
@@ -352,8 +354,9 @@ def resolve_credentials(access_key_id: str | None = None, access_key_secret: str
                         environ: Mapping[str, str] | None = None) -> CredentialSource:
     """The credentials to use, first match wins:
 
-    1. ``profile`` given: that profile of the ``aliyun`` CLI's config file
-       (:func:`load_profile`);
+    1. ``profile`` given (or ``ACMELAB_ALIYUN_PROFILE``, what the command's
+       ``--aliyun-profile`` sets): that profile of the ``aliyun`` CLI's
+       config file (:func:`load_profile`);
     2. ``access_key_id`` / ``access_key_secret`` (and ``security_token``) given;
     3. ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
        (or ``ALIYUN_ACCESS_KEY_ID`` / ``ALIYUN_ACCESS_KEY_SECRET``), with
@@ -375,6 +378,7 @@ def resolve_credentials(access_key_id: str | None = None, access_key_secret: str
     def first(names: tuple[str, ...]) -> str | None:
         return next((environ[n] for n in names if environ.get(n)), None)
 
+    profile = profile or (None if access_key_id else environ.get(COMMAND_PROFILE_ENV))
     if profile:
         return load_profile(profile, config_file, environ=environ)
     key_id = access_key_id or first(ACCESS_KEY_ID_ENV)
