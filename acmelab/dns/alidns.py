@@ -35,7 +35,8 @@ deletes it.
 
 Examples::
 
-    provider = AlidnsProvider()      # ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET, real endpoint
+    provider = AlidnsProvider()      # ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET (or a token, role...), real endpoint
+    provider = AlidnsProvider(profile="ops")      # a profile of the aliyun CLI's config.json
     provider = AlidnsProvider.for_lab(lab_info)   # the offline lab endpoint
 """
 
@@ -60,7 +61,7 @@ from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDo
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
-from acmelab.aliyun import AliyunClient, Credentials
+from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.dns.propagation import Server, wait_for_txt
 from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, InputError
 
@@ -125,9 +126,11 @@ class AlidnsProvider:
     :class:`acmelab.dns.DnsProvider` and ``wait_until_visible``).
 
     Args:
-        access_key_id, access_key_secret: the access key; default from
-            ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-            (or ``ALIYUN_ACCESS_KEY_ID`` / ``ALIYUN_ACCESS_KEY_SECRET``).
+        access_key_id, access_key_secret: the access key; default
+            :func:`acmelab.aliyun.resolve_credentials` (``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
+            ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``, ``ALIBABA_CLOUD_SECURITY_TOKEN``,
+            ``ALIBABA_CLOUD_ROLE_ARN``, a profile, the ECS instance role).
+        profile: a profile of the ``aliyun`` CLI's ``~/.aliyun/config.json``.
         endpoint: API host (``"host:port"``); default ``alidns.aliyuncs.com``.
             Always HTTPS.
         region_id: ``RegionId`` sent with the calls.
@@ -143,13 +146,13 @@ class AlidnsProvider:
     """
 
     def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None, *,
-                 endpoint: str | None = None, region_id: str = "cn-hangzhou",
+                 profile: str | None = None, endpoint: str | None = None, region_id: str = "cn-hangzhou",
                  verify: bool | str | Path = True,
                  nameservers: Iterable[Server] | Server | None = None,
                  client: AliyunClient | None = None, max_retries: int = 5, backoff: float = 0.5,
                  propagation_interval: float = 2.0) -> None:
         if client is None:
-            credentials = Credentials.resolve(access_key_id, access_key_secret)
+            credentials = resolve_credentials(access_key_id, access_key_secret, profile=profile)
             client = AliyunClient(credentials, region_id=region_id, endpoint=endpoint, verify=verify,
                                   max_retries=max_retries, backoff=backoff)
         self.client = client

@@ -110,6 +110,27 @@ def test_sts_token_issues_and_installs(lab, acme):
     issue_and_install(lab, acme, client_for(lab, credentials), "sts")
 
 
+def test_current_sdk_signs_v3_with_the_sts_token(lab):
+    """Alibaba's current SDK (V3 signature, x-acs-security-token) with temporary credentials."""
+    from alibabacloud_alidns20150109 import models as alidns_models
+    from alibabacloud_alidns20150109.client import Client as AlidnsClient
+    from alibabacloud_tea_openapi import exceptions as openapi_exceptions
+    from alibabacloud_tea_openapi import utils_models as openapi_models
+
+    credentials = assume_role(lab)
+
+    def client(token: str) -> AlidnsClient:
+        return AlidnsClient(openapi_models.Config(
+            access_key_id=credentials.access_key_id, access_key_secret=credentials.access_key_secret,
+            security_token=token, endpoint=lab.aliyun_endpoint, protocol="https", ca=str(lab.ca_bundle)))
+
+    answer = client(credentials.security_token).describe_domains(alidns_models.DescribeDomainsRequest(page_size=1))
+    assert answer.body.total_count > 0
+    with pytest.raises(openapi_exceptions.ClientException) as caught:
+        client("CAISforged").describe_domains(alidns_models.DescribeDomainsRequest(page_size=1))
+    assert caught.value.code == "InvalidSecurityToken.Malformed"
+
+
 def test_ram_role_arn_issues_and_installs(lab, acme):
     role = RamRoleArn(lab_key(lab), sts.role_arn("acmelab-deployer"), f"acmelab-{RUN}", duration_seconds=900)
     client = client_for(lab, role)

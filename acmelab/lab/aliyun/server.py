@@ -53,8 +53,9 @@ way, so one small server can stand in for all of them on loopback:
    shaped like Alibaba's: ``{"RequestId", "HostId", "Code", "Message",
    "Recommend"}`` for errors.
 
-Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` (this
-package's own) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
+Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` and
+:mod:`acmelab.lab.aliyun.sts` (``AssumeRole``; temporary credentials, checked
+by :func:`signing_secret`; the instance metadata paths ``/latest/...``) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
 Gateway, CAS).  Each keeps its own state in :meth:`LabState.extension`.
 A module may define ``start(state)`` (called once when the server starts,
 e.g. to open TLS edge listeners) and ``stop(state)``.
