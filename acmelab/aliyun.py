@@ -10,9 +10,22 @@ parameters (``SignatureVersion`` 1.0) using the *access key secret*.  The
 official ``aliyun-python-sdk-core`` does the signing; this module wraps it
 so that the rest of acmelab gets:
 
-* :class:`Credentials` -- ``AccessKeyId`` plus secret, from arguments or the
-  environment; the secret never shows up in ``repr``, ``str``, logs or
-  exception texts.
+* Credentials, each signed through the classic SDK's own signers, never
+  showing a secret or token in ``repr``, ``str``, logs or exception texts:
+
+  - :class:`Credentials` -- an AccessKey (``AccessKeyId`` plus secret), or
+    temporary STS credentials when it carries a ``security_token``
+    (``StsTokenCredential``; sent as ``SecurityToken``);
+  - :class:`RamRoleArn` -- assume a RAM role with an AccessKey (Sts
+    2015-04-01 ``AssumeRole``: role ARN, session name, duration), refreshed
+    before it expires (``RamRoleArnCredential``);
+  - :class:`EcsRamRole` -- the RAM role of the ECS instance, from the
+    instance metadata service (``EcsRamRoleCredential``; the metadata URL can
+    be pointed elsewhere, e.g. at the lab's loopback one);
+
+  :func:`resolve_credentials` picks one from the arguments, Alibaba's
+  standard environment variables or a profile of the ``aliyun`` CLI's
+  ``~/.aliyun/config.json`` (modes AK, StsToken, RamRoleArn, EcsRamRole).
 * :class:`AliyunClient` -- an ``AcsClient`` that talks **HTTPS** (the SDK's
   default is plain HTTP), verifies TLS against the system store or a given
   CA bundle (the lab's), can send every call to one endpoint (the lab's
@@ -43,12 +56,17 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import certifi
+import requests
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.auth.composer import rpc_signature_composer
+from aliyunsdkcore.auth.credentials import EcsRamRoleCredential, RamRoleArnCredential, StsTokenCredential
+from aliyunsdkcore.auth.signers.ecs_ram_role_signer import EcsRamRoleSigner
+from aliyunsdkcore.auth.signers.ram_role_arn_signer import RamRoleArnSigner
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest, CommonRequest
@@ -68,6 +86,21 @@ logger = logging.getLogger(__name__)
 ACCESS_KEY_ID_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_ID")
 #: environment variables read for the AccessKeySecret, first match wins
 ACCESS_KEY_SECRET_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")
+#: Alibaba's standard names (alibabacloud_credentials, the aliyun CLI) for the other credentials
+SECURITY_TOKEN_ENV = "ALIBABA_CLOUD_SECURITY_TOKEN"
+ROLE_ARN_ENV = "ALIBABA_CLOUD_ROLE_ARN"
+ROLE_SESSION_NAME_ENV = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+ECS_METADATA_ENV = "ALIBABA_CLOUD_ECS_METADATA"            # the ECS instance's RAM role name
+PROFILE_ENV = "ALIBABA_CLOUD_PROFILE"                       # a profile of the aliyun CLI's config.json
+#: acmelab's own: the command's ``--aliyun-profile`` (a profile that wins over keys in the environment)
+COMMAND_PROFILE_ENV = "ACMELAB_ALIYUN_PROFILE"
+CONFIG_FILE_ENV = "ALIBABA_CLOUD_CONFIG_FILE"               # that file, instead of ~/.aliyun/config.json
+#: acmelab's own: the instance metadata service's base URL (tests: the lab's loopback one)
+ECS_METADATA_URL_ENV = "ACMELAB_ECS_METADATA_URL"
+#: the ECS instance metadata service (link-local; plain HTTP by design, reachable only on an instance)
+ECS_METADATA_URL = "http://100.100.100.200/latest/meta-data/"
+#: AssumeRole's DurationSeconds bounds (Sts 2015-04-01; the upper one is the role's MaxSessionDuration, at most 12 h)
+ROLE_DURATION_RANGE = (900, 43200)
 
 #: public endpoint of each product (RPC style; ``{region}`` is filled in).
 #: The deployers may add products here.
@@ -76,6 +109,7 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
     "cdn": "cdn.aliyuncs.com",
     "cas": "cas.aliyuncs.com",
     "cloudapi": "apigateway.{region}.aliyuncs.com",
+    "sts": "sts.aliyuncs.com",
 }
 
 #: RAM policy a RAM user needs, per product, named in Forbidden.RAM messages.
@@ -97,13 +131,24 @@ class _StringToSignFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if "string to sign is:" in text.lower():
-            record.msg = re.sub(r"(?i)(string to sign is:)\S*", r"\1<omitted by acmelab>", text)
+            text = re.sub(r"(?i)(string to sign is:)\S*", r"\1<omitted by acmelab>", text)
+        if "SecurityToken" in text or "AccessKeySecret" in text:
+            # the SDK logs every parameter at DEBUG (SecurityToken among them), and
+            # the AssumeRole answer (AccessKeySecret, SecurityToken); urllib3 the URL
+            text = _TEMPORARY_SECRETS.sub(r"\1***", text)
+        if text != record.getMessage():
+            record.msg = text
             record.args = ()
         return True
 
 
+#: a SecurityToken or AccessKeySecret in a query string, a dict's repr or JSON
+_TEMPORARY_SECRETS = re.compile(
+    r"""((?:SecurityToken|AccessKeySecret)(?:=|['"]?\s*:\s*['"]?))[^&'"\s,}]*""")
+
+
 _SDK_FILTER = _StringToSignFilter()
-for _name in ("aliyunsdkcore.client", "aliyunsdkcore"):
+for _name in ("aliyunsdkcore.client", "aliyunsdkcore", "urllib3.connectionpool"):
     if _SDK_FILTER not in logging.getLogger(_name).filters:
         logging.getLogger(_name).addFilter(_SDK_FILTER)
 
@@ -141,48 +186,407 @@ THROTTLING_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api",
 
 @dataclass(frozen=True)
 class Credentials:
-    """An Alibaba Cloud access key: ``access_key_id`` and ``access_key_secret``.
+    """An Alibaba Cloud AccessKey -- ``access_key_id`` and ``access_key_secret``
+    -- or, with a ``security_token``, temporary STS credentials (an
+    ``STS.`` AccessKeyId, its secret and the token; signed with the SDK's
+    ``StsTokenSigner``, which sends the token as ``SecurityToken``).
 
-    ``repr()`` and ``str()`` show the AccessKeyId only; the secret is never
-    printed.
+    ``repr()`` and ``str()`` show the AccessKeyId only; the secret and the
+    token are never printed.
     """
 
     access_key_id: str
     access_key_secret: str = field(repr=False)
+    security_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_key_id, str) or not self.access_key_id.strip():
             raise InputError("the Alibaba Cloud AccessKeyId is empty")
         if not isinstance(self.access_key_secret, str) or not self.access_key_secret:
             raise InputError(f"the access key secret for AccessKeyId {self.access_key_id} is empty")
+        if self.security_token is not None and (not isinstance(self.security_token, str)
+                                                or not self.security_token.strip()):
+            raise InputError(f"the security token for AccessKeyId {self.access_key_id} is empty")
+
+    @property
+    def mode(self) -> str:
+        """The ``aliyun`` CLI's name for it: ``"AK"`` or ``"StsToken"``."""
+        return "StsToken" if self.security_token else "AK"
 
     def __str__(self) -> str:
+        if self.security_token:
+            return f"AccessKeyId {self.access_key_id} (STS token)"
         return f"AccessKeyId {self.access_key_id}"
 
     @classmethod
     def resolve(cls, access_key_id: str | None = None, access_key_secret: str | None = None,
-                environ: Mapping[str, str] | None = None) -> "Credentials":
-        """Credentials from the arguments, else from the environment.
-
-        Reads ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``,
-        then the SDK's ``ALIYUN_ACCESS_KEY_ID`` / ``ALIYUN_ACCESS_KEY_SECRET``.
+                environ: Mapping[str, str] | None = None) -> "CredentialSource":
+        """The credentials to use: :func:`resolve_credentials` (kept under
+        this name: an AccessKey from the arguments or the environment is a
+        :class:`Credentials`; a profile, a role ARN or an ECS role is not).
 
         Raises:
-            InputError: no AccessKeyId or no secret was found (the message
-                names the variables to set).
+            InputError: as :func:`resolve_credentials`.
         """
-        environ = os.environ if environ is None else environ
-        key_id = access_key_id or next((environ[n] for n in ACCESS_KEY_ID_ENV if environ.get(n)), None)
-        secret = access_key_secret or next((environ[n] for n in ACCESS_KEY_SECRET_ENV if environ.get(n)), None)
-        if not key_id:
-            raise InputError("no Alibaba Cloud AccessKeyId: pass access_key_id or set "
-                             + " / ".join(ACCESS_KEY_ID_ENV))
-        if not secret:
-            raise InputError(f"no access key secret for AccessKeyId {key_id}: pass access_key_secret or set "
-                             + " / ".join(ACCESS_KEY_SECRET_ENV))
-        return cls(key_id.strip(), secret)
+        return resolve_credentials(access_key_id, access_key_secret, environ=environ)
 
     from_env = resolve
+
+
+@dataclass(frozen=True)
+class RamRoleArn:
+    """Temporary credentials of a RAM role, assumed with an AccessKey
+    (Sts 2015-04-01 ``AssumeRole``) and assumed again before they expire
+    (the SDK's ``RamRoleArnSigner``, at 80 % of ``duration_seconds``).
+
+    Args:
+        source: the AccessKey (of a RAM user allowed ``sts:AssumeRole`` on the role).
+        role_arn: ``acs:ram::<account id>:role/<role name>``.
+        role_session_name: ``RoleSessionName``, 2-64 of ``A-Za-z0-9.@_-``
+            (shows in ActionTrail).
+        duration_seconds: ``DurationSeconds``, 900 up to the role's
+            MaxSessionDuration (at most 43200).
+        sts_endpoint: STS host (``"host:port"``); default the client's
+            endpoint if it has one (the lab), else ``sts.aliyuncs.com``.
+        policy: an optional ``Policy`` (JSON text) narrowing the role's rights.
+        external_id: an optional ``ExternalId`` (roles that require one).
+
+    Raises:
+        InputError: a malformed role ARN, session name or duration.
+    """
+
+    source: Credentials
+    role_arn: str
+    role_session_name: str = "acmelab"
+    duration_seconds: int = 3600
+    sts_endpoint: str | None = None
+    policy: str | None = None
+    external_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"acs:ram::\d+:role/[^/\s]+", self.role_arn or ""):
+            raise InputError(f"{self.role_arn!r} is not a RAM role ARN (acs:ram::<account id>:role/<name>)")
+        if not re.fullmatch(r"[A-Za-z0-9.@_-]{2,64}", self.role_session_name or ""):
+            raise InputError(f"role session name {self.role_session_name!r}: 2 to 64 of A-Z a-z 0-9 . @ _ -")
+        low, high = ROLE_DURATION_RANGE
+        if not isinstance(self.duration_seconds, int) or not low <= self.duration_seconds <= high:
+            raise InputError(f"role session duration {self.duration_seconds!r}: {low} to {high} seconds")
+
+    @property
+    def mode(self) -> str:
+        return "RamRoleArn"
+
+    @property
+    def access_key_id(self) -> str:
+        """The AccessKeyId that assumes the role (for messages)."""
+        return self.source.access_key_id
+
+    def __str__(self) -> str:
+        return f"role {self.role_arn} (session {self.role_session_name}, assumed by {self.source})"
+
+
+@dataclass(frozen=True)
+class EcsRamRole:
+    """Temporary credentials of the RAM role attached to the ECS instance,
+    from the instance metadata service (``<metadata_url>ram/security-credentials/<role>``;
+    hardened mode: a token from ``PUT /latest/api/token`` first, falling back
+    to the plain request unless ``imds_v1_disabled``), fetched again before
+    they expire.
+
+    Args:
+        role_name: the role; None asks the metadata service which role the instance has.
+        metadata_url: base URL, default :data:`ECS_METADATA_URL` (plain HTTP
+            only there: the service offers nothing else); any other URL must
+            be ``https://`` (the lab's: ``https://<aliyun_endpoint>/latest/meta-data/``).
+        verify: ``True`` or a CA bundle path, for an ``https://`` metadata URL.
+        timeout: seconds per metadata request.
+        imds_v1_disabled: refuse the fallback without a token.
+
+    Raises:
+        InputError: an ``http://`` URL other than the ECS service's.
+    """
+
+    role_name: str | None = None
+    metadata_url: str = ECS_METADATA_URL
+    verify: bool | str | Path = True
+    timeout: float = 2.0
+    imds_v1_disabled: bool = False
+
+    def __post_init__(self) -> None:
+        url = self.metadata_url
+        if not url.endswith("/"):
+            object.__setattr__(self, "metadata_url", url := url + "/")
+        if url.lower().startswith("http://") and url != ECS_METADATA_URL:
+            raise InputError(f"refusing plain HTTP metadata URL {url!r}: only the ECS service "
+                             f"({ECS_METADATA_URL}) is reached without TLS")
+        if not url.lower().startswith(("http://", "https://")):
+            raise InputError(f"bad instance metadata URL {url!r}")
+
+    @property
+    def mode(self) -> str:
+        return "EcsRamRole"
+
+    @property
+    def access_key_id(self) -> str:
+        """No fixed AccessKeyId: a description for messages."""
+        return f"(ECS instance role {self.role_name or 'of this instance'})"
+
+    def __str__(self) -> str:
+        return f"ECS instance RAM role {self.role_name or '(asked from the metadata service)'}"
+
+    @classmethod
+    def for_lab(cls, info: Any, role_name: str | None = None) -> "EcsRamRole":
+        """The lab's instance metadata answer (``info``: a ``LabInfo``), served
+        by its Alibaba endpoint on loopback, TLS verified with the lab's CA."""
+        if not info.aliyun_endpoint:
+            raise InputError("this lab runs without the Alibaba Cloud endpoint (aliyun=False)")
+        return cls(role_name, metadata_url=f"https://{info.aliyun_endpoint}/latest/meta-data/",
+                   verify=info.ca_bundle)
+
+
+#: any of the credentials :class:`AliyunClient` can sign with
+CredentialSource = Union[Credentials, RamRoleArn, EcsRamRole]
+
+
+def resolve_credentials(access_key_id: str | None = None, access_key_secret: str | None = None, *,
+                        security_token: str | None = None, profile: str | None = None,
+                        config_file: str | Path | None = None,
+                        environ: Mapping[str, str] | None = None) -> CredentialSource:
+    """The credentials to use, first match wins:
+
+    1. ``profile`` given (or ``ACMELAB_ALIYUN_PROFILE``, what the command's
+       ``--aliyun-profile`` sets): that profile of the ``aliyun`` CLI's
+       config file (:func:`load_profile`);
+    2. ``access_key_id`` / ``access_key_secret`` (and ``security_token``) given;
+    3. ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+       (or ``ALIYUN_ACCESS_KEY_ID`` / ``ALIYUN_ACCESS_KEY_SECRET``), with
+       ``ALIBABA_CLOUD_SECURITY_TOKEN`` an STS token; with
+       ``ALIBABA_CLOUD_ROLE_ARN`` the key assumes that role
+       (``ALIBABA_CLOUD_ROLE_SESSION_NAME``, default ``acmelab``);
+    4. ``ALIBABA_CLOUD_PROFILE``: that profile;
+    5. ``ALIBABA_CLOUD_ECS_METADATA``: the ECS instance's RAM role of that
+       name (metadata URL ``ACMELAB_ECS_METADATA_URL``, default the ECS one);
+    6. the config file's ``current`` profile, if the file exists
+       (``ALIBABA_CLOUD_CONFIG_FILE``, else ``~/.aliyun/config.json``).
+
+    Raises:
+        InputError: nothing found, or a half-given key (the message names
+            the variables to set), or a bad profile (:func:`load_profile`).
+    """
+    environ = os.environ if environ is None else environ
+
+    def first(names: tuple[str, ...]) -> str | None:
+        return next((environ[n] for n in names if environ.get(n)), None)
+
+    profile = profile or (None if access_key_id else environ.get(COMMAND_PROFILE_ENV))
+    if profile:
+        return load_profile(profile, config_file, environ=environ)
+    key_id = access_key_id or first(ACCESS_KEY_ID_ENV)
+    secret = access_key_secret or first(ACCESS_KEY_SECRET_ENV)
+    if key_id and not secret:
+        raise InputError(f"no access key secret for AccessKeyId {key_id}: pass access_key_secret or set "
+                         + " / ".join(ACCESS_KEY_SECRET_ENV))
+    if key_id and secret:
+        token = security_token if access_key_id else (security_token or environ.get(SECURITY_TOKEN_ENV) or None)
+        credentials = Credentials(key_id.strip(), secret, token)
+        role_arn = None if access_key_id else environ.get(ROLE_ARN_ENV)
+        if role_arn:
+            return RamRoleArn(credentials, role_arn, environ.get(ROLE_SESSION_NAME_ENV) or "acmelab")
+        return credentials
+    if environ.get(PROFILE_ENV):
+        return load_profile(environ[PROFILE_ENV], config_file, environ=environ)
+    if environ.get(ECS_METADATA_ENV):
+        return EcsRamRole(environ[ECS_METADATA_ENV], metadata_url=environ.get(ECS_METADATA_URL_ENV) or ECS_METADATA_URL)
+    path = _config_path(config_file, environ)
+    if path is not None and path.is_file():
+        return load_profile(None, path, environ=environ)
+    raise InputError("no Alibaba Cloud credentials: set " + " / ".join(ACCESS_KEY_ID_ENV) + " and "
+                     + " / ".join(ACCESS_KEY_SECRET_ENV) + f" (with {SECURITY_TOKEN_ENV} for an STS token, "
+                     f"{ROLE_ARN_ENV} to assume a role), or {PROFILE_ENV} (a profile of the aliyun CLI), "
+                     f"or {ECS_METADATA_ENV} (the ECS instance's RAM role)")
+
+
+def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if config_file:
+        return Path(config_file).expanduser()
+    if environ.get(CONFIG_FILE_ENV):
+        return Path(environ[CONFIG_FILE_ENV]).expanduser()
+    home = environ.get("HOME") if environ is not os.environ else str(Path.home())
+    return Path(home) / ".aliyun" / "config.json" if home else None
+
+
+def load_profile(name: str | None, config_file: str | Path | None = None, *,
+                 environ: Mapping[str, str] | None = None) -> CredentialSource:
+    """Credentials of profile ``name`` (None: the file's ``current``) of the
+    ``aliyun`` CLI's ``config.json`` (``config_file``, else
+    ``ALIBABA_CLOUD_CONFIG_FILE``, else ``~/.aliyun/config.json``).
+
+    Modes: ``AK`` (``access_key_id``, ``access_key_secret``), ``StsToken``
+    (plus ``sts_token``), ``RamRoleArn`` (plus ``ram_role_arn``,
+    ``ram_session_name``, ``expired_seconds``, optional ``sts_region``,
+    ``policy``, ``external_id``), ``EcsRamRole`` (``ram_role_name``; empty:
+    ask the metadata service).
+
+    Raises:
+        InputError: the file is missing or not JSON, no such profile (the
+            message lists the ones there are), a mode acmelab does not
+            sign with, or a field missing.  No secret is ever in the message.
+    """
+    environ = os.environ if environ is None else environ
+    path = _config_path(config_file, environ)
+    if path is None:
+        raise InputError(f"no aliyun CLI config file: set {CONFIG_FILE_ENV} or HOME")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"the aliyun CLI config file {path} does not exist (run 'aliyun configure', "
+                         f"or set {CONFIG_FILE_ENV})") from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"the aliyun CLI config file {path} is unreadable: {type(error).__name__}") from None
+    profiles = config.get("profiles") if isinstance(config, dict) else None
+    if not isinstance(profiles, list):
+        raise InputError(f"the aliyun CLI config file {path} has no \"profiles\" list")
+    wanted = name or config.get("current") or "default"
+    entry = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
+    if entry is None:
+        names = ", ".join(str(p.get("name")) for p in profiles if isinstance(p, dict)) or "none"
+        raise InputError(f"no profile {wanted!r} in {path} (profiles: {names})")
+    mode = entry.get("mode") or "AK"
+    where = f"profile {wanted!r} of {path}"
+
+    def need(key: str) -> str:
+        value = entry.get(key)
+        if not isinstance(value, str) or not value:
+            raise InputError(f"{where} (mode {mode}) has no {key}")
+        return value
+
+    if mode == "AK":
+        return Credentials(need("access_key_id"), need("access_key_secret"))
+    if mode == "StsToken":
+        return Credentials(need("access_key_id"), need("access_key_secret"), need("sts_token"))
+    if mode == "RamRoleArn":
+        region = entry.get("sts_region")
+        return RamRoleArn(Credentials(need("access_key_id"), need("access_key_secret")), need("ram_role_arn"),
+                          entry.get("ram_session_name") or "acmelab",
+                          int(entry.get("expired_seconds") or 3600),
+                          sts_endpoint=f"sts.{region}.aliyuncs.com" if region else None,
+                          policy=entry.get("policy") or None, external_id=entry.get("external_id") or None)
+    if mode == "EcsRamRole":
+        return EcsRamRole(entry.get("ram_role_name") or None,
+                          metadata_url=environ.get(ECS_METADATA_URL_ENV) or ECS_METADATA_URL)
+    raise InputError(f"{where} has mode {mode!r}; acmelab signs with AK, StsToken, RamRoleArn and EcsRamRole")
+
+
+# --------------------------------------------------------------------------
+# The SDK's signers for temporary credentials, pointed where we say
+# --------------------------------------------------------------------------
+
+class _RamRoleArnSigner(RamRoleArnSigner):
+    """The SDK's ``RamRoleArnSigner``; its ``AssumeRole`` call goes over
+    HTTPS to our STS endpoint, with our ``DurationSeconds`` (the SDK fixes
+    3600), ``Policy`` and ``ExternalId``, and is refreshed at 80 % of it."""
+
+    def __init__(self, role: RamRoleArn, client: "AliyunClient") -> None:
+        credential = RamRoleArnCredential(role.source.access_key_id, role.source.access_key_secret,
+                                          role.role_arn, role.role_session_name)
+        super().__init__(credential, self._assume_role)
+        self._SESSION_PERIOD = role.duration_seconds
+        self._role = role
+        self._client = client
+
+    def _assume_role(self, request: Any, signer: Any) -> Any:
+        role = self._role
+        host = _host_of(role.sts_endpoint) if role.sts_endpoint else self._client.endpoint or DEFAULT_ENDPOINTS["sts"]
+        request.set_endpoint(host)
+        request.set_domain(host)
+        request.set_protocol_type(protocol_type.HTTPS)
+        request.add_query_param("DurationSeconds", str(role.duration_seconds))
+        if role.policy:
+            request.add_query_param("Policy", role.policy)
+        if role.external_id:
+            request.add_query_param("ExternalId", role.external_id)
+        logger.debug("AssumeRole %s (session %s, %d s) -> https://%s", role.role_arn, role.role_session_name,
+                     role.duration_seconds, host)
+        return self._client._sdk._implementation_of_do_action(request, signer)
+
+    def secrets(self) -> tuple[str, ...]:
+        session = getattr(self, "_session_credential", None)
+        return tuple(session[1:]) if session else ()
+
+
+class _EcsRamRoleSigner(EcsRamRoleSigner):
+    """The SDK's ``EcsRamRoleSigner`` with the fetch replaced: our metadata
+    URL (the SDK hard-codes 100.100.100.200 over ``urlopen`` without a
+    timeout), hardened mode's token first, TLS verified for ``https://``,
+    refreshed at 90 % of the time left until ``Expiration``."""
+
+    def __init__(self, role: EcsRamRole) -> None:
+        super().__init__(EcsRamRoleCredential(role.role_name or ""))
+        self._role = role
+        from acmelab.client import checked_verify
+        verify = checked_verify(role.verify)
+        self._verify = certifi.where() if verify is True else str(verify)
+
+    def _get(self, session: requests.Session, path: str, token: str | None) -> requests.Response:
+        headers = {"X-aliyun-ecs-metadata-token": token} if token else {}
+        try:
+            return session.get(self._role.metadata_url + path, headers=headers, timeout=self._role.timeout,
+                               verify=self._verify)
+        except requests.RequestException as error:
+            raise AliyunNetworkError("MetadataService.Unreachable",
+                                     f"the instance metadata service at {self._role.metadata_url} "
+                                     f"did not answer ({type(error).__name__}); is this an ECS instance?",
+                                     action="GetRoleCredentials") from None
+
+    def _refresh_session_ak_and_sk(self) -> None:
+        role = self._role
+        base = role.metadata_url.rsplit("/meta-data/", 1)[0]
+        with requests.Session() as session:
+            token = None
+            try:
+                answer = session.put(base + "/api/token", headers={"X-aliyun-ecs-metadata-token-ttl-seconds": "21600"},
+                                     timeout=role.timeout, verify=self._verify)
+                if answer.status_code == 200 and answer.text:
+                    token = answer.text.strip()
+            except requests.RequestException:
+                pass
+            if token is None and role.imds_v1_disabled:
+                raise AliyunAuthError("MetadataService.TokenFailed", "the instance metadata service gave no "
+                                      "token and the plain request is disabled", action="GetRoleCredentials")
+            name = role.role_name
+            if not name:
+                listing = self._get(session, "ram/security-credentials/", token)
+                name = listing.text.strip().splitlines()[0].strip() if listing.status_code == 200 and listing.text.strip() else ""
+                if not name:
+                    raise AliyunAuthError("MetadataService.NoRole", "this ECS instance has no RAM role attached",
+                                          action="GetRoleCredentials")
+                self._credential.role_name = name
+            answer = self._get(session, f"ram/security-credentials/{name}", token)
+        try:
+            body = answer.json() if answer.status_code == 200 else {}
+        except ValueError:
+            body = {}
+        if body.get("Code") != "Success" or not all(body.get(k) for k in ("AccessKeyId", "AccessKeySecret",
+                                                                          "SecurityToken")):
+            raise AliyunAuthError("MetadataService.RoleCredentialsFailed",
+                                  f"the instance metadata service has no credentials for RAM role {name} "
+                                  f"(HTTP {answer.status_code}, Code {body.get('Code', '-')}); is the role "
+                                  "attached to this instance?", action="GetRoleCredentials")
+        self._session_credential = body["AccessKeyId"], body["AccessKeySecret"], body["SecurityToken"]
+        now = int(time.time())
+        left = 3600
+        try:
+            expires = datetime.strptime(body.get("Expiration", ""), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            left = max(60, int(expires.timestamp()) - now)
+        except ValueError:
+            pass
+        self._SESSION_PERIOD = left
+        self._last_update_time = now
+        logger.debug("ECS RAM role %s: credentials %s until %s", name, body["AccessKeyId"], body.get("Expiration"))
+
+    def secrets(self) -> tuple[str, ...]:
+        session = getattr(self, "_session_credential", None)
+        return tuple(session[1:]) if session else ()
 
 
 # --------------------------------------------------------------------------
@@ -197,6 +601,26 @@ def _explain(code: str, server_message: str, *, action: str | None, product: str
         return AliyunAuthError, code, (
             f"the AccessKeyId {access_key_id} does not exist (check ALIBABA_CLOUD_ACCESS_KEY_ID, "
             "and that the key was not deleted or copied from another account)")
+    if code == "InvalidSecurityToken.Expired":
+        return AliyunAuthError, code, (
+            f"the STS security token of AccessKeyId {access_key_id} has expired: get new temporary "
+            f"credentials (AssumeRole, or refresh {SECURITY_TOKEN_ENV})")
+    if code.startswith("InvalidSecurityToken") or code == "MissingSecurityToken":
+        return AliyunAuthError, code, (
+            f"Alibaba Cloud refused the STS security token sent with AccessKeyId {access_key_id} ({code}): "
+            f"it must be the token issued together with that AccessKeyId; check {SECURITY_TOKEN_ENV}")
+    if code == "SDK.GetSessionCredentialFailed":
+        # the SDK's RamRoleArnSigner: "refresh session token failed, server return: <JSON answer>"
+        try:
+            answer = json.loads(server_message.split("server return:", 1)[1])
+        except (IndexError, ValueError):
+            answer = {}
+        inner = str(answer.get("Code") or "AssumeRole failed")
+        role = f" {params.get('RoleArn')}" if params.get("RoleArn") else ""
+        klass = AliyunAuthError if inner.startswith(("EntityNotExist", "NoPermission", "InvalidAccessKeyId",
+                                                      "SignatureDoesNotMatch", "Forbidden")) else AliyunError
+        return klass, inner, (f"AssumeRole of the RAM role{role} with AccessKeyId {access_key_id} failed: "
+                              f"{inner}: {answer.get('Message') or server_message}")
     if code == "InvalidAccessKeyId.Inactive":
         return AliyunAuthError, code, f"the AccessKeyId {access_key_id} is disabled; enable it in the RAM console"
     if code in ("SignatureDoesNotMatch", "InvalidAccessKeySecret", "IncompleteSignature"):
@@ -227,7 +651,8 @@ class AliyunClient:
     """A signed, HTTPS-only Alibaba Cloud RPC client on ``aliyun-python-sdk-core``.
 
     Args:
-        credentials: the access key (:class:`Credentials`).
+        credentials: :class:`Credentials` (an AccessKey or an STS token),
+            :class:`RamRoleArn` or :class:`EcsRamRole` (see :func:`resolve_credentials`).
         region_id: the ``RegionId`` sent with every call (default ``"cn-hangzhou"``).
         endpoint: if given, *every* call goes to this host (``"host:port"``
             or ``"https://host:port"``), e.g. the lab's ``aliyun_endpoint``;
@@ -248,7 +673,7 @@ class AliyunClient:
             ``http://`` endpoint.
     """
 
-    def __init__(self, credentials: Credentials, *, region_id: str = "cn-hangzhou",
+    def __init__(self, credentials: CredentialSource, *, region_id: str = "cn-hangzhou",
                  endpoint: str | None = None, verify: bool | str | Path = True,
                  timeout: float = 10.0, connect_timeout: float = 5.0,
                  max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 8.0) -> None:
@@ -263,17 +688,29 @@ class AliyunClient:
         self.max_retries = max(0, int(max_retries))
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
-        self._sdk = AcsClient(
-            credentials.access_key_id, credentials.access_key_secret, region_id,
-            auto_retry=False,                    # our own retry: throttling only, with back-off
-            connect_timeout=connect_timeout, timeout=timeout,
-            verify=self.verify,
-        )
+        options = dict(auto_retry=False,                 # our own retry: throttling only, with back-off
+                       connect_timeout=connect_timeout, timeout=timeout, verify=self.verify)
+        if isinstance(credentials, Credentials) and not credentials.security_token:
+            self._sdk = AcsClient(credentials.access_key_id, credentials.access_key_secret, region_id, **options)
+        elif isinstance(credentials, Credentials):
+            self._sdk = AcsClient(region_id=region_id, credential=StsTokenCredential(
+                credentials.access_key_id, credentials.access_key_secret, credentials.security_token), **options)
+        elif isinstance(credentials, RamRoleArn):
+            self._sdk = AcsClient(region_id=region_id, credential=RamRoleArnCredential(
+                credentials.access_key_id, credentials.source.access_key_secret, credentials.role_arn,
+                credentials.role_session_name), **options)
+            self._sdk._signer = _RamRoleArnSigner(credentials, self)
+        elif isinstance(credentials, EcsRamRole):
+            self._sdk = AcsClient(region_id=region_id, credential=EcsRamRoleCredential(credentials.role_name or ""),
+                                  **options)
+            self._sdk._signer = _EcsRamRoleSigner(credentials)
+        else:
+            raise InputError(f"unsupported Alibaba Cloud credentials {type(credentials).__name__}")
         self._sdk.append_user_agent("acmelab", __version__)
 
     def __repr__(self) -> str:
-        return (f"AliyunClient({self.credentials.access_key_id!r}, region_id={self.region_id!r}, "
-                f"endpoint={self.endpoint!r})")
+        return (f"AliyunClient({self.credentials.access_key_id!r}, mode={self.credentials.mode!r}, "
+                f"region_id={self.region_id!r}, endpoint={self.endpoint!r})")
 
     # -- public API ------------------------------------------------------
     def call(self, action: str, version: str, params: Mapping[str, Any] | None = None, *,
@@ -313,7 +750,7 @@ class AliyunClient:
         request.set_protocol_type(protocol_type.HTTPS)
         request.set_accept_format("JSON")
         action = request.get_action_name()
-        params = dict(request.get_query_params() or {})
+        params = {k: v for k, v in (request.get_query_params() or {}).items() if k != "SecurityToken"}
 
         attempt = 0
         while True:
@@ -361,15 +798,40 @@ class AliyunClient:
         # Defence in depth: no code path puts the secret into a message, but a
         # server or a proxy might echo it.  (Very short secrets are not real
         # Alibaba secrets and would mangle ordinary words.)
-        secret = self.credentials.access_key_secret
-        return text.replace(secret, "***") if len(secret) >= 8 and secret in text else text
+        for secret in self._secrets():
+            if len(secret) >= 8 and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    @property
+    def signing_access_key_id(self) -> str:
+        """The AccessKeyId calls are signed with: the AccessKey's, or a role's
+        temporary ``STS.`` one once it has been fetched."""
+        session = getattr(self._sdk._signer, "_session_credential", None)
+        return str(session[0]) if session else self.credentials.access_key_id
+
+    def _secrets(self) -> tuple[str, ...]:
+        """Every secret this client knows: the AccessKey secret, the STS
+        token, the temporary secret and token a role signer holds."""
+        credentials = self.credentials
+        known: list[str] = []
+        if isinstance(credentials, Credentials):
+            known += [credentials.access_key_secret, credentials.security_token or ""]
+        elif isinstance(credentials, RamRoleArn):
+            known.append(credentials.source.access_key_secret)
+        signer_secrets = getattr(self._sdk._signer, "secrets", None)
+        if callable(signer_secrets):
+            known += signer_secrets()
+        return tuple(k for k in known if k)
 
     def _map_server_exception(self, error: ServerException, action: str, product: str,
                               params: Mapping[str, Any]) -> AliyunError:
         code = str(error.get_error_code() or "Unknown")
+        if isinstance(self.credentials, RamRoleArn):
+            params = {**params, "RoleArn": self.credentials.role_arn}
         klass, code, message = _explain(
             code, self._redact(str(error.get_error_msg() or "")), action=action, product=product,
-            access_key_id=self.credentials.access_key_id, params=params)
+            access_key_id=self.signing_access_key_id, params=params)
         return klass(code, message, request_id=error.get_request_id(),
                      action=action, http_status=error.get_http_status())
 

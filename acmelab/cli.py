@@ -964,6 +964,9 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--lab-dir", type=Path, metavar="DIR",
                        help="lab run directory for --directory lab (default as 'acmelab lab up')")
     group.add_argument("--region-id", default="cn-hangzhou", help="Alibaba Cloud region (default cn-hangzhou)")
+    group.add_argument("--aliyun-profile", metavar="NAME",
+                       help="Alibaba Cloud credentials: this profile of the aliyun CLI's ~/.aliyun/config.json "
+                            "(modes AK, StsToken, RamRoleArn, EcsRamRole); wins over the environment's keys")
     group.add_argument("--trust-root", action="append", type=Path, metavar="PEM",
                        help="root(s) the installed chains must validate to in the TLS check "
                             "(default: the lab's Pebble roots, else the system store)")
@@ -1344,6 +1347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--json does not apply to '{args.command}'")
         args.json = True
     _setup_logging(args)
+    if getattr(args, "aliyun_profile", None):   # read by acmelab.aliyun.resolve_credentials
+        os.environ["ACMELAB_ALIYUN_PROFILE"] = args.aliyun_profile
     try:
         code = args.func(args)
         sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit

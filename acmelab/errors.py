@@ -113,6 +113,29 @@ class DnsError(AcmelabError):
     """A DNS record could not be published, found or removed."""
 
 
+class DelegatedZoneMissing(DnsError):
+    """The validation name is delegated by CNAME (RFC 8555 §8.4 lets the CA
+    follow it) to a name that no zone of the DNS account holds, so the TXT
+    record cannot be written where the CA will look.
+
+    Attributes:
+        record: the validation name, e.g. ``"_acme-challenge.shop.example.com"``.
+        target: the end of its CNAME chain, where the TXT record belongs.
+        zone: the zone that would hold ``target`` (the one to add to the account).
+        chain: every name of the CNAME chain, ``record`` first, ``target`` last.
+    """
+
+    def __init__(self, record: str, target: str, zone: str, chain: tuple[str, ...] = ()) -> None:
+        self.record = record
+        self.target = target
+        self.zone = zone
+        self.chain = tuple(chain) or (record, target)
+        hops = " -> ".join(self.chain)
+        super().__init__(f"{record} is delegated by CNAME to {target} ({hops}), but the zone {zone} "
+                         f"is not in this DNS account: add {zone} to the account, or point the CNAME "
+                         f"into a zone the account holds")
+
+
 class DeployError(AcmelabError):
     """A certificate could not be installed or verified on a service."""
 

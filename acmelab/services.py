@@ -437,6 +437,7 @@ class _ServiceDns:
         self.service = service
         self.cancel = cancel
         self._lock = threading.Lock()
+        self._written_at: dict[tuple[str, str], str] = {}
         if hasattr(provider, "wait_until_visible"):
             self.wait_until_visible = self._wait_until_visible
 
@@ -446,6 +447,9 @@ class _ServiceDns:
 
     def _note(self, name: str, value: str, *, add: bool) -> None:
         entry = {"provider": self.kind, "name": name, "value": value}
+        written_at = self._written_at.get((name, value), name)
+        if written_at != name:      # a CNAME-delegated name: the record is at the chain's end
+            entry["written_at"] = written_at
         read, write = ((self.state.standing_dns, self.state.set_standing_dns) if is_standing(name)
                        else (self.state.pending_dns, self.state.set_pending_dns))
         with self._lock:
@@ -454,12 +458,16 @@ class _ServiceDns:
 
     def present(self, name: str, value: str) -> None:
         self._check()
+        record_name = getattr(self.provider, "record_name", None)
+        if callable(record_name):
+            self._written_at[(name, value)] = record_name(name)
         self._note(name, value, add=True)
         self.provider.present(name, value)
 
     def cleanup(self, name: str, value: str) -> None:
         self.provider.cleanup(name, value)
         self._note(name, value, add=False)
+        self._written_at.pop((name, value), None)
 
     def _wait_until_visible(self, name: str, value: str, timeout: float) -> None:
         self._check()
@@ -475,8 +483,9 @@ def _remove_leftovers(service: Service, env: Environment, state: StateDir) -> in
     DeleteDomainRecord); challtestsrv (lab): that value, as its DNS server answers it."""
     leftovers = state.pending_dns(service.name)
     for record in leftovers:
-        env.dns_provider(record["provider"]).cleanup(record["name"], record["value"])
-        logger.warning("%s: removed TXT %s left by an interrupted run", service.name, record["name"])
+        where = record.get("written_at") or record["name"]
+        env.dns_provider(record["provider"]).cleanup(where, record["value"])
+        logger.warning("%s: removed TXT %s left by an interrupted run", service.name, where)
     state.set_pending_dns(service.name, [])
     return len(leftovers)
 

@@ -4,18 +4,27 @@ Theory of operation
 -------------------
 For each DNS-01 challenge (RFC 8555 §8.4) the client calls:
 
-1. :meth:`AlidnsProvider.present` -- find the zone (``DescribeDomains``, all
-   pages; the longest zone that is a suffix of the name, compared in A-label
-   form), derive ``RR`` (the name relative to the zone) and ``AddDomainRecord``
+1. :meth:`AlidnsProvider.present` -- follow the CNAME chain of the name
+   (:meth:`AlidnsProvider.record_name`; CNAME delegation, RFC 8555 §8.4: the
+   CA follows ``_acme-challenge.shop.example.com CNAME
+   _acme-challenge.shop.example.net``, so the TXT record belongs at the
+   chain's end), find the zone of that name (``DescribeDomains``, all pages;
+   the longest zone that is a suffix of the name, compared in A-label form),
+   derive ``RR`` (the name relative to the zone) and ``AddDomainRecord``
    ``Type=TXT``, ``TTL=600``.  The ``RecordId`` is remembered, keyed by
    (name, value): a wildcard and its base name put two values on one name and
-   each is a record of its own.
-2. :meth:`AlidnsProvider.wait_until_visible` -- ask the zone's authoritative
-   name servers until the value shows (:mod:`acmelab.dns.propagation`).
+   each is a record of its own.  A CNAME target outside the account's zones
+   is :class:`~acmelab.errors.DelegatedZoneMissing`, found before anything is
+   written (:meth:`AlidnsProvider.check_names` finds it before an order).
+2. :meth:`AlidnsProvider.wait_until_visible` -- ask the authoritative name
+   servers until the value shows (:mod:`acmelab.dns.propagation`): the
+   given ones at the validation name, following its CNAME as the CA does,
+   else those of the zone the record was written in.
 3. :meth:`AlidnsProvider.cleanup` -- ``DeleteDomainRecord`` by the remembered
    ``RecordId``.  If this process did not create it (a new process cleaning
-   up after a crash), ``DescribeSubDomainRecords`` finds the records at the
-   name and only a record of ``Type`` TXT whose ``Value`` equals ours exactly
+   up after a crash, given the validation name or the name the record was
+   written at), ``DescribeSubDomainRecords`` finds the records at the chain's
+   end and only a record of ``Type`` TXT whose ``Value`` equals ours exactly
    is deleted -- never another value, never a non-TXT record.
 
 ``DomainRecordDuplicate`` on ``present``: the TXT value is the SHA-256 of this
@@ -26,7 +35,8 @@ deletes it.
 
 Examples::
 
-    provider = AlidnsProvider()      # ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET, real endpoint
+    provider = AlidnsProvider()      # ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET (or a token, role...), real endpoint
+    provider = AlidnsProvider(profile="ops")      # a profile of the aliyun CLI's config.json
     provider = AlidnsProvider.for_lab(lab_info)   # the offline lab endpoint
 """
 
@@ -38,15 +48,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
 import idna
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
-from acmelab.aliyun import AliyunClient, Credentials
+from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.dns.propagation import Server, wait_for_txt
-from acmelab.errors import AliyunError, DnsError, InputError
+from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +73,8 @@ TXT_TTL = 600
 #: the largest PageSize DescribeDomains accepts
 DOMAINS_PAGE_SIZE = 100
 RECORDS_PAGE_SIZE = 500
+#: CNAME hops followed from a validation name before giving up
+MAX_CNAME_HOPS = 8
 
 
 def a_label(name: str) -> str:
@@ -107,9 +126,11 @@ class AlidnsProvider:
     :class:`acmelab.dns.DnsProvider` and ``wait_until_visible``).
 
     Args:
-        access_key_id, access_key_secret: the access key; default from
-            ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-            (or ``ALIYUN_ACCESS_KEY_ID`` / ``ALIYUN_ACCESS_KEY_SECRET``).
+        access_key_id, access_key_secret: the access key; default
+            :func:`acmelab.aliyun.resolve_credentials` (``ALIBABA_CLOUD_ACCESS_KEY_ID`` /
+            ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``, ``ALIBABA_CLOUD_SECURITY_TOKEN``,
+            ``ALIBABA_CLOUD_ROLE_ARN``, a profile, the ECS instance role).
+        profile: a profile of the ``aliyun`` CLI's ``~/.aliyun/config.json``.
         endpoint: API host (``"host:port"``); default ``alidns.aliyuncs.com``.
             Always HTTPS.
         region_id: ``RegionId`` sent with the calls.
@@ -125,13 +146,13 @@ class AlidnsProvider:
     """
 
     def __init__(self, access_key_id: str | None = None, access_key_secret: str | None = None, *,
-                 endpoint: str | None = None, region_id: str = "cn-hangzhou",
+                 profile: str | None = None, endpoint: str | None = None, region_id: str = "cn-hangzhou",
                  verify: bool | str | Path = True,
                  nameservers: Iterable[Server] | Server | None = None,
                  client: AliyunClient | None = None, max_retries: int = 5, backoff: float = 0.5,
                  propagation_interval: float = 2.0) -> None:
         if client is None:
-            credentials = Credentials.resolve(access_key_id, access_key_secret)
+            credentials = resolve_credentials(access_key_id, access_key_secret, profile=profile)
             client = AliyunClient(credentials, region_id=region_id, endpoint=endpoint, verify=verify,
                                   max_retries=max_retries, backoff=backoff)
         self.client = client
@@ -143,7 +164,7 @@ class AlidnsProvider:
         #: PageSize of DescribeDomains (Alibaba's maximum; smaller only to test paging)
         self.domains_page_size = DOMAINS_PAGE_SIZE
         self._zones: list[Zone] | None = None
-        self._records: dict[tuple[str, str], tuple[Zone, str]] = {}   # (name, value) -> (zone, RecordId)
+        self._records: dict[tuple[str, str], tuple[Zone, str, str]] = {}   # (name, value) -> (zone, RecordId, written at)
         self._lock = threading.Lock()
 
     @classmethod
@@ -209,14 +230,17 @@ class AlidnsProvider:
 
     # -- DnsProvider ---------------------------------------------------------
     def present(self, name: str, value: str) -> None:
-        """Publish TXT ``value`` at ``name`` (AddDomainRecord, TTL 600).
+        """Publish TXT ``value`` at ``name``, or at the end of its CNAME chain
+        (AddDomainRecord, TTL 600).
 
         Raises:
-            DnsError: no zone holds ``name``.
+            DelegatedZoneMissing: ``name`` is a CNAME into a zone the account does not hold.
+            DnsError: no zone holds ``name``; a CNAME loop or more than
+                :data:`MAX_CNAME_HOPS` hops; the name servers did not answer.
             AliyunError (and subclasses): the API refused the call.
         """
         fqdn = a_label(name)
-        zone, rr = self.find_zone(fqdn)
+        target, zone, rr = self._delegated_zone(fqdn)
         request = AddDomainRecordRequest()
         request.set_DomainName(zone.domain_name)
         request.set_RR(rr)
@@ -228,18 +252,22 @@ class AlidnsProvider:
         except AliyunError as error:
             if error.code != "DomainRecordDuplicate":
                 raise
-            record_id = self._find_record_id(zone, fqdn, value)
+            record_id = self._find_record_id(zone, target, value)
             if record_id is None:
                 raise
-            logger.info("TXT %s = %s already exists (RecordId %s); adopting it", fqdn, value, record_id)
+            logger.info("TXT %s = %s already exists (RecordId %s); adopting it", target, value, record_id)
         with self._lock:
-            self._records[(fqdn, value)] = (zone, record_id)
-        logger.info("added TXT %s = %s in zone %s (RR %s, RecordId %s)", fqdn, value, zone.puny_code, rr, record_id)
+            self._records[(fqdn, value)] = (zone, record_id, target)
+        via = f" (CNAME target of {fqdn})" if target != fqdn else ""
+        logger.info("added TXT %s = %s%s in zone %s (RR %s, RecordId %s)", target, value, via, zone.puny_code,
+                    rr, record_id)
 
     def cleanup(self, name: str, value: str) -> None:
         """Remove the TXT record (``name``, ``value``) -- only that one.
 
-        Deletes by the remembered RecordId; otherwise looks the record up
+        Deletes by the remembered RecordId; otherwise follows ``name``'s
+        CNAME chain as :meth:`present` did (``name`` may also be the name the
+        record was written at, :meth:`record_name`), looks the record up
         (DescribeSubDomainRecords) and deletes only a TXT record with exactly
         this value.  A record that is already gone is not an error.
 
@@ -250,14 +278,15 @@ class AlidnsProvider:
         with self._lock:
             remembered = self._records.pop((fqdn, value), None)
         if remembered is not None:
-            record_ids = [remembered[1]]
+            record_ids, target = [remembered[1]], remembered[2]
         else:
             try:
-                zone, _rr = self.find_zone(fqdn)
-            except DnsError:
-                logger.info("cleanup: no zone holds %s; nothing to delete", fqdn)
+                target, zone, _rr = self._delegated_zone(fqdn)
+            except DnsError as error:
+                logger.info("cleanup: %s; nothing to delete", error)
                 return
-            record_ids = self._find_record_ids(zone, fqdn, value)
+            record_ids = self._find_record_ids(zone, target, value)
+        fqdn = target
         for record_id in record_ids:
             request = DeleteDomainRecordRequest()
             request.set_RecordId(record_id)
@@ -271,18 +300,129 @@ class AlidnsProvider:
             logger.info("deleted TXT %s = %s (RecordId %s)", fqdn, value, record_id)
 
     def wait_until_visible(self, name: str, value: str, timeout: float = 120.0) -> None:
-        """Return once TXT ``value`` is answered at ``name`` by every
-        authoritative server (the ``nameservers`` given, or the zone's NS --
-        or, if ``name`` is a CNAME, the NS of the target's zone), following a
-        CNAME at ``name`` (RFC 8555 §8.4 delegated validation).
+        """Return once TXT ``value`` is answered by every authoritative
+        server: the ``nameservers`` given, asked at ``name`` and following its
+        CNAME as the CA does (RFC 8555 §8.4), else the NS of the zone the
+        record was written in, asked at the end of the CNAME chain.
 
         Raises:
             DnsError: not visible within ``timeout`` seconds.
         """
         fqdn = a_label(name)
-        zone = None if self.nameservers is not None else self.find_zone(fqdn)[0].puny_code
-        wait_for_txt(fqdn, value, nameservers=self.nameservers, zone=zone, timeout=timeout,
-                     interval=self.propagation_interval)
+        if self.nameservers is not None:      # the CA's view: the validation name, CNAME followed
+            wait_for_txt(fqdn, value, nameservers=self.nameservers, timeout=timeout,
+                         interval=self.propagation_interval)
+            return
+        with self._lock:
+            remembered = self._records.get((fqdn, value))
+        if remembered is not None:
+            zone, target = remembered[0], remembered[2]
+        else:
+            target, zone, _rr = self._delegated_zone(fqdn)
+        # the servers of the zone the record is in, asked at the name it is at
+        wait_for_txt(target, value, zone=zone.puny_code, timeout=timeout, interval=self.propagation_interval)
+
+    # -- CNAME delegation ------------------------------------------------------
+    def cname_chain(self, name: str) -> tuple[str, ...]:
+        """The CNAME chain at ``name``: ``(name, target, ..., end)``, just
+        ``(name,)`` when ``name`` is no CNAME.  Asked with dnspython of the
+        ``nameservers`` given (directly, each hop), else of the system
+        resolver; names in A-label form.
+
+        Raises:
+            DnsError: a loop (a name seen twice), more than
+                :data:`MAX_CNAME_HOPS` hops, or no server answered.
+        """
+        chain = [a_label(name)]
+        while True:
+            target = self._cname_of(chain[-1])
+            if target is None:
+                return tuple(chain)
+            if target in chain:
+                raise DnsError(f"CNAME loop at {chain[0]}: {' -> '.join([*chain, target])}")
+            chain.append(target)
+            if len(chain) > MAX_CNAME_HOPS + 1:
+                raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {chain[0]}: {' -> '.join(chain)}")
+
+    def record_name(self, name: str) -> str:
+        """Where :meth:`present` writes the TXT record for validation name
+        ``name``: the end of its CNAME chain (``name`` itself if none).
+        A journal of published records keeps this name; :meth:`cleanup`
+        accepts it as well as ``name``.
+
+        Raises:
+            DnsError: as :meth:`cname_chain`.
+        """
+        return self.cname_chain(name)[-1]
+
+    def check_names(self, names: Iterable[str]) -> None:
+        """Before ordering: every ``_acme-challenge.<name>`` (wildcards
+        without ``*.``) can be written, directly or at the end of its CNAME
+        chain, in a zone of this account.  Looks only (DescribeDomains, DNS).
+
+        Raises:
+            DelegatedZoneMissing, DnsError: as :meth:`present` would.
+        """
+        for name in dict.fromkeys(a_label(n).removeprefix("*.") for n in names):
+            self._delegated_zone(f"_acme-challenge.{name}")
+
+    def _delegated_zone(self, fqdn: str) -> tuple[str, Zone, str]:
+        """(name the record belongs at, its zone, its RR) for validation name ``fqdn``."""
+        self.zones()        # the account first: a refused key is reported before any DNS lookup
+        chain = self.cname_chain(fqdn)
+        target = chain[-1]
+        try:
+            zone, rr = self.find_zone(target)
+        except DnsError:
+            if target == fqdn:
+                raise
+            raise DelegatedZoneMissing(fqdn, target, self._zone_guess(target), chain) from None
+        if target != fqdn:
+            logger.info("%s is delegated by CNAME to %s (zone %s)", fqdn, target, zone.puny_code)
+        return target, zone, rr
+
+    def _cname_of(self, name: str) -> str | None:
+        """The CNAME target of ``name`` (A-label, no trailing dot), or None."""
+        qname = dns.name.from_text(name)
+        if self.nameservers is None:
+            try:
+                answer = dns.resolver.resolve(qname, "CNAME", raise_on_no_answer=False)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
+                return None
+            except dns.exception.DNSException as error:
+                raise DnsError(f"cannot look up the CNAME of {name}: {error}") from error
+            rrset = answer.rrset
+            return a_label(rrset[0].target.to_text()) if rrset is not None else None
+        failures = []
+        for host, port in self.nameservers:
+            query = dns.message.make_query(qname, dns.rdatatype.CNAME)
+            try:
+                response = dns.query.udp_with_fallback(query, host, timeout=2.0, port=port)[0]
+            except (dns.exception.DNSException, OSError) as error:
+                failures.append(f"{host}:{port}: {error}")
+                continue
+            if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                failures.append(f"{host}:{port}: {dns.rcode.to_text(response.rcode())}")
+                continue
+            for rrset in response.answer:
+                if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
+                    return a_label(rrset[0].target.to_text())
+            return None
+        raise DnsError(f"no name server answered CNAME {name}: {'; '.join(failures)}")
+
+    def _zone_guess(self, name: str) -> str:
+        """The zone holding ``name`` as DNS tells it (the SOA owner, system
+        resolver), else the registrable part of ``name`` (its last two
+        labels, three under ``com.cn``-style suffixes)."""
+        if self.nameservers is None:
+            try:
+                return a_label(dns.resolver.zone_for_name(name).to_text())
+            except dns.exception.DNSException:
+                pass
+        labels = [label for label in name.split(".") if label]
+        width = 3 if len(labels) >= 3 and labels[-2] in ("com", "net", "org", "gov", "edu") \
+            and len(labels[-1]) == 2 else 2
+        return ".".join(labels[-width:])
 
     # -- helpers -----------------------------------------------------------
     def sub_domain_records(self, zone: Zone, fqdn: str) -> list[dict[str, Any]]:

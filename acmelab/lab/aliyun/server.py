@@ -53,8 +53,9 @@ way, so one small server can stand in for all of them on loopback:
    shaped like Alibaba's: ``{"RequestId", "HostId", "Code", "Message",
    "Recommend"}`` for errors.
 
-Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` (this
-package's own) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
+Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` and
+:mod:`acmelab.lab.aliyun.sts` (``AssumeRole``; temporary credentials, checked
+by :func:`signing_secret`; the instance metadata paths ``/latest/...``) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
 Gateway, CAS).  Each keeps its own state in :meth:`LabState.extension`.
 A module may define ``start(state)`` (called once when the server starts,
 e.g. to open TLS edge listeners) and ``stop(state)``.
@@ -72,6 +73,7 @@ import hmac
 import importlib
 import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -85,6 +87,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 
 logger = logging.getLogger(__name__)
+
+#: a SecurityToken in a logged request line (cut out before logging)
+_SECURITY_TOKEN = re.compile(r"(SecurityToken=)[^&\s\"]*")
 
 #: allowed clock difference between client and server (Alibaba: 15 minutes)
 TIMESTAMP_WINDOW = 15 * 60
@@ -383,6 +388,19 @@ def check_access_key(state: LabState, access_key_id: str) -> None:
         raise ApiFault("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
 
 
+def signing_secret(state: LabState, access_key_id: str, security_token: str) -> str:
+    """The secret a request by ``access_key_id`` is signed with: the lab's
+    AccessKeySecret, or -- with a ``security_token`` or an ``STS.`` key --
+    that of temporary credentials (:func:`acmelab.lab.aliyun.sts.temporary_secret`,
+    which raises Alibaba's ``InvalidSecurityToken.*`` answers)."""
+    if not security_token and hmac.compare_digest(access_key_id.encode(), state.access_key_id.encode()):
+        return state.access_key_secret
+    if not security_token and not access_key_id.startswith("STS."):
+        check_access_key(state, access_key_id)
+    from acmelab.lab.aliyun import sts
+    return sts.temporary_secret(state, access_key_id, security_token)
+
+
 def check_fresh(state: LabState, stamp: str, nonce: str) -> None:
     """The replay checks both signature versions share: ``stamp`` (V1
     ``Timestamp``, V3 ``x-acs-date``, ``yyyy-MM-ddTHH:mm:ssZ`` UTC) within
@@ -422,11 +440,11 @@ def authenticate_v1(state: LabState, method: str, params: Mapping[str, str]) -> 
     for name in COMMON_PARAMETERS:
         if not params.get(name):
             raise ApiFault(f"Missing{name}", f"{name} is mandatory for this action.", 400)
-    check_access_key(state, params["AccessKeyId"])
+    secret = signing_secret(state, params["AccessKeyId"], params.get("SecurityToken", ""))
     if params.get("SignatureMethod") != "HMAC-SHA1" or params.get("SignatureVersion") != "1.0":
         raise ApiFault("InvalidSignatureMethod", "Specified signature method is not supported.", 400)
     expected_text = string_to_sign(method, params)
-    if not hmac.compare_digest(signature(state.access_key_secret, expected_text).encode(), params["Signature"].encode()):
+    if not hmac.compare_digest(signature(secret, expected_text).encode(), params["Signature"].encode()):
         raise _signature_mismatch(expected_text)
     check_fresh(state, params["Timestamp"], params["SignatureNonce"])
     return params["Action"], params["Version"]
@@ -449,7 +467,7 @@ def authenticate_v3(state: LabState, request: LabRequest) -> tuple[str, str]:
             signature differs; or those of :func:`check_fresh`.
     """
     auth = parse_authorization_v3(request.header("authorization"))
-    check_access_key(state, auth.access_key_id)
+    secret = signing_secret(state, auth.access_key_id, request.header("x-acs-security-token"))
     for name in V3_REQUIRED_HEADERS:
         if not request.header(name):
             code = V3_MISSING_CODES.get(name)
@@ -470,7 +488,7 @@ def authenticate_v3(state: LabState, request: LabRequest) -> tuple[str, str]:
     canonical = canonical_request_v3(request.method, request.path, request.query, request.headers,
                                      auth.signed_headers, payload_hash)
     expected_text = string_to_sign_v3(canonical)
-    if not hmac.compare_digest(signature_v3(state.access_key_secret, expected_text).encode(), auth.signature.encode()):
+    if not hmac.compare_digest(signature_v3(secret, expected_text).encode(), auth.signature.encode()):
         raise _signature_mismatch(expected_text)
     check_fresh(state, request.header("x-acs-date"), request.header("x-acs-signature-nonce"))
     return request.header("x-acs-action"), request.header("x-acs-version")
@@ -512,11 +530,18 @@ class LabApiHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._serve()
 
+    def do_PUT(self) -> None:  # noqa: N802 (the metadata service's token)
+        self._serve()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        # Request lines carry Signature and AccessKeyId, not the secret; log at debug only.
-        logger.debug("%s %s", self.address_string(), format % args)
+        # Request lines carry Signature and AccessKeyId, not the secret (a
+        # SecurityToken is cut out); log at debug only.
+        logger.debug("%s %s", self.address_string(), _SECURITY_TOKEN.sub(r"\1***", format % args))
 
     def _serve(self) -> None:
+        if urlsplit(self.path).path.startswith("/latest/"):
+            self._serve_metadata()
+            return
         request_id = str(uuid.uuid4()).upper()
         host_id = self.headers.get("Host", "localhost").split(":")[0]
         try:
@@ -537,6 +562,23 @@ class LabApiHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-acs-request-id", request_id)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _serve_metadata(self) -> None:
+        """The ECS instance metadata paths (:func:`acmelab.lab.aliyun.sts.serve_metadata`)."""
+        from acmelab.lab.aliyun import sts
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        status, content_type, data = sts.serve_metadata(self.server.state, self.command,
+                                                        urlsplit(self.path).path, headers)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
@@ -581,7 +623,8 @@ class LabApiServer(ThreadingHTTPServer):
 
 def load_handler_modules() -> list[ModuleType]:
     """Import the handler modules: alidns always, deploy if it exists."""
-    modules = [importlib.import_module("acmelab.lab.aliyun.alidns")]
+    modules = [importlib.import_module("acmelab.lab.aliyun.alidns"),
+               importlib.import_module("acmelab.lab.aliyun.sts")]
     try:
         modules.append(importlib.import_module("acmelab.lab.aliyun.deploy"))
     except ModuleNotFoundError as error:
