@@ -1109,7 +1109,7 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
 # acmelab lab ...
 # --------------------------------------------------------------------------
 
-_PORT_OPTIONS = ("acme", "management", "dns", "challtestsrv", "aliyun", "cdn_edge", "apigateway_edge")
+_PORT_OPTIONS = ("acme", "management", "dns", "challtestsrv", "aliyun", "cdn_edge", "apigateway_edge", "slb_edge")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -1164,7 +1164,7 @@ def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, s
         "acme": urlsplit(info.directory_url).port, "management": urlsplit(info.management_url).port,
         "dns": info.dns_server[1], "challtestsrv": urlsplit(info.challtestsrv_url).port,
         "aliyun": urlsplit(f"https://{info.aliyun_endpoint}").port if info.aliyun_endpoint else None,
-        "cdn_edge": info.cdn_edge_port, "apigateway_edge": info.apigateway_edge_port,
+        "cdn_edge": info.cdn_edge_port, "apigateway_edge": info.apigateway_edge_port, "slb_edge": info.slb_edge_port,
     }
     ignored = []
     if args.free_ports:

@@ -103,6 +103,7 @@ class LabPorts:
         aliyun: the local Alibaba Cloud API endpoint (HTTPS).
         cdn_edge: the CDN edge TLS listener of the Alibaba endpoint.
         apigateway_edge: the API Gateway edge TLS listener.
+        slb_edge: the SLB (Classic Load Balancer) edge TLS listener.
     """
 
     acme: int = 14000
@@ -112,6 +113,7 @@ class LabPorts:
     aliyun: int = 8443
     cdn_edge: int = 9443
     apigateway_edge: int = 9444
+    slb_edge: int = 9445
 
     def __post_init__(self) -> None:
         values = [getattr(self, f.name) for f in fields(self)]
@@ -120,16 +122,16 @@ class LabPorts:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise InputError(f"LabPorts.{f.name} must be a port number 1..65535 (got {value!r})")
         if len(set(values)) != len(values):
-            raise InputError(f"LabPorts must be seven different ports (got {values})")
+            raise InputError(f"LabPorts must be {len(values)} different ports (got {values})")
 
     @classmethod
     def free(cls) -> "LabPorts":
-        """Seven distinct free ephemeral ports (the DNS one free for UDP and
+        """Distinct free ephemeral ports, one per field (the DNS one free for UDP and
         TCP), chosen by the kernel.  Use this in tests."""
         held: list[socket.socket] = []
         ports: list[int] = []
         try:
-            while len(ports) < 7:
+            while len(ports) < len(fields(cls)):
                 tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 tcp.bind(("127.0.0.1", 0))
                 held.append(tcp)
@@ -206,6 +208,8 @@ class LabInfo:
         aliyun_access_key_secret: its AccessKeySecret (hidden from repr and JSON).
         cdn_edge_port: port of the CDN edge TLS listener.
         apigateway_edge_port: port of the API Gateway edge TLS listener.
+        slb_edge_port: port of the SLB edge TLS listener (None in a
+            ``lab.json`` written before it existed).
         run_dir: the lab's run directory (logs, config, pids).
         eab_keys: External Account Binding keys, kid -> base64url HMAC key
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
@@ -238,6 +242,7 @@ class LabInfo:
     retry_after: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     dns_propagation_delay: float = 0.0
     aliyun_latency: float = 0.0
+    slb_edge_port: int | None = None
 
     # -- JSON ------------------------------------------------------------
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -254,6 +259,7 @@ class LabInfo:
             "aliyun_access_key_id": self.aliyun_access_key_id,
             "cdn_edge_port": self.cdn_edge_port,
             "apigateway_edge_port": self.apigateway_edge_port,
+            "slb_edge_port": self.slb_edge_port,
             "run_dir": str(self.run_dir),
             "eab_kids": sorted(self.eab_keys),
             "pebble_env": dict(sorted(self.pebble_env.items())),
@@ -288,6 +294,7 @@ class LabInfo:
             aliyun_access_key_secret=data.get("aliyun_access_key_secret", aliyun_access_key_secret),
             cdn_edge_port=int(data["cdn_edge_port"]),
             apigateway_edge_port=int(data["apigateway_edge_port"]),
+            slb_edge_port=int(data["slb_edge_port"]) if data.get("slb_edge_port") is not None else None,
             run_dir=Path(data["run_dir"]),
             eab_keys=dict(data.get("eab_keys") or eab_keys or {}),
             pebble_env={str(k): str(v) for k, v in (data.get("pebble_env") or {}).items()},
@@ -569,7 +576,7 @@ class Lab:
         start_aliyun = self.aliyun and _aliyun_available()
         ports = self.ports.to_dict()
         if not start_aliyun:
-            for name in ("aliyun", "cdn_edge", "apigateway_edge"):
+            for name in ("aliyun", "cdn_edge", "apigateway_edge", "slb_edge"):
                 ports.pop(name)
         if self.run_dir is None:
             check_ports_free(ports)  # before making a directory we would throw away
@@ -630,6 +637,7 @@ class Lab:
                 "--challtestsrv", challtestsrv_url, "--state-dir", str(state_dir),
                 "--access-key-id", key_id,
                 "--cdn-edge-port", str(ports.cdn_edge), "--apigateway-edge-port", str(ports.apigateway_edge),
+                "--slb-edge-port", str(ports.slb_edge),
                 "--dns-propagation-delay", repr(self.dns_propagation_delay),
                 "--api-latency", repr(self.aliyun_latency),
             ]
@@ -652,6 +660,7 @@ class Lab:
             aliyun_access_key_secret=key_secret,
             cdn_edge_port=ports.cdn_edge,
             apigateway_edge_port=ports.apigateway_edge,
+            slb_edge_port=ports.slb_edge if start_aliyun else None,
             run_dir=run_dir,
             eab_keys=dict(self.eab_keys),
             pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")},

@@ -6,6 +6,7 @@ Started by :class:`acmelab.lab.Lab`::
         --listen 127.0.0.1:8443 --cert CERT --key KEY \\
         --challtestsrv http://127.0.0.1:8055 --state-dir DIR \\
         --access-key-id ID --cdn-edge-port 9443 --apigateway-edge-port 9444 \\
+        --slb-edge-port 9445 \\
         [--dns-propagation-delay S] [--api-latency S]
 
 The access key secret comes only from the environment (never argv, which
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key-id", required=True, help="the lab's AccessKeyId")
     parser.add_argument("--cdn-edge-port", type=int, help="port of the CDN TLS edge (deploy handlers)")
     parser.add_argument("--apigateway-edge-port", type=int, help="port of the API Gateway TLS edge (deploy handlers)")
+    parser.add_argument("--slb-edge-port", type=int, help="port of the SLB TLS edge")
     parser.add_argument("--dns-propagation-delay", type=_seconds, default=0.0, metavar="S",
                         help="seconds before an Alidns change reaches the lab DNS (challtestsrv)")
     parser.add_argument("--api-latency", type=_seconds, default=0.0, metavar="S",
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         access_key_id=args.access_key_id, access_key_secret=secret, challtestsrv=challtestsrv,
         state_dir=args.state_dir, cert_path=args.cert, key_path=args.key, listen_host=args.listen[0],
         cdn_edge_port=args.cdn_edge_port, apigateway_edge_port=args.apigateway_edge_port,
-        api_latency=args.api_latency,
+        slb_edge_port=args.slb_edge_port, api_latency=args.api_latency,
     )
     server = make_server(args.listen, args.cert, args.key, state)
     alidns.mirror_all(state)  # the seeded records are in the DNS from the start
