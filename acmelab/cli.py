@@ -1247,8 +1247,32 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
         else:
             print(f"No lab is running in {args.run_dir or lab.default_run_dir()}.")
         return EXIT_NOT_RUNNING
+    if getattr(args, "inventory", False):
+        _print_inventory(info.inventory(), info, as_json=args.json)
+        return EXIT_OK
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
+
+
+def _print_inventory(inventory: dict, info, *, as_json: bool) -> None:
+    """``lab status --inventory``: the lab's zones, CDN domains, API groups, load balancers."""
+    if as_json:
+        print(json.dumps({**info.to_dict(), "inventory": inventory}, indent=2))
+        return
+    print(f"Zones ({len(inventory['Zones'])}): " + ", ".join(z["DomainName"] for z in inventory["Zones"]))
+    print("CDN domains:")
+    for domain in inventory["CdnDomains"]:
+        print(f"  {domain['DomainName']:<32} HTTPS {domain['ServerCertificateStatus']}"
+              + (f"  serial {domain['Serial']}" if domain.get("Serial") else ""))
+    print("API Gateway groups:")
+    for group in inventory["ApiGroups"]:
+        print(f"  {group['GroupId']}  {group['GroupName']}: "
+              + ", ".join(d["DomainName"] for d in group["CustomDomains"]))
+    print("Load balancers (SLB):")
+    for balancer in inventory["LoadBalancers"]:
+        print(f"  {balancer['LoadBalancerId']}  {balancer['LoadBalancerName']}  HTTPS listeners "
+              + ", ".join(str(listener["ListenerPort"]) for listener in balancer["Listeners"]))
+    print(f"  (edges: CDN {info.cdn_edge_port}, API Gateway {info.apigateway_edge_port}, SLB {info.slb_edge_port})")
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
@@ -1299,6 +1323,8 @@ def _add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
     status = commands.add_parser("status", help="show the running lab (exit status 3 if none)")
     common(status)
     status.add_argument("--json", action="store_true", help="print the lab's info as JSON (no secrets)")
+    status.add_argument("--inventory", action="store_true",
+                        help="list the lab account's zones, CDN domains, API groups and load balancers")
     status.set_defaults(func=cmd_lab_status)
 
     down = commands.add_parser("down", help="stop the processes the lab started")

@@ -305,6 +305,32 @@ class LabInfo:
             aliyun_latency=float(data.get("aliyun_latency") or 0.0),
         )
 
+    # -- the Alibaba endpoint's account --------------------------------
+    def inventory(self) -> dict[str, list[dict[str, Any]]]:
+        """What the lab's Alibaba account holds now (lab action
+        ``AcmelabDescribeInventory``; never a key)::
+
+            {"Zones": [{"DomainName", "PunyCode"}, ...],
+             "CdnDomains": [{"DomainName", "ServerCertificateStatus", "CertType"?, "CertId"?, "Serial"?}, ...],
+             "ApiGroups": [{"GroupId", "GroupName", "CustomDomains": [{"DomainName", "Serial"}]}, ...],
+             "LoadBalancers": [{"LoadBalancerId", "LoadBalancerName",
+                                "Listeners": [{"ListenerPort", "ServerCertificateId", "Serial"}]}, ...],
+             "CasCertificates": [{"CertId", "Name", "Serial"}, ...]}
+
+        ``Serial`` is the served certificate's serial, lower-case hex (None: no certificate).
+
+        Raises:
+            LabError: the Alibaba endpoint is not running or did not answer.
+        """
+        from acmelab.lab.aliyun.call import call
+
+        if not self.aliyun_endpoint:
+            raise LabError("this lab runs without its Alibaba endpoint (started with aliyun=False / --no-aliyun)")
+        answer = call(self.aliyun_endpoint, self.aliyun_access_key_id, self.aliyun_access_key_secret,
+                      self.ca_bundle, "AcmelabDescribeInventory", "2026-01-01")
+        answer.pop("RequestId", None)
+        return answer
+
     # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
     def _management_get(self, path: str) -> requests.Response:
         try:
