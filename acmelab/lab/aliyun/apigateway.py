@@ -94,7 +94,8 @@ def inventory(state: LabState) -> dict[str, Any]:
     with state.lock:
         return {"ApiGroups": [
             {"GroupId": group.group_id, "GroupName": group.group_name,
-             "CustomDomains": [{"DomainName": name, "Serial": f"{installed.leaf.serial_number:x}" if installed else None}
+             "CustomDomains": [{"DomainName": name,
+                                "Serial": f"{installed.leaf.serial_number:x}" if installed else None}
                                for name, installed in sorted(group.domains.items())]}
             for group in _state(state).groups.values()]}
 

@@ -250,7 +250,8 @@ def describe_load_balancer_https_listener_attribute(state: LabState, params: dic
     with state.lock:
         _, listener = _listener(_state(state), params)
         return {"ListenerPort": listener.port, "BackendServerPort": 80, "Bandwidth": -1, "Status": "running",
-                "Scheduler": "wrr", "StickySession": "off", "HealthCheck": "off", "TLSCipherPolicy": "tls_cipher_policy_1_2",
+                "Scheduler": "wrr", "StickySession": "off", "HealthCheck": "off",
+                "TLSCipherPolicy": "tls_cipher_policy_1_2",
                 "ServerCertificateId": listener.server_certificate_id or ""}
 
 
