@@ -53,7 +53,7 @@ def served(pki: Pki, port: int, name: str) -> x509.Certificate:
 
 def test_every_product_module_registers_its_actions(lab):
     modules = {module.__name__.rsplit(".", 1)[1]: module for module in server.load_handler_modules()}
-    assert tuple(modules) == server.PRODUCTS == ("alidns", "cdn", "apigateway", "cas", "slb")
+    assert tuple(modules) == server.PRODUCTS == ("alidns", "sts", "cdn", "apigateway", "cas", "slb")
     registered = {(name, version) for name, version in server.ACTIONS}
     for expected in [("DescribeCdnDomainDetail", CDN[1]), ("SetCdnDomainSSLCertificate", CDN[1]),
                      ("DescribeApiGroup", APIGW[1]), ("DeleteUserCertificate", CAS[1]),
