@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from acmelab.deploy import apigateway, cas, cdn
+from acmelab.deploy import apigateway, cas, cdn, slb
 from acmelab.deploy._rpc import Installation, lab_client, make_client
 from acmelab.deploy.apigateway import set_domain_certificate
 from acmelab.deploy.base import Deployer, InstallTarget
@@ -48,6 +48,7 @@ DEPLOYERS: dict[str, Deployer] = {
     cdn.DEPLOYER.product: cdn.DEPLOYER,
     apigateway.DEPLOYER.product: apigateway.DEPLOYER,
     cas.DEPLOYER.product: cas.DEPLOYER,
+    slb.DEPLOYER.product: slb.DEPLOYER,
 }
 
 
