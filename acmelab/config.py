@@ -129,6 +129,26 @@ def _targets(entry: Mapping[str, Any], where: str) -> list[InstallTarget]:
             for target in deployer.parse(entry[product], where)]
 
 
+def _options(merged: Mapping[str, Any], where: str) -> tuple[str, str, str | None, str | None, str]:
+    """(dns, key_type, preferred_chain, profile, challenge) of one service entry, checked."""
+    dns = merged.get("dns", "alidns")
+    if dns not in DNS_PROVIDERS:
+        raise _fail(where, f"dns must be one of {', '.join(DNS_PROVIDERS)}, not {dns!r}")
+    key_type = merged.get("key_type", "ec256")
+    if key_type not in keys.KEY_TYPES:
+        raise _fail(where, f"key_type must be one of {', '.join(keys.KEY_TYPES)}, not {key_type!r}")
+    preferred = merged.get("preferred_chain")
+    if preferred is not None and not isinstance(preferred, str):
+        raise _fail(where, "preferred_chain must be a string")
+    profile = merged.get("profile")
+    if profile is not None and (not isinstance(profile, str) or not profile):
+        raise _fail(where, "profile must be a profile name, e.g. \"classic\", \"tlsserver\" or \"shortlived\"")
+    challenge = merged.get("challenge", "dns-01")
+    if challenge not in CHALLENGE_TYPES:
+        raise _fail(where, f"challenge must be one of {', '.join(CHALLENGE_TYPES)}, not {challenge!r}")
+    return dns, key_type, preferred, profile, challenge
+
+
 def parse_services(document: Mapping[str, Any], *, source: str = "services file") -> list[Service]:
     """Services from a parsed services file (the dict :mod:`tomllib` gives).
 
@@ -178,21 +198,7 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         if name in seen_names:
             raise _fail(where, "two services have this name")
         seen_names.add(name)
-        dns = merged.get("dns", "alidns")
-        if dns not in DNS_PROVIDERS:
-            raise _fail(where, f"dns must be one of {', '.join(DNS_PROVIDERS)}, not {dns!r}")
-        key_type = merged.get("key_type", "ec256")
-        if key_type not in keys.KEY_TYPES:
-            raise _fail(where, f"key_type must be one of {', '.join(keys.KEY_TYPES)}, not {key_type!r}")
-        preferred = merged.get("preferred_chain")
-        if preferred is not None and not isinstance(preferred, str):
-            raise _fail(where, "preferred_chain must be a string")
-        profile = merged.get("profile")
-        if profile is not None and (not isinstance(profile, str) or not profile):
-            raise _fail(where, "profile must be a profile name, e.g. \"classic\", \"tlsserver\" or \"shortlived\"")
-        challenge = merged.get("challenge", "dns-01")
-        if challenge not in CHALLENGE_TYPES:
-            raise _fail(where, f"challenge must be one of {', '.join(CHALLENGE_TYPES)}, not {challenge!r}")
+        dns, key_type, preferred, profile, challenge = _options(merged, where)
         targets = _targets(merged, where)
         for target in targets:
             if not target.deployer.exclusive:
