@@ -355,7 +355,7 @@ class StateDir:
                 self.write_meta(managed)
             except BaseException as error:
                 shutil.rmtree(managed.version_dir, ignore_errors=True)
-                if isinstance(error, (OSError, InputError)):   # StateError too
+                if isinstance(error, (OSError, InputError, StateError)):
                     reason = _cannot("write", managed.version_dir, error) if isinstance(error, OSError) else error
                     raise StateError(f"the new certificate {serial} of {name} cannot be stored: {reason}") from None
                 raise
