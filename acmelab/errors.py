@@ -38,6 +38,13 @@ class WouldOverwriteError(InputError, FileExistsError):
     """Refusing to overwrite an existing file (pass ``overwrite=True``)."""
 
 
+class WriteFailed(InputError, OSError):
+    """A file or directory could not be written: read-only file system,
+    permission denied, disk full (:func:`acmelab.files.write_atomically`);
+    the message names the path and the system's reason, and the old file
+    is as it was.  Also an OSError, for callers that catch that."""
+
+
 class KeyExistsError(WouldOverwriteError):
     """Refusing to overwrite an existing private key (pass ``overwrite=True``)."""
 

@@ -15,7 +15,8 @@ Everything the command must remember between runs lives in one directory
     certificates/<name>/current          symlink to the live <version>
     certificates/<name>/dns-pending.json TXT records published and not yet
                                          removed (only while issuing)
-    locks/<name>.lock                    fcntl lock of one certificate
+    locks/<name>.lock                    flock of one certificate (exists
+                                         only while a run holds it)
 
 ``<server>`` is the directory URL's host and port plus a short hash of the
 URL, so the lab, staging and production never share an account.
@@ -33,34 +34,43 @@ removed, so even a run killed with SIGKILL leaves nothing behind for long:
 the next run on that certificate removes them first.
 
 Concurrency.  :meth:`StateDir.lock` takes an exclusive, non-blocking
-``fcntl.flock`` on ``locks/<name>.lock``; a second run working on the same
-certificate gets :class:`~acmelab.errors.StateLocked` instead of clobbering
-it.  The lock goes away with the process, even after ``kill -9``.
+``flock`` on ``locks/<name>.lock`` (:func:`acmelab.files.exclusive_lock`);
+a second run working on the same certificate gets
+:class:`~acmelab.errors.StateLocked` instead of clobbering it.  The lock
+goes away with the process, even after ``kill -9``.
+
+Failures.  A directory that is read-only, not permitted or full gives one
+:class:`~acmelab.errors.StateError` naming the path ("cannot write
+<file>: No space left on device"), never a traceback; what the failed step
+had begun is taken back (a half-made version directory, an account
+directory without a key, a certificate directory left empty, the lock
+file), so the state directory is as it was.  Reading needs no write
+access: an existing account is not rewritten when nothing changed.  The
+record types live in :mod:`acmelab.records`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acmelab import keys
+from acmelab.errors import InputError, StateError, StateLocked, WouldOverwriteError
+from acmelab.files import exclusive_lock, new_directory, os_error_text, write_atomically
 from acmelab.certificates import serial_hex  # the one spelling (re-exported)
-from acmelab.errors import InputError, StateError, StateLocked
-from acmelab.files import write_atomically
+from acmelab.records import (CHAIN_FILE, META_FILE, AccountRecord, ManagedCertificate, certificate_name_for,
+                             check_certificate_name)
 
 __all__ = [
     "STATE_DIR_ENV", "StateDir", "AccountRecord", "ManagedCertificate", "default_state_dir",
@@ -68,39 +78,15 @@ __all__ = [
 ]
 
 STATE_DIR_ENV = "ACMELAB_STATE_DIR"
-META_FILE = "meta.json"
-KEY_FILE = "privkey.pem"
-FULLCHAIN_FILE = "fullchain.pem"
-CERT_FILE = "cert.pem"
-CHAIN_FILE = "chain.pem"
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+#: seconds mark_revoked waits for a certificate's lock (an apply renewing
+#: and installing it holds it for a while)
+MARK_REVOKED_WAIT = 60.0
 
 
 def default_state_dir() -> Path:
     """``$ACMELAB_STATE_DIR`` if set, else ``~/.acmelab``."""
     configured = os.environ.get(STATE_DIR_ENV)
     return Path(configured).expanduser() if configured else Path.home() / ".acmelab"
-
-
-def check_certificate_name(name: str) -> str:
-    """A certificate's name in the state directory: lower-case letters,
-    digits, ``.``, ``_``, ``-`` (at most 128, not starting with a
-    punctuation mark).  Raises InputError otherwise."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(f"{name!r} is not a usable certificate name (use a-z, 0-9, '.', '_', '-')")
-    return name
-
-
-#: seconds mark_revoked waits for a certificate's lock (an apply renewing
-#: and installing it holds it for a while)
-MARK_REVOKED_WAIT = 60.0
-
-
-def certificate_name_for(domain: str) -> str:
-    """The default certificate name for a first domain: the domain with
-    ``*`` written as ``wildcard`` (``*.example.com`` -> ``wildcard.example.com``)."""
-    return check_certificate_name(domain.strip().rstrip(".").lower().replace("*", "wildcard"))
 
 
 def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> Path:
@@ -113,126 +99,10 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> Path:
         raise StateError(str(error)) from None
 
 
-def _utc(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------
-# What is stored
-# --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AccountRecord:
-    """The ACME account of one server.
-
-    Attributes:
-        directory_url: the ACME directory URL (RFC 8555 §7.1.1).
-        key_path: the account key file (PEM, 0600).
-        account_url: the account URL (the ``kid``, RFC 8555 §7.3), or None
-            before the account was created.
-        status: ``"valid"`` or ``"deactivated"`` as last seen.
-        contact: the contact URLs last sent.
-    """
-
-    directory_url: str
-    key_path: Path
-    account_url: str | None = None
-    status: str = "valid"
-    contact: tuple[str, ...] = ()
-
-    def load_key(self) -> keys.PrivateKey:
-        """The account key (raises InputError if the file is unreadable)."""
-        return keys.load_private_key(self.key_path)
-
-
-@dataclass(frozen=True)
-class ManagedCertificate:
-    """A live certificate of the state directory, as ``meta.json`` says.
-
-    Attributes:
-        name: the certificate's name (directory name).
-        names: DNS names it covers (tuple of str).
-        serial_hex: the leaf's serial number (:func:`serial_hex`: lower-case
-            hex, even length).
-        not_before, not_after: validity (aware UTC datetimes).
-        order_url: the order it came from (RFC 8555 §7.4).
-        directory_url: the ACME directory that issued it.
-        key_type: the certificate key's type (:data:`acmelab.keys.KEY_TYPES`).
-        version_dir: the directory holding privkey.pem, fullchain.pem, ...
-        service: the service spec it was made for (a dict, see
-            :class:`acmelab.services.Service`).
-        installed: where it is installed: target id -> record (dict with
-            ``product``, ``domain``, ``group_id``, ``serial_hex``,
-            ``installed_at``, ``cert_id``).
-        revoked: True once ``acmelab revoke`` revoked it.
-        issued_at: when it was stored.
-        previous_version: the version directory it replaced (kept until
-            the next renewal), or None.
-        profile: the ACME profile it was ordered with, or None.
-        ari: the last renewalInfo answer (:class:`acmelab.renewal.AriState`
-            as a dict), or None.
-    """
-
-    name: str
-    names: tuple[str, ...]
-    serial_hex: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    order_url: str
-    directory_url: str
-    key_type: str
-    version_dir: Path
-    service: dict[str, Any] = field(default_factory=dict)
-    installed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    revoked: bool = False
-    issued_at: dt.datetime | None = None
-    previous_version: str | None = None
-    profile: str | None = None
-    ari: dict[str, Any] | None = None
-
-    @property
-    def key_path(self) -> Path:
-        return self.version_dir / KEY_FILE
-
-    @property
-    def fullchain_path(self) -> Path:
-        return self.version_dir / FULLCHAIN_FILE
-
-    @property
-    def cert_path(self) -> Path:
-        return self.version_dir / CERT_FILE
-
-    @property
-    def lifetime(self) -> dt.timedelta:
-        return self.not_after - self.not_before
-
-    def remaining(self, now: dt.datetime | None = None) -> dt.timedelta:
-        """Time left until ``not_after`` (negative once expired)."""
-        return self.not_after - (now or dt.datetime.now(dt.timezone.utc))
-
-    def load_key(self) -> keys.PrivateKey:
-        return keys.load_private_key(self.key_path)
-
-    def fullchain_pem(self) -> str:
-        return self.fullchain_path.read_text("ascii")
-
-    def leaf(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert_path.read_bytes())
-
-    def to_json(self) -> dict[str, Any]:
-        """The public facts as JSON (no key material)."""
-        return {
-            "name": self.name, "names": list(self.names), "serial_hex": self.serial_hex,
-            "not_before": _iso(self.not_before), "not_after": _iso(self.not_after),
-            "order_url": self.order_url, "directory_url": self.directory_url, "key_type": self.key_type,
-            "fullchain": str(self.fullchain_path), "privkey": str(self.key_path),
-            "installed": self.installed, "revoked": self.revoked, "profile": self.profile,
-        }
+def _cannot(doing: str, path: Path, error: BaseException) -> StateError:
+    """``StateError("cannot <doing> <path>: <reason>")`` for an OSError
+    (the reason as the system says it: "No space left on device")."""
+    return StateError(f"cannot {doing} {path}: {os_error_text(error)}")
 
 
 # --------------------------------------------------------------------------
@@ -261,10 +131,11 @@ class StateDir:
         return f"StateDir({str(self.root)!r})"
 
     # -- locks -------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, name: str, *, wait: float = 0.0) -> Iterator[None]:
+    def lock(self, name: str, *, wait: float = 0.0) -> contextlib.AbstractContextManager[None]:
         """Hold the exclusive lock of ``name`` (a certificate name, or
-        ``"account-<server>"``) for the ``with`` block.
+        ``"account-<server>"``) for the ``with`` block
+        (:func:`acmelab.files.exclusive_lock`: the lock file exists only
+        while held).
 
         Args:
             wait: seconds to keep trying while another process holds it
@@ -273,22 +144,11 @@ class StateDir:
 
         Raises:
             StateLocked: another process holds it (after ``wait`` seconds).
+            StateError: the lock file cannot be created (naming it).
         """
         path = self.root / "locks" / f"{name}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StateLocked(f"another acmelab run is working on {name} (lock {path})") from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+        return exclusive_lock(path, wait=wait, error=StateError,
+                              busy=f"another acmelab run is working on {name} (lock {path})")
 
     # -- accounts ------------------------------------------------------------
     @staticmethod
@@ -306,47 +166,77 @@ class StateDir:
     def account(self, directory_url: str) -> AccountRecord | None:
         """The stored account for a directory URL, or None if there is no key.
 
-        Raises StateError if account.json is corrupt."""
+        Raises StateError if account.json is corrupt or unreadable."""
         directory = self.account_dir(directory_url)
-        key_path = directory / "account.key"
-        if not key_path.exists():
-            return None
+        key_path, meta = directory / "account.key", directory / "account.json"
         record: dict[str, Any] = {}
-        meta = directory / "account.json"
-        if meta.exists():
-            try:
-                record = json.loads(meta.read_text("utf-8"))
-            except ValueError as error:
-                raise StateError(f"{meta} is not JSON ({error}); move it away to start over") from None
+        try:
+            if not key_path.exists():
+                return None
+        except OSError as error:
+            raise _cannot("read", key_path, error) from None
+        try:
+            record = json.loads(meta.read_text("utf-8"))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise _cannot("read", meta, error) from None
+        except ValueError as error:
+            raise StateError(f"{meta} is not JSON ({error}); move it away to start over") from None
         return AccountRecord(directory_url, key_path, record.get("account_url"),
                              record.get("status", "valid"), tuple(record.get("contact") or ()))
 
     def create_account_key(self, directory_url: str, key: keys.PrivateKey) -> AccountRecord:
         """Save a new account key (0600, atomic, never over an existing one).
 
-        Raises KeyExistsError if there is one already."""
+        Raises KeyExistsError if there is one already, StateError if it
+        cannot be written (nothing is left behind: no key, no directory)."""
         directory = self.account_dir(directory_url)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        keys.save_private_key(key, directory / "account.key")
+        with new_directory(directory, error=StateError):
+            try:
+                keys.save_private_key(key, directory / "account.key")
+            except WouldOverwriteError:
+                raise
+            except InputError as error:
+                raise StateError(f"cannot save the account key: {error}") from None
         return AccountRecord(directory_url, directory / "account.key")
 
     def save_account(self, record: AccountRecord) -> AccountRecord:
-        """Store the account URL, status and contact (atomic)."""
+        """Store the account URL, status and contact (atomic; not written
+        when unchanged, so a read-only state directory can still be used
+        with an existing account).  Raises StateError."""
         directory = self.account_dir(record.directory_url)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(directory / "account.json", json.dumps({
+        path = directory / "account.json"
+        text = json.dumps({
             "directory_url": record.directory_url, "account_url": record.account_url,
             "status": record.status, "contact": list(record.contact),
             "key_thumbprint": keys.thumbprint(record.load_key()),
-        }, indent=2) + "\n")
+        }, indent=2) + "\n"
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if path.read_text("utf-8") == text:
+                return record
+        with new_directory(directory, error=StateError):
+            atomic_write(path, text)
         return record
 
     def replace_account_key(self, record: AccountRecord, new_key_path: Path) -> AccountRecord:
         """After a key rollover (RFC 8555 §7.3.5): keep the old key as
-        ``account.key.<UTC time>.old`` and move ``new_key_path`` into place."""
+        ``account.key.<UTC time>.old`` and move ``new_key_path`` into place.
+
+        Raises StateError (both keys left where they were, saying so)."""
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        os.link(record.key_path, record.key_path.with_name(f"account.key.{stamp}.old"))
-        os.replace(new_key_path, record.key_path)
+        old = record.key_path.with_name(f"account.key.{stamp}.old")
+        try:
+            os.link(record.key_path, old)
+            try:
+                os.replace(new_key_path, record.key_path)
+            except OSError:
+                old.unlink(missing_ok=True)   # a second name of the key that stays
+                raise
+        except OSError as error:
+            raise StateError(f"cannot move the new account key {new_key_path} to {record.key_path}: "
+                             f"{error.strerror}; the CA has the new key: move it there once the "
+                             "directory is writable") from None
         return record
 
     # -- certificates --------------------------------------------------------
@@ -354,9 +244,12 @@ class StateDir:
         return self.root / "certificates" / check_certificate_name(name)
 
     def certificate_names(self) -> list[str]:
-        """Names of the certificates with a ``meta.json``, sorted."""
+        """Names of the certificates with a ``meta.json``, sorted.  Raises StateError."""
         base = self.root / "certificates"
-        return sorted(p.name for p in base.iterdir() if (p / META_FILE).is_file()) if base.is_dir() else []
+        try:
+            return sorted(p.name for p in base.iterdir() if (p / META_FILE).is_file()) if base.is_dir() else []
+        except OSError as error:
+            raise _cannot("read", base, error) from None
 
     def certificate(self, name: str, *, check_files: bool = True) -> ManagedCertificate | None:
         """The live certificate ``name``, or None if there is none.
@@ -370,21 +263,17 @@ class StateDir:
         """
         directory = self.certificate_dir(name)
         meta_path = directory / META_FILE
-        if not meta_path.exists():
-            return None
         try:
             meta = json.loads(meta_path.read_text("utf-8"))
-            managed = ManagedCertificate(
-                name=name, names=tuple(meta["names"]), serial_hex=serial_hex(meta["serial_hex"]),
-                not_before=_utc(meta["not_before"]), not_after=_utc(meta["not_after"]),
-                order_url=meta.get("order_url", ""), directory_url=meta.get("directory_url", ""),
-                key_type=meta.get("key_type", ""), version_dir=directory / meta["version"],
-                service=dict(meta.get("service") or {}), installed=dict(meta.get("installed") or {}),
-                revoked=bool(meta.get("revoked", False)),
-                issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None,
-                previous_version=meta.get("previous_version"), profile=meta.get("profile"),
-                ari=meta.get("ari") if isinstance(meta.get("ari"), dict) else None)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise _cannot("read", meta_path, error) from None
+        except ValueError as error:
+            raise StateError(f"{meta_path} is unreadable: {error}") from None
+        try:
+            managed = ManagedCertificate.from_meta(name, directory, meta)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateError(f"{meta_path} is unreadable: {error}") from None
         if check_files:
             self._check_files(managed)
@@ -414,7 +303,9 @@ class StateDir:
         Writes a new version directory (key 0600 first, then the chain
         files), then replaces meta.json (the switch), then the ``current``
         symlink, then removes every version but the live one and the one
-        it replaced.
+        it replaced.  If anything before the switch fails, the new version
+        directory is removed again (and the certificate's directory, if
+        this made it): the state is as before.
 
         Args:
             private_key: the certificate key.
@@ -428,7 +319,8 @@ class StateDir:
 
         Raises:
             InputError: the chain PEM does not parse.
-            StateError: the files cannot be written.
+            StateError: the files cannot be written (the message names the
+                path and the serial that could not be kept).
         """
         try:
             chain = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
@@ -437,15 +329,7 @@ class StateDir:
         leaf = chain[0]
         serial = serial_hex(leaf.serial_number)
         directory = self.certificate_dir(name)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%f}-{serial[:16]}"
-        version_dir = directory / version
-        version_dir.mkdir(mode=0o700)
-        keys.save_private_key(private_key, version_dir / KEY_FILE)
-        pem = serialization.Encoding.PEM
-        atomic_write(version_dir / CERT_FILE, leaf.public_bytes(pem))
-        atomic_write(version_dir / CHAIN_FILE, b"".join(c.public_bytes(pem) for c in chain[1:]))
-        atomic_write(version_dir / FULLCHAIN_FILE, b"".join(c.public_bytes(pem) for c in chain))
         if names is None:
             names = [v.value for v in leaf.extensions.get_extension_for_class(
                 x509.SubjectAlternativeName).value if isinstance(v, x509.DNSName)]
@@ -459,26 +343,34 @@ class StateDir:
             name=name, names=tuple(names), serial_hex=serial,
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             order_url=order_url, directory_url=directory_url, key_type=keys.key_type_of(private_key),
-            version_dir=version_dir, service=dict(service), installed=dict(installed or {}),
+            version_dir=directory / version, service=dict(service), installed=dict(installed or {}),
             issued_at=dt.datetime.now(dt.timezone.utc), previous_version=previous, profile=profile)
-        self.write_meta(managed)
-        self._point_current(directory, version)
+        with new_directory(directory, error=StateError):
+            try:
+                managed.version_dir.mkdir(mode=0o700)
+                keys.save_private_key(private_key, managed.key_path)
+                pem = serialization.Encoding.PEM
+                atomic_write(managed.cert_path, leaf.public_bytes(pem))
+                atomic_write(managed.version_dir / CHAIN_FILE, b"".join(c.public_bytes(pem) for c in chain[1:]))
+                atomic_write(managed.fullchain_path, b"".join(c.public_bytes(pem) for c in chain))
+                self.write_meta(managed)
+            except BaseException as error:
+                shutil.rmtree(managed.version_dir, ignore_errors=True)
+                if isinstance(error, (OSError, InputError, StateError)):
+                    reason = _cannot("write", managed.version_dir, error) if isinstance(error, OSError) else error
+                    raise StateError(f"the new certificate {serial} of {name} cannot be stored: {reason}") from None
+                raise
+        try:
+            self._point_current(directory, version)
+        except OSError as error:   # the next run's prune points it
+            raise StateError(f"the new certificate {serial} of {name} is stored and live, but "
+                             f"{_cannot('update', directory / 'current', error)}") from None
         self.prune(name)
         return managed
 
     def write_meta(self, managed: ManagedCertificate) -> None:
         """Replace meta.json of ``managed.name`` (atomic)."""
-        meta = {
-            "names": list(managed.names), "serial_hex": managed.serial_hex,
-            "not_before": _iso(managed.not_before), "not_after": _iso(managed.not_after),
-            "order_url": managed.order_url, "directory_url": managed.directory_url,
-            "key_type": managed.key_type, "version": managed.version_dir.name,
-            "service": managed.service, "installed": managed.installed, "revoked": managed.revoked,
-            "issued_at": _iso(managed.issued_at) if managed.issued_at else None,
-            "previous_version": managed.previous_version,
-            "profile": managed.profile, "ari": managed.ari,
-        }
-        atomic_write(self.certificate_dir(managed.name) / META_FILE, json.dumps(meta, indent=2) + "\n")
+        atomic_write(self.certificate_dir(managed.name) / META_FILE, json.dumps(managed.to_meta(), indent=2) + "\n")
 
     @staticmethod
     def _point_current(directory: Path, version: str) -> None:
@@ -486,7 +378,11 @@ class StateDir:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         os.symlink(version, temp)
-        os.replace(temp, directory / "current")
+        try:
+            os.replace(temp, directory / "current")
+        except OSError:
+            temp.unlink(missing_ok=True)
+            raise
 
     def prune(self, name: str) -> list[str]:
         """Remove the version directories of ``name`` other than the live one
@@ -499,8 +395,15 @@ class StateDir:
             keep = {meta["version"], meta.get("previous_version")}
         except (OSError, ValueError, KeyError):
             return []
-        removed = sorted(p.name for p in directory.iterdir()
-                         if p.is_dir() and not p.is_symlink() and p.name not in keep)
+        current = directory / "current"
+        with contextlib.suppress(OSError):   # a run that could not point it (store_certificate)
+            if (os.readlink(current) if current.is_symlink() else None) != meta["version"]:
+                self._point_current(directory, meta["version"])
+        try:
+            removed = sorted(p.name for p in directory.iterdir()
+                             if p.is_dir() and not p.is_symlink() and p.name not in keep)
+        except OSError as error:
+            raise _cannot("read", directory, error) from None
         for version in removed:
             shutil.rmtree(directory / version, ignore_errors=True)
         return removed
@@ -532,18 +435,24 @@ class StateDir:
             records = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return []
-        except (OSError, ValueError):
-            raise StateError(f"{path} is unreadable") from None
+        except (OSError, ValueError) as error:
+            raise _cannot("read", path, error) from None
         return [r for r in records if isinstance(r, dict) and {"provider", "name", "value"} <= set(r)]
 
     def _set_dns_records(self, name: str, file_name: str, records: list[dict[str, str]]) -> None:
         directory = self.certificate_dir(name)
         path = directory / file_name
-        if not records:
-            path.unlink(missing_ok=True)
+        if not records:   # and the certificate's directory too, if that leaves it empty (a failed first run)
+            try:
+                if os.path.lexists(path):
+                    path.unlink()
+            except OSError as error:
+                raise _cannot("remove", path, error) from None
+            with contextlib.suppress(OSError):
+                directory.rmdir()
             return
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600)
+        with new_directory(directory, error=StateError):
+            atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600)
 
     def record_install(self, name: str, target_id: str, record: dict[str, Any]) -> ManagedCertificate:
         """Remember that the live certificate of ``name`` is installed at

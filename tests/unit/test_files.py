@@ -82,3 +82,36 @@ def test_missing_directory_and_directory_target(tmp_path):
     assert (tmp_path / "made" / "file").read_bytes() == b"x"
     with pytest.raises(InputError, match="is a directory"):
         write_atomically(tmp_path / "made", b"x")
+
+
+def test_a_failed_write_is_one_typed_error_naming_the_file(tmp_path, monkeypatch):
+    """Disk full at the fsync: WriteFailed (an InputError and an OSError)
+    naming the file and the reason; the old file kept, no temporary left."""
+    import errno
+
+    from acmelab.errors import WriteFailed
+
+    target = write_atomically(tmp_path / "meta.json", b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(WriteFailed, match=f"cannot write {target}: No space left on device") as raised:
+        write_atomically(target, b"new")
+    assert isinstance(raised.value, InputError) and isinstance(raised.value, OSError)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]
+
+
+def test_new_directory_is_taken_back_when_the_block_fails(tmp_path):
+    from acmelab.files import new_directory
+
+    with pytest.raises(RuntimeError):
+        with new_directory(tmp_path / "made"):
+            raise RuntimeError
+    assert not (tmp_path / "made").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError):
+        with new_directory(tmp_path / "kept"):
+            raise RuntimeError
+    assert (tmp_path / "kept").is_dir()          # not made here: stays

@@ -306,3 +306,154 @@ def test_lock_can_wait_for_another_holder(tmp_path):
     with state.lock("account-x", wait=30):
         pass
     thread.join()
+
+
+# -- a state directory that cannot be written (tests/integration/test_state_faults.py
+#    does it for real: read-only mount, file modes, a full tmpfs) ---------------------
+
+def _no_space_for(monkeypatch, file_name: str) -> None:
+    """Writing ``file_name`` fails as on a full disk (ENOSPC)."""
+    import errno
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, prefix="", **kwargs):
+        if prefix.startswith(f".{file_name}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def _listing(root: Path) -> list[tuple[str, bytes]]:
+    return sorted((str(p.relative_to(root)), p.read_bytes() if p.is_file() else b"") for p in root.rglob("*"))
+
+
+def test_a_store_that_cannot_finish_takes_back_its_version(tmp_path, monkeypatch):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    _, live = store(state, pki)
+    before = _listing(tmp_path)
+    _no_space_for(monkeypatch, "cert.pem")
+    with pytest.raises(StateError) as raised:
+        store(state, pki)
+    message = str(raised.value)
+    assert "cannot be stored" in message and "cert.pem: No space left on device" in message
+    assert str(state.certificate_dir("shop")) in message
+    assert _listing(tmp_path) == before                          # no half-made version
+    assert state.certificate("shop").serial_hex == live.serial_hex
+    with pytest.raises(StateError):
+        store(state, pki, name="new")
+    assert not state.certificate_dir("new").exists()             # no empty certificate directory
+
+
+def test_meta_json_that_cannot_be_written_keeps_the_old_one_live(tmp_path, monkeypatch):
+    state = StateDir(tmp_path)
+    pki = Pki.new()
+    _, live = store(state, pki)
+    before = _listing(tmp_path)
+    _no_space_for(monkeypatch, "meta.json")
+    with pytest.raises(StateError, match="meta.json: No space left on device"):
+        store(state, pki)
+    assert _listing(tmp_path) == before and state.certificate("shop").serial_hex == live.serial_hex
+
+
+def test_emptied_dns_list_removes_the_empty_certificate_directory(tmp_path):
+    state = StateDir(tmp_path)
+    record = {"provider": "alidns", "name": "_acme-challenge.shop.example.com", "value": "v"}
+    state.set_pending_dns("first", [record])
+    state.set_pending_dns("first", [])          # a first run that failed after its cleanup
+    assert not state.certificate_dir("first").exists()
+    _, managed = store(state, Pki.new())
+    state.set_pending_dns("shop", [record])
+    state.set_pending_dns("shop", [])
+    assert managed.version_dir.exists()         # a directory with a certificate stays
+
+
+def test_dns_list_that_cannot_be_written_names_it(tmp_path, monkeypatch):
+    state = StateDir(tmp_path)
+    _no_space_for(monkeypatch, "dns-pending.json")
+    with pytest.raises(StateError, match="dns-pending.json: No space left on device"):
+        state.set_pending_dns("shop", [{"provider": "alidns", "name": "n", "value": "v"}])
+    assert not state.certificate_dir("shop").exists()
+
+
+def test_account_key_that_cannot_be_written_leaves_no_account_directory(tmp_path, monkeypatch):
+    state = StateDir(tmp_path)
+    url = "https://localhost:14000/dir"
+    _no_space_for(monkeypatch, "account.key")
+    with pytest.raises(StateError, match="account.key: No space left on device"):
+        state.create_account_key(url, keys.generate_key("ec256"))
+    assert list((tmp_path / "accounts").iterdir()) == [] and state.account(url) is None
+
+
+def test_unchanged_account_is_not_rewritten(tmp_path, monkeypatch):
+    state = StateDir(tmp_path)
+    url = "https://localhost:14000/dir"
+    record = state.create_account_key(url, keys.generate_key("ec256"))
+    from acmelab.state import AccountRecord
+
+    record = state.save_account(AccountRecord(url, record.key_path, "https://ca/acct/1"))
+    _no_space_for(monkeypatch, "account.json")
+    state.save_account(record)                                   # nothing to write: no error
+    with pytest.raises(StateError, match="account.json: No space left on device"):
+        state.save_account(AccountRecord(url, record.key_path, "https://ca/acct/1", "deactivated"))
+    assert state.account(url).status == "valid"
+
+
+def test_lock_file_exists_only_while_held(tmp_path):
+    state = StateDir(tmp_path)
+    path = tmp_path / "locks" / "shop.lock"
+    with state.lock("shop"):
+        assert path.exists()
+    assert not path.exists()
+    path.touch()                                                  # left by an older acmelab
+    with state.lock("shop"):
+        pass
+    assert not path.exists()
+
+
+def test_a_waiting_run_takes_the_lock_its_holder_removed(tmp_path):
+    """B opened the lock file A holds; A removes it on release: B must not
+    hold the removed file while C locks a new one (the inode is checked)."""
+    import threading
+    import time
+
+    state = StateDir(tmp_path)
+    path = tmp_path / "locks" / "account-x.lock"
+    a_holds, a_release, b_holds, b_release = (threading.Event() for _ in range(4))
+    b_inode = []
+
+    def run(holds, release, inode=None):
+        with state.lock("account-x", wait=10):
+            if inode is not None:
+                inode.append(path.stat().st_ino)
+            holds.set()
+            release.wait(10)
+
+    a = threading.Thread(target=run, args=(a_holds, a_release))
+    a.start()
+    a_holds.wait(10)
+    b = threading.Thread(target=run, args=(b_holds, b_release, b_inode))
+    b.start()
+    time.sleep(0.2)                      # B has A's file open and is waiting for it
+    a_release.set()
+    assert b_holds.wait(10)
+    with pytest.raises(StateLocked):     # C: B holds the lock file that is there
+        with state.lock("account-x"):
+            pass
+    assert path.stat().st_ino == b_inode[0]
+    b_release.set()
+    a.join(10)
+    b.join(10)
+    assert not path.exists()
+
+
+def test_lock_that_cannot_be_created_names_it(tmp_path):
+    state = StateDir(tmp_path)
+    (tmp_path / "locks").rmdir()
+    (tmp_path / "locks").write_text("not a directory")
+    with pytest.raises(StateError, match=r"cannot create the lock .*locks/shop.lock: Not a directory"):
+        with state.lock("shop"):
+            pass
