@@ -42,8 +42,6 @@ Nothing here prints or returns key material in text form.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -150,13 +148,8 @@ def target() -> Target:
     return Target(environment, url, Path(bundle).expanduser() if bundle else True, domain, contact, None)
 
 
-#: How the course runs Pebble: no random sleeps, no randomly rejected nonces
-#: and no reuse of valid authorizations (so every run of the series shows the
-#: same statuses), one alternate chain (notebook 09).  Let's Encrypt itself
-#: does reject nonces now and then and does reuse authorizations; the client
-#: copes with both, and the tests exercise them.  Also the default of
-#: ``acmelab lab up`` / :func:`acmelab.lab.ensure_running`.
-from acmelab.lab.pebble import COURSE_PEBBLE_ENV as LAB_PEBBLE_ENV  # noqa: E402
+#: How the course runs Pebble (see :mod:`acmelab.course_lab`).
+from acmelab.course_lab import LAB_PEBBLE_ENV, ensure_lab, join_lab, leave_lab  # noqa: E402,F401
 
 
 def lab():
@@ -178,121 +171,6 @@ def lab():
         LabError: the lab could not be started.
     """
     return ensure_lab()[0]
-
-
-def ensure_lab() -> tuple[Any, str]:
-    """:func:`lab`, also telling what it did.
-
-    Returns:
-        ``(LabInfo, action)``; ``action`` is ``"reused"`` (a lab with the
-        course's settings was running), ``"started"`` (none was running) or
-        ``"restarted"`` (one ran with other Pebble settings; the warning is
-        on stderr).
-
-    Raises:
-        LabError: the lab could not be started.
-    """
-    from acmelab import lab as lab_module
-
-    info = lab_module.status()
-    if info is not None and _has_course_settings(info):
-        return info, "reused"
-    with _lab_lock():
-        info = lab_module.status()
-        if info is None:
-            info = lab_module.ensure_running(pebble_env=LAB_PEBBLE_ENV)
-            action = "started"
-        else:
-            action = "reused"
-        if not _has_course_settings(info):
-            _warn_restart(info)
-            lab_module.stop(info.run_dir)
-            info = lab_module.ensure_running(info.run_dir, pebble_env=LAB_PEBBLE_ENV)
-            action = "restarted"
-    return info, action
-
-
-def _has_course_settings(info) -> bool:
-    return all(info.pebble_env.get(name) == value for name, value in LAB_PEBBLE_ENV.items())
-
-
-def _warn_restart(info) -> None:
-    """Say on stderr (never in a clean run's stored outputs: the course's
-    lab is started with the course's settings) that a lab is restarted."""
-    import sys
-
-    differences = ", ".join(f"{name}={info.pebble_env.get(name, '(unset)')} (course: {value})"
-                            for name, value in sorted(LAB_PEBBLE_ENV.items())
-                            if info.pebble_env.get(name) != value)
-    print(f"acmelab.course: restarting the lab in {info.run_dir}: its Pebble ran with other "
-          f"settings: {differences}.  Accounts and orders on it are forgotten; the keys in the "
-          f"course directory are kept.", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------
-# Sharing the course's lab between processes (test sessions, make run)
-# --------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _lab_lock():
-    """An exclusive lock (``flock``) on ``<lab run dir>/course.lock`` while
-    the course's lab is started, checked or stopped."""
-    from acmelab.lab import default_run_dir
-
-    run_dir = default_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "course.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield run_dir / "course-sessions"
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def join_lab() -> None:
-    """Register this process as a user of the course's lab (a test session,
-    ``make run``).  If no lab is running now, the last user to
-    :func:`leave_lab` stops the one that gets started -- so ``make test``
-    leaves no process behind, and two sessions that overlap do not stop the
-    lab under each other.  A lab started by hand (``acmelab lab up``) before
-    any user joined is never stopped."""
-    from acmelab.lab import status
-
-    with _lab_lock() as sessions:
-        sessions.mkdir(exist_ok=True)
-        if status() is None:
-            (sessions / "stop-when-idle").touch()
-        (sessions / str(os.getpid())).touch()
-
-
-def leave_lab() -> bool:
-    """Unregister this process (see :func:`join_lab`); stop the lab if it
-    was started for the users and none is left.  Returns True if stopped."""
-    from acmelab.lab import stop
-
-    with _lab_lock() as sessions:
-        sessions.mkdir(exist_ok=True)
-        (sessions / str(os.getpid())).unlink(missing_ok=True)
-        for lease in sessions.iterdir():
-            if lease.name.isdigit() and not _alive(int(lease.name)):
-                lease.unlink(missing_ok=True)  # a session that died without leaving
-        others = [p for p in sessions.iterdir() if p.name.isdigit()]
-        marker = sessions / "stop-when-idle"
-        if others or not marker.exists():
-            return False
-        marker.unlink()
-        stop()
-        return True
 
 
 def directory() -> Path:
@@ -510,54 +388,6 @@ def account_client(**options: Any):
 # Notebooks 07-15: DNS, Alibaba Cloud, the course's certificate
 # --------------------------------------------------------------------------
 
-#: The API Gateway group of the lab account that has ``api.<domain>`` bound
-#: (``ACMELAB_API_GROUP_ID`` names yours outside the lab).
-LAB_API_GROUP_ID = "523e8dc7bbe04613b5b1d726c2a7889d"
-
-
-def dns_provider(**options: Any):
-    """The DNS-01 provider of the course: Alibaba Cloud DNS through the
-    official SDK (:class:`acmelab.dns.alidns.AlidnsProvider`).
-
-    In the lab it talks to the lab's Alibaba Cloud endpoint with the lab's
-    access key and checks propagation on the lab's DNS server; otherwise it
-    reads ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-    and checks the zone's authoritative name servers.  ``options`` go to
-    the provider (e.g. ``propagation_interval`` in seconds).
-
-    Raises:
-        InputError: no Alibaba Cloud credentials outside the lab.
-    """
-    from acmelab.dns.alidns import AlidnsProvider
-
-    chosen = target()
-    if chosen.lab is not None:
-        options.setdefault("propagation_interval", 0.05)
-        return AlidnsProvider.for_lab(chosen.lab, **options)
-    return AlidnsProvider(**options)
-
-
-def aliyun_client():
-    """An :class:`acmelab.aliyun.AliyunClient` for CDN, API Gateway and CAS:
-    the lab's endpoint and key in the lab, else credentials from the
-    environment (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``..._SECRET``) and
-    Alibaba's public endpoints (region ``ALIBABA_CLOUD_REGION_ID``, default
-    ``cn-hangzhou``)."""
-    from acmelab.deploy import lab_client, make_client
-
-    chosen = target()
-    region = os.environ.get("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou")
-    if chosen.lab is not None:
-        return lab_client(chosen.lab, region_id=region)
-    return make_client(region_id=region)
-
-
-def api_group_id() -> str:
-    """The API Gateway ``GroupId`` that ``api.<domain>`` is bound to:
-    ``ACMELAB_API_GROUP_ID``, else the lab account's group."""
-    return os.environ.get("ACMELAB_API_GROUP_ID", "").strip() or LAB_API_GROUP_ID
-
-
 def trust_roots() -> list[str] | None:
     """PEM roots a served chain must lead to: Pebble's roots in the lab
     (they change at every lab start), None (the system store) otherwise."""
@@ -733,44 +563,5 @@ def ready_order(client, dns=None):
     return client.poll_order(order.url, until=("ready", "invalid"))
 
 
-
-# --------------------------------------------------------------------------
-# Notebook 15: a least-privilege RAM policy for a services file
-# --------------------------------------------------------------------------
-
-def ram_policy(services_list, zones, region: str = "cn-hangzhou") -> dict[str, Any]:
-    """A RAM policy document (``Version`` "1") that allows exactly the
-    Alibaba Cloud actions ``acmelab apply`` calls for ``services_list``
-    (:class:`acmelab.services.Service` objects) and the DNS ``zones``
-    (their names, punycode) -- nothing more.
-
-    Statements: ``alidns:DescribeDomains`` on ``*`` (a listing); the record
-    actions (``AddDomainRecord``, ``DeleteDomainRecord``,
-    ``DescribeSubDomainRecords``) on each zone; CDN's
-    ``SetCdnDomainSSLCertificate`` / ``DescribeDomainCertificateInfo`` on
-    each CDN domain; API Gateway's ``SetDomainCertificate`` /
-    ``DescribeDomain`` on each group (in ``region``); CAS's
-    ``yundun-cert:UploadUserCertificate`` if a service keeps a copy there.
-    Check each action's "RAM authorization" section in Alibaba Cloud's API
-    reference when adapting it.
-    """
-    targets = [t for service in services_list for t in service.install]
-    cdn = sorted({t.domain for t in targets if t.product == "cdn"})
-    groups = sorted({t.group_id for t in targets if t.product == "apigateway"})
-    statements: list[dict[str, Any]] = [
-        {"Effect": "Allow", "Action": ["alidns:DescribeDomains"], "Resource": ["*"]},
-        {"Effect": "Allow",
-         "Action": ["alidns:AddDomainRecord", "alidns:DeleteDomainRecord", "alidns:DescribeSubDomainRecords"],
-         "Resource": [f"acs:alidns:*:*:domain/{zone}" for zone in sorted(zones)]},
-    ]
-    if cdn:
-        statements.append({"Effect": "Allow",
-                           "Action": ["cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo"],
-                           "Resource": [f"acs:cdn:*:*:domain/{name}" for name in cdn]})
-    if groups:
-        statements.append({"Effect": "Allow",
-                           "Action": ["apigateway:SetDomainCertificate", "apigateway:DescribeDomain"],
-                           "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]})
-    if any(t.product == "cas" for t in targets):
-        statements.append({"Effect": "Allow", "Action": ["yundun-cert:UploadUserCertificate"], "Resource": ["*"]})
-    return {"Version": "1", "Statement": statements}
+# Alibaba Cloud helpers (notebooks 07-15): acmelab.course_cloud
+from acmelab.course_cloud import LAB_API_GROUP_ID, aliyun_client, api_group_id, dns_provider, ram_policy  # noqa: E402,F401

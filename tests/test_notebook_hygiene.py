@@ -298,3 +298,32 @@ def test_run_series_executes_in_order_and_reports_the_failing_cell(tmp_path):
                                             timeout=120)
     assert error is not None and "broken on purpose" in error and "in cell 1" in error
     assert executed.cells[2].execution_count is None  # stopped at the failing cell
+
+
+# --------------------------------------------------------------------------
+# one coherent run: the stored outputs agree with each other (issue 15)
+# --------------------------------------------------------------------------
+
+def _stored_text(number: str) -> str:
+    path = next(NOTEBOOKS.glob(f"{number}_*.ipynb"))
+    return "\n".join(text for cell in code_cells(load(path)) for text in run_series.output_texts(cell.outputs))
+
+
+def test_stored_outputs_are_one_run_one_account_one_lab_one_certificate():
+    texts = {number: _stored_text(number) for number in ("00", "06", "07", "09", "10", "11", "12", "13")}
+    # the course account: the kid of every request 06, 07 and 09 sign by hand or through the client
+    accounts = {number: set(re.findall(r"/my-account/([A-Za-z0-9_-]+)", texts[number])) for number in ("06", "07", "09")}
+    assert all(len(found) == 1 for found in accounts.values()), accounts
+    assert len(set.union(*accounts.values())) == 1, f"the course account differs between notebooks: {accounts}"
+    assert set.union(*accounts.values()) <= set(re.findall(r"/my-account/([A-Za-z0-9_-]+)", texts["13"]))
+    # the lab's roots: 09 shows both chains; every root named anywhere is one of them
+    roots = set(re.findall(r"Pebble Root CA ([0-9a-f]{6})", texts["09"]))
+    assert len(roots) == 2, roots
+    for number, text in texts.items():
+        named = set(re.findall(r"Pebble Root CA ([0-9a-f]{6})", text))
+        assert named <= roots, f"notebook {number} names roots {named - roots} of another lab"
+    assert set(re.findall(r"Pebble Root CA ([0-9a-f]{6})", texts["00"])), "00 shows the lab's root"
+    # the certificate 09 issued is the one 10, 11 and 12 use
+    leaf = re.search(r"serial(?: number)?:\s+([0-9a-f]{8,})", texts["09"]).group(1)
+    for number in ("10", "11", "12"):
+        assert leaf in texts[number], f"notebook {number} does not use 09's certificate (serial {leaf})"

@@ -33,9 +33,10 @@
 # %% [markdown]
 # ## DV, OV and EV
 #
-# CAs differ in *what they check* before they sign. The CA/Browser Forum's Baseline
-# Requirements name three levels for a server certificate, and a certificate says which one it
-# is with a **certificate policy OID** in its Certificate Policies extension:
+# CAs differ in *what they check* before they sign. The CA/Browser Forum's documents name
+# the levels of a server certificate — DV, OV and IV in the **Baseline Requirements**, EV in
+# the separate **EV Guidelines** — and a certificate says which one it is with a
+# **certificate policy OID** in its Certificate Policies extension:
 #
 # | level | the CA checked | policy OID |
 # |---|---|---|
@@ -58,10 +59,20 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # %% [markdown]
 # ## Let's Encrypt and ACME
 #
-# **Let's Encrypt** is a free, automated CA. It issues **DV** certificates only, valid for
-# 90 days, so that renewal is something a program does, not a person. Lifetimes are getting
-# shorter: Let's Encrypt has announced a move to 45-day certificates by 2028, and already
-# offers short-lived 6-day certificates to those who ask for them.
+# **Let's Encrypt** is a free, automated CA. It issues **DV** certificates only, so that
+# issuance and renewal are things a program does, not a person.
+#
+# > **As of 2026-08** (sources: Let's Encrypt's announcements and docs, CA/Browser Forum
+# > ballot SC-081; check them before you rely on a number). A newOrder picks a **profile**
+# > (draft-ietf-acme-profiles; the directory lists them in `meta.profiles`):
+# > `classic` — 90 days (64 days from 2027-02-10, 45 days from 2028-02-16);
+# > `tlsserver` — 45 days since 2026-05-13; `shortlived` — 160 hours (about 6 days), generally
+# > available since 2026-01-15. SC-081 caps every publicly trusted certificate at 200 days
+# > since 2026-03-15, 100 days from 2027-03-15 and 47 days from 2029-03-15. When to renew is
+# > the CA's answer: **ARI** (ACME Renewal Information, RFC 9773) gives each certificate a
+# > suggested renewal window, and a renewal inside it is exempt from the rate limits.
+# > Let's Encrypt no longer runs OCSP (revocation is by CRL) and no longer stores contact
+# > e-mail addresses. The lab's Pebble offers the same three profiles and ARI.
 #
 # ```mermaid lifetimes
 # gantt
@@ -170,6 +181,32 @@ sorted(response.json())
 display.certificate(lab.roots()[0], title="Pebble's root (changes at every lab start)")
 
 # %% [markdown]
+# ## The whole game, in three calls
+#
+# Before we take it apart: a certificate for `cdn.example.com`, issued through ACME (DNS-01 on
+# the lab's Alibaba Cloud DNS), installed on the lab's CDN, and verified by a TLS handshake
+# that must show *our* serial — one call each. The course's account is made on the way
+# (`course.account_client()` says so the first time).
+
+# %%
+from acmelab import deploy
+from acmelab.issue import issue_certificate
+
+cdn = f"cdn.{course.target().domain}"
+issued = issue_certificate([cdn], client=course.account_client(), dns=course.dns_provider())        # 1. ACME
+deploy.set_cdn_domain_ssl_certificate(course.aliyun_client(), cdn, issued.chain_pem, issued.private_key)  # 2. install
+served = deploy.verify(cdn, host="127.0.0.1" if lab else None, port=lab.cdn_edge_port if lab else 443,  # 3. prove
+                       root_pem=course.trust_roots(), expected_serial_hex=issued.serial_hex)
+print(f"{cdn}: {served.protocol}, serves our certificate (serial {served.serial_hex}), "
+      f"valid until {issued.not_after:%Y-%m-%d}")
+
+# %% [markdown]
+# That is all a renewal job does, too. The rest of the series takes these three calls apart:
+# the keys (01–02), the directory and nonces (03), signing (04), the account (05), the order
+# (06), the challenge (07–08), finalize and download (09), installing (10–11), renewal (12),
+# revocation (13), automation (14) and going live (15).
+
+# %% [markdown]
 # ## Pointing the course at Let's Encrypt and a real Alibaba Cloud account
 #
 # Everything runs against the lab by default. The same notebooks talk to Let's Encrypt and a
@@ -209,12 +246,18 @@ print("names:      ", course.names())
 #
 # ## Exercises
 #
-# 1. Open any HTTPS site in your browser and look at its certificate: which policy OID does it
-#    carry? Is it DV, OV or EV?
-# 2. `lab.intermediates()` returns Pebble's intermediate. Show it with `display.certificate` and
-#    check that its issuer is the root shown above.
-# 3. Run `acmelab lab status` in a terminal. Restart the lab (`acmelab lab down`, then run this
-#    notebook again) and compare Pebble's root: why is a new root at every start useful for a
-#    test CA?
-#
+# 1. *(offline)* Notebook 02 shows a real Let's Encrypt certificate (shipped in the
+#    `cryptography_vectors` package). Which validation level does its policy OID say — DV, OV or
+#    EV? `check("00.1", "...")`. (Online: do the same for any HTTPS site in your browser.)
+# 2. How many roots does the course's Pebble serve? `check("00.2", len(lab.roots()))`.
+# 3. Name Let's Encrypt's three profiles as of 2026: `check("00.3", [...])`.
+
+# %%
+from acmelab.exercises import check
+
+check("00.1", ...)  # "DV", "OV" or "EV"
+check("00.2", ...)  # len(lab.roots())
+check("00.3", ...)  # a list of three profile names
+
+# %% [markdown]
 # **Next:** [01 · The account key](01_account_key.ipynb)

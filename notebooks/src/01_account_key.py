@@ -166,10 +166,20 @@ shutil.rmtree(workdir)  # the demo keys were for this notebook only
 #
 # ## Exercises
 #
-# 1. Compute the thumbprint of an `rsa2048` key by hand. Which members are required for RSA?
-# 2. What does `keys.save_private_key(key, path, overwrite=True)` do differently? When would
-#    you want it — and what must you have done first?
-# 3. Why would an attacker with a copy of your *certificate* key still be unable to order new
-#    certificates for your domain?
-#
+# 1. Compute the thumbprint of an `rsa2048` key by hand (which members are required for RSA?):
+#    `check("01.1", (rsa_key, my_thumbprint))`.
+# 2. What does `keys.save_private_key(key, course.account_key_path())` raise, since the file
+#    exists? `check("01.2", type(error))`. When would you want `overwrite=True` — and what must
+#    you have done first?
+# 3. Which key signs `newOrder`: `check("01.3", "account" or "certificate")`. Why is an attacker
+#    with a copy of your *certificate* key still unable to order new certificates?
+
+# %%
+from acmelab.exercises import check
+
+check("01.1", ...)  # (rsa_key, thumbprint by hand)
+check("01.2", ...)  # the exception class
+check("01.3", ...)  # "account" or "certificate"
+
+# %% [markdown]
 # **Previous:** [00 · Start here](00_start_here.ipynb) · **Next:** [02 · The certificate key and the CSR](02_certificate_key_and_csr.ipynb)

@@ -130,11 +130,20 @@ print("certificate key is not the account key:",
 #
 # ## Exercises
 #
-# 1. Make a CSR with an `rsa2048` key and compare `display.csr` with the ECDSA one.
+# 1. Make a CSR with an `rsa2048` key for `course.names()` and compare `display.csr` with the
+#    ECDSA one: `check("02.1", rsa_csr)`.
 # 2. Try a name longer than 64 characters as the first name: `make_csr` then leaves the common
-#    name out (the subject is empty) and keeps the name in the SAN only. Check it with
-#    `display.csr`. Why (hint: the X.520 upper bound of CN)?
+#    name out and keeps the name in the SAN only (hint: the X.520 upper bound of CN):
+#    `check("02.2", long_csr)`.
 # 3. Which names would a certificate for `*.example.com` *not* cover among `example.com`,
-#    `api.example.com`, `v1.api.example.com`?
-#
+#    `api.example.com`, `v1.api.example.com`? `check("02.3", {...})`.
+
+# %%
+from acmelab.exercises import check
+
+check("02.1", ...)  # a CSR with an rsa2048 key
+check("02.2", ...)  # a CSR whose first name has over 64 characters
+check("02.3", ...)  # the set of names not covered
+
+# %% [markdown]
 # **Previous:** [01 · The account key](01_account_key.ipynb) · **Next:** [03 · The directory and nonces](03_directory_and_nonces.ipynb)

@@ -175,26 +175,6 @@ nonce = client.transport.new_nonce()
 print("the client's fresh nonce:", nonce)
 
 # %% [markdown]
-# ## A check for exercise 1
-#
-# `check_lifetimes` compares your answer (profile → days) with the lab's configuration and
-# says right or wrong per profile; here it is called with the first answer filled in:
-
-# %%
-from acmelab.lab.pebble import LETSENCRYPT_PROFILES
-
-
-def check_lifetimes(answer_days: dict) -> None:
-    """Exercise 1: the lifetime of each profile, in days (0.1 day of slack)."""
-    for name, (_, seconds) in sorted(LETSENCRYPT_PROFILES.items()):
-        given = answer_days.get(name)
-        verdict = "not answered" if given is None else "right" if abs(given - seconds / 86400) < 0.1 else "wrong"
-        print(f"{name:10} {verdict}")
-
-
-check_lifetimes({"classic": 90})
-
-# %% [markdown]
 # ## Summary
 #
 # * The directory is the only URL you configure; everything else is read from it.
@@ -207,10 +187,19 @@ check_lifetimes({"classic": 90})
 #
 # ## Exercises
 #
-# 1. Read the profile table above: how many days does each profile's certificate live? Check
-#    your answer with `check_lifetimes({...})` (the cell before this summary).
-# 2. Send two `HEAD` requests to `newNonce`: are nonces ever repeated? Why must they not be?
-# 3. What does `client.transport.request_count` say after the cells above? Which requests
-#    did the client make?
-#
+# 1. *(offline)* How many days does each Let's Encrypt profile's certificate live as of 2026?
+#    `check("03.1", {"classic": ..., "tlsserver": ..., "shortlived": ...})`. (Online: read
+#    `meta.profiles` of Let's Encrypt's directory; the lab's table above has the same numbers.)
+# 2. Send two `HEAD` requests to `newNonce`: `check("03.2", (first, second))`. Why must nonces
+#    never repeat?
+# 3. Which status code MUST `GET newNonce` answer (RFC 8555 §7.2)? `check("03.3", code)`.
+
+# %%
+from acmelab.exercises import check
+
+check("03.1", ...)  # {"classic": days, "tlsserver": days, "shortlived": days}
+check("03.2", ...)  # (nonce, nonce)
+check("03.3", ...)  # a status code
+
+# %% [markdown]
 # **Previous:** [02 · The certificate key and the CSR](02_certificate_key_and_csr.ipynb) · **Next:** [04 · JWS: signing a request](04_jws.ipynb)

@@ -259,9 +259,17 @@ print(type(problem).__name__, "| is BadNonce:", isinstance(problem, BadNonce), "
 # ## Exercises
 #
 # 1. Change `url` in the protected header to the `newOrder` URL but still POST to
-#    `newAccount`. What does the server answer, and which rule of RFC 8555 §6.4 did you break?
-# 2. Sign with an `rsa2048` key by hand: which `alg`, and which padding (hint:
-#    RSASSA-PKCS1-v1_5)?
-# 3. Send a POST-as-GET for the account with `jwk` instead of `kid`. What does Pebble say?
-#
+#    `newAccount`. Which problem type comes back (RFC 8555 §6.4)? `check("04.1", answer["type"])`.
+# 2. Sign with an `rsa2048` key: which `alg` (hint: RSASSA-PKCS1-v1_5 with SHA-256)?
+#    `check("04.2", alg)`.
+# 3. Send a POST-as-GET for the account with `jwk` instead of `kid`: `check("04.3", answer["type"])`.
+
+# %%
+from acmelab.exercises import check
+
+check("04.1", ...)  # the problem type
+check("04.2", ...)  # the alg
+check("04.3", ...)  # the problem type
+
+# %% [markdown]
 # **Previous:** [03 · The directory and nonces](03_directory_and_nonces.ipynb) · **Next:** [05 · The account](05_account.ipynb)

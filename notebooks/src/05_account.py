@@ -178,17 +178,20 @@ print("remembered URL is the client's kid:", course.recall("account_url") == cou
 # ## Exercises
 #
 # 1. Make a client with a fresh key, `fresh = course.client(keys.generate_key("ec256"))`, run
-#    `fresh.new_account([])` twice inside `display.Wire(fresh)`, and compare the status codes.
-#    (The course's own account key would answer `200` both times: its account exists already.)
-# 2. Remove all contacts with `client.update_account([])`. What does the account object look
-#    like now?
-# 3. Start a second lab that requires EAB, in Python: `from acmelab.lab import Lab, LabPorts`,
-#    then `with Lab(None, ports=LabPorts.free(), eab_keys={"kid-1": mac_key}, aliyun=False) as info:`
-#    (`None` as run_dir: a temporary folder, removed on exit; free ports, so the course's lab
-#    is not touched). `mac_key` is base64url, as a CA hands it out, e.g.
-#    `jws.b64url(b"a MAC key handed out by the CA!!")`. Inside, make
-#    `AcmeClient(info.directory_url, keys.generate_key("ec256"), verify=info.ca_bundle)` (from
-#    `acmelab.client`) and create an account without the binding, then with
-#    `eab_kid="kid-1", eab_hmac_key=mac_key`.
-#
+#    `fresh.new_account([])` twice inside `display.Wire(fresh)`: `check("05.1", (first, second))`
+#    with the two status codes.
+# 2. Remove the demo account's contacts with `update_account([])`: `check("05.2", account.contact)`.
+#    (Pebble keeps contacts; Let's Encrypt keeps none since mid-2025.)
+# 3. Start a second lab that requires EAB (`from acmelab.lab import Lab, LabPorts`, then
+#    `with Lab(None, ports=LabPorts.free(), eab_keys={"kid-1": mac_key}, aliyun=False) as info:`)
+#    and create an account there without the binding: `check("05.3", error)`.
+
+# %%
+from acmelab.exercises import check
+
+check("05.1", ...)  # (status, status)
+check("05.2", ...)  # the contact list
+check("05.3", ...)  # the AcmeProblem you caught
+
+# %% [markdown]
 # **Previous:** [04 · JWS: signing a request](04_jws.ipynb) · **Next:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb)

@@ -70,10 +70,28 @@ print("names:  ", names)
 # display sorts them: `tidy=display.sort_lists`.)
 
 # %%
-with display.Wire(client, tidy=display.sort_lists) as wire:
-    order = client.new_order(names, profile="classic")
+import requests
+
+from acmelab import jws
+
+new_order_url = client.directory.newOrder
+payload = {"identifiers": [{"type": "dns", "value": name} for name in names], "profile": "classic"}
+body = jws.sign(payload, client.account_key, url=new_order_url, nonce=client.transport.new_nonce(),
+                kid=client.account_url)
+response = requests.post(new_order_url, json=body, headers={"Content-Type": "application/jose+json"},
+                         verify=course.target().verify, timeout=10)
+display.exchange(response, tidy=display.sort_lists)
+
+# %% [markdown]
+# Your order, read back by the client — the answer key: the same URL, status and names.
+
+# %%
+order_json = response.json()
+order = client.fetch_order(response.headers["Location"])
 course.remember(order_url=order.url)  # notebook 07 picks the order up from here
-wire
+print("status:", order.status, "| same as yours:", order.status == order_json["status"],
+      "| names:", sorted(order.names) == sorted(i["value"] for i in order_json["identifiers"]),
+      "| profile:", order.profile)
 
 # %% [markdown]
 # Let's Encrypt may **reuse** authorizations that your account completed recently for the same
@@ -90,6 +108,12 @@ wire
 # its own URL and a random **token**, the CA's half of the proof:
 
 # %%
+first_url = sorted(order.authorizations)[0]   # one by hand: a POST-as-GET (payload None, signed with kid)
+read = requests.post(first_url, json=jws.sign(None, client.account_key, url=first_url,
+                                              nonce=client.transport.new_nonce(), kid=client.account_url),
+                     headers={"Content-Type": "application/jose+json"}, verify=course.target().verify, timeout=10)
+print("by hand:", read.status_code, read.json()["identifier"]["value"], read.json()["status"],
+      "| the client reads the same:", client.fetch_authorization(first_url).name == read.json()["identifier"]["value"])
 authorizations = sorted((client.fetch_authorization(url) for url in order.authorizations),
                         key=lambda authorization: authorization.name)
 rows = []
@@ -220,17 +244,17 @@ display.table(rows, header=["profile", "lifetime", "in hours"])
 #
 # ## Exercises
 #
-# 1. Order a name the lab's CA refuses, such as `localhost` or `example..com`, with
-#    `client.new_order([...])`. It sends names as given, so the CA answers: which problem type
-#    comes back? Then pass the same name to `acmelab.csr.normalize_name`: it is refused
-#    locally, before anything is sent.
-# 2. Fetch the order again with `client.fetch_order(order.url)`: what changed after we read
-#    the authorizations? (Nothing should — reading is not answering.)
-# 3. Order `course.names()` with `not_after=` set to a date in a week (RFC 3339, e.g.
-#    `"2030-01-08T00:00:00Z"`). What does Pebble do with it? Let's Encrypt refuses
-#    `notBefore`/`notAfter` in an order and offers profiles instead: why might a CA not let the
-#    client pick the validity? Check: `assert client.new_order(course.names(),
-#    profile="tlsserver").profile == "tlsserver"` holds, and `rows` above lists `tlsserver`
-#    at 45.0 days (`assert ["tlsserver", "45.0 days", "1080 hours"] in rows`).
-#
+# 1. Your hand-made `newOrder` above answered an order: `check("06.1", order_json["status"])`.
+# 2. How many authorizations does it list? `check("06.2", len(order_json["authorizations"]))`.
+# 3. How many hours does a `tlsserver` certificate live? `check("06.3", hours)` (and see `rows`
+#    above).
+
+# %%
+from acmelab.exercises import check
+
+check("06.1", ...)  # the status of the new order
+check("06.2", ...)  # the number of authorizations
+check("06.3", ...)  # hours
+
+# %% [markdown]
 # **Previous:** [05 · The account](05_account.ipynb) · **Next:** [07 · The DNS challenge](07_dns_challenge.ipynb)

@@ -47,11 +47,9 @@ client = course.account_client()       # the course's account (notebook 05)
 order = course.pending_order(client)   # the order of notebook 06, or a new one for the same names
 print("order:", order.status, sorted(order.names))
 
-# %% [markdown]
 # Each authorization offers several challenges; we take `dns-01` from each. The CA lists
 # authorizations in any order, so we sort them by name:
-
-# %%
+#
 authorizations = sorted((client.fetch_authorization(url) for url in order.authorizations),
                         key=lambda authorization: authorization.name)
 challenges = {a.name: a.challenge("dns-01") for a in authorizations}
@@ -93,11 +91,9 @@ print("thumbprint:       ", thumbprint)
 print("key authorization:", key_authorization)
 print("TXT value:        ", txt_value, f"({len(txt_value)} characters)")
 
-# %% [markdown]
 # The client computes the same, and knows where the record goes: `_acme-challenge.` in front
 # of the name (for a wildcard `*.example.com`, in front of `example.com`):
-
-# %%
+#
 print("same key authorization:", client.key_authorization(challenge) == key_authorization)
 print("same TXT value:        ", client.dns01_txt_value(challenge) == txt_value)
 records = [(client.dns01_name(a), client.dns01_txt_value(challenges[a.name])) for a in authorizations]
@@ -150,10 +146,8 @@ print("zones in the account:", len(alidns.zones()))
 print("zone for", records[0][0], "->", zone.domain_name, "| RR:", rr)
 print("name servers of the zone:", ", ".join(zone.dns_servers))
 
-# %% [markdown]
 # Now publish both records (`AddDomainRecord`, through the SDK):
-
-# %%
+#
 for name, value in records:
     alidns.present(name, value)
 print("published:", len(records), "TXT records")
@@ -189,7 +183,14 @@ for rrset in dns_response.answer:
 # One more thing the CA checks before it issues: **CAA** records (RFC 8659). If the domain
 # (or a parent) has CAA records and none of them names `letsencrypt.org`, Let's Encrypt must
 # refuse — the validation of that name fails with a `caa` problem even though the TXT record
-# is right. No CAA record at all means any CA may issue.
+# is right. No CAA record at all means any CA may issue. Only the **closest** CAA record set
+# counts (the name's own, else its parent's, …); `issuewild` governs wildcards; a set with
+# only `iodef` restricts nothing; RFC 8657 adds `accounturi=` (only this account) and
+# `validationmethods=dns-01` (only this method) to an `issue` record.
+#
+# And the CA does not look just once: Let's Encrypt validates from several network vantage
+# points (**multi-perspective issuance corroboration**, required of every public CA), so a
+# record visible from one network only — or an attacker hijacking one route — does not pass.
 
 # %%
 for name, value in records:
@@ -200,17 +201,24 @@ for name, value in records:
 # ## Answering the challenge, and polling
 #
 # Now we tell the CA "validate now": a POST of an empty JSON object `{}` to the challenge URL
-# (§7.5.1). The answer is the challenge object; validation happens afterwards, on the CA's
-# side, which queries `_acme-challenge.<name>` itself:
+# (§7.5.1). Written by hand, as in notebook 04 — `jws.sign` with the account's `kid` and a
+# fresh nonce, `requests.post` — for the first name; the answer is the challenge object, and
+# validation happens afterwards, on the CA's side, which queries `_acme-challenge.<name>`:
 
 # %%
 import json
 
-with display.Wire(client) as wire:
-    client.answer_challenge(challenges[authorizations[0].name])
-exchange = wire.exchanges[0]
-print(exchange.request.method, "challenge URL ->", exchange.status_code, exchange.reason)
-display.jws(json.loads(exchange.request.body), title="the request body: payload {} means 'validate now'")
+import requests
+
+from acmelab import jws
+
+first = challenges[authorizations[0].name]
+nonce = client.transport.new_nonce()
+body = jws.sign({}, client.account_key, url=first.url, nonce=nonce, kid=client.account_url)
+answer = requests.post(first.url, json=body, headers={"Content-Type": "application/jose+json"},
+                       verify=course.target().verify, timeout=10)
+print("POST challenge URL ->", answer.status_code, "| challenge status:", answer.json()["status"])
+display.jws(body, title="the request body: payload {} means 'validate now'")
 
 # %% [markdown]
 # We answer the other challenge too, then **poll** each authorization (POST-as-GET) until it
@@ -221,7 +229,7 @@ display.jws(json.loads(exchange.request.body), title="the request body: payload 
 # %%
 published = list(records)
 try:
-    for authorization in authorizations[1:]:
+    for authorization in authorizations[1:]:   # the client does the same for the others
         client.answer_challenge(challenges[authorization.name])
     validated = [client.poll_authorization(authorization) for authorization in authorizations]
 except BaseException:
@@ -327,7 +335,6 @@ for kind in ("dns-01", "dns-account-01", "dns-persist-01"):
     print(f"    TXT {record.name}")
     print(f"    \"{record.value}\"")
 
-# %%
 print("label:", account_label(client.account_url), "(16 characters, from the account URL)")
 print("the dns-persist-01 challenge names:", sorted(demo.challenge("dns-persist-01").json["issuer-domain-names"]))
 
@@ -368,17 +375,6 @@ for attempt in ("first", "second"):
           f"relies on {[r.name for r in issued.standing_records]}")
 
 # %% [markdown]
-# The second order had a new authorization (the lab reuses none), and the CA validated it by
-# the record that was already there. dns-account-01, by contrast, writes and removes a record
-# per validation, like dns-01 — only at the account's own name:
-
-# %%
-recording = Recording(course.dns_provider())
-issued = issue_certificate([f"account.{course.target().domain}"], client=client, dns=recording,
-                           challenge="dns-account-01")
-print("wrote:", recording.written, "| standing afterwards:", list(issued.standing_records))
-
-# %% [markdown]
 # ## Summary
 #
 # * key authorization = token `.` account key thumbprint; the dns-01 TXT value is
@@ -397,13 +393,20 @@ print("wrote:", recording.written, "| standing afterwards:", list(issued.standin
 # ## Exercises
 #
 # 1. Order `example.com` and `*.example.com` together. Both TXT values go to
-#    `_acme-challenge.example.com`: publish both, check with `propagation.txt_values` that the
-#    name now has two values, and clean up one — is the other still there?
-# 2. Publish a *wrong* value for a fresh order and answer its challenge. Which problem type
-#    does the CA report, and what does its `detail` say it found?
-# 3. Compute the dns-account-01 label by hand with `hashlib` and `base64.b32encode`: the first
-#    10 bytes of SHA-256 of `client.account_url`, base32, lower case, no padding. Check it:
-#    `assert my_label == account_label(client.account_url)`, and that the record name in the
-#    table above is `f"_{my_label}._acme-challenge.persist.{course.target().domain}"`.
-#
+#    `_acme-challenge.example.com`: publish both and count the values `propagation.txt_values`
+#    sees: `check("07.1", count)`. Clean up one — is the other still there?
+# 2. Publish a *wrong* value for a fresh order and answer its challenge:
+#    `check("07.2", error)` with the `ChallengeFailed` you catch.
+# 3. Compute the dns-account-01 label by hand (`hashlib`, `base64.b32encode`: the first 10 bytes
+#    of SHA-256 of `client.account_url`, base32, lower case, no padding):
+#    `check("07.3", (my_label, client.account_url))`.
+
+# %%
+from acmelab.exercises import check
+
+check("07.1", ...)  # the number of TXT values
+check("07.2", ...)  # the ChallengeFailed you caught
+check("07.3", ...)  # (label, client.account_url)
+
+# %% [markdown]
 # **Previous:** [06 · The order and its authorizations](06_order_and_authorizations.ipynb) · **Next:** [08 · A hand-signed Alibaba Cloud request](08_alibaba_signed_request.ipynb)

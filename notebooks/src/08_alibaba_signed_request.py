@@ -226,6 +226,8 @@ from acmelab.exercises import ALIYUN_EXAMPLE, check
 
 mine = sign(dict(ALIYUN_EXAMPLE["params"]), ALIYUN_EXAMPLE["secret"])["Signature"]
 check("08.1", mine)
+check("08.2", ...)  # exercise 2: the V3 Authorization header
+check("08.3", ...)  # exercise 3: the Code
 
 # %% [markdown]
 # ## Summary

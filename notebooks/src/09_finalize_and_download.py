@@ -9,7 +9,7 @@
 # [02](02_certificate_key_and_csr.ipynb), the account from [05](05_account.ipynb) and the
 # ready order from [07](07_dns_challenge.ipynb) (each made now if it is missing).
 #
-# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)
+# **Previous:** [08 · A hand-signed Alibaba Cloud request](08_alibaba_signed_request.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)
 
 # %% [markdown]
 # ## Where we are
@@ -74,13 +74,23 @@ print("certificate URL:", order.certificate)
 # (§7.4.2).
 
 # %%
-with display.Wire(client) as wire:
-    chain = client.download_certificate(order)
-response = wire.exchanges[0]
-print(response.request.method, "certificate URL ->", response.status_code, response.reason)
-print("Content-Type:", response.headers["Content-Type"])
-print("alternates:  ", len(chain.alternates))
-print("PEM blocks:  ", chain.pem.count("-----BEGIN CERTIFICATE-----"))
+import requests
+
+from acmelab import jws
+
+body = jws.sign(None, client.account_key, url=order.certificate, nonce=client.transport.new_nonce(),
+                kid=client.account_url)   # POST-as-GET, by hand
+download = requests.post(order.certificate, json=body, headers={"Content-Type": "application/jose+json"},
+                         verify=course.target().verify, timeout=10)
+print("POST certificate URL ->", download.status_code, "| Content-Type:", download.headers["Content-Type"])
+for link in sorted(requests.utils.parse_header_links(download.headers.get("Link", "")), key=lambda l: l["rel"]):
+    print(f'Link: <{link["url"]}>;rel="{link["rel"]}"')
+pem_blocks = download.text.count("-----BEGIN CERTIFICATE-----")
+print(f"body: {pem_blocks} PEM blocks (leaf, then intermediate; no root):")
+for block in download.text.split("-----END CERTIFICATE-----")[:-1]:
+    print("  -----BEGIN CERTIFICATE-----  <base64 DER>  -----END CERTIFICATE-----")
+chain = client.download_certificate(order)   # the client's result is the answer key
+print("the client downloaded the same chain:", chain.pem == download.text, "| alternates:", len(chain.alternates))
 
 # %% [markdown]
 # The chain, decoded: who each certificate is for, who signed it, and whether each one really
@@ -110,8 +120,10 @@ print(course.relative(course.leaf_path()))
 # ## Alternate chains
 #
 # A CA may offer the *same* leaf with different intermediates that lead to different roots —
-# Let's Encrypt did so while moving from the old "DST Root CA X3" to its own "ISRG Root X1",
-# and does again for its ECDSA root "ISRG Root X2". Old devices trust only the old root, new
+# Let's Encrypt's 2025 "Gen Y" hierarchy does so: Root YR (RSA) and Root YE (ECDSA) are
+# cross-signed by ISRG Root X1 and X2, so a leaf from the YR1/YR2 or YE1/YE2 intermediates
+# has a chain to the new root and one to the old. (The DST Root CA X3 cross-sign is history.)
+# Never pin an intermediate: follow `rel="up"` and `rel="alternate"`. Old devices trust only the old root, new
 # ones the new root; the server operator picks the chain that suits its clients. The lab's
 # Pebble runs with one alternate root:
 #
@@ -200,11 +212,18 @@ except VerificationError as error:
 #
 # ## Exercises
 #
-# 1. Finalize a new ready order with a CSR for *other* names (`course.csr("other", ["www.example.com"])`).
-#    What does the client say, and did anything reach the CA?
-# 2. Validate the alternate chain (`chains[1]`) with a store that holds only the *first* root.
-#    Which error do you get, and why is that the reason alternate chains exist?
-# 3. Look at `course.lab().cert_status(format(leaf.serial_number, "x"))`: what does Pebble know
-#    about our certificate? (Notebook 11 revokes certificates and checks this again.)
-#
-# **Previous:** [07 · The DNS challenge](07_dns_challenge.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)
+# 1. Finalize a new ready order with a CSR for *other* names (`course.csr("other", ["www.example.com"])`):
+#    `check("09.1", error)`. Did anything reach the CA?
+# 2. Which `rel` values do the `Link` headers of the download carry? `check("09.2", {...})`.
+# 3. What does Pebble know about our certificate?
+#    `check("09.3", course.lab().cert_status(serial_hex)["Status"])`.
+
+# %%
+from acmelab.exercises import check
+
+check("09.1", ...)  # the exception you caught
+check("09.2", ...)  # the set of rel values
+check("09.3", ...)  # the Status
+
+# %% [markdown]
+# **Previous:** [08 · A hand-signed Alibaba Cloud request](08_alibaba_signed_request.ipynb) · **Next:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb)

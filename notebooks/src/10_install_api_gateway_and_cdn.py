@@ -213,11 +213,17 @@ for domain, roots in ((other, course.trust_roots()), (cdn_domain, wrong_roots)):
 #
 # ## Exercises
 #
-# 1. Upload the chain with its certificates in the wrong order (intermediate first). Where is
-#    it refused — by `check_certificate` before sending, or by the service?
-# 2. Install the certificate on `static.example.com`. Where is it refused, and did anything
-#    reach the CDN? (Wrap the call in `display.AliyunCalls(aliyun)` to find out.)
-# 3. Call `deploy.verify` for `api.example.com` with `expected_serial_hex` of another
-#    certificate. How would you use this check in a renewal job (notebook 12)?
-#
+# 1. Upload the chain with its certificates in the wrong order (intermediate first):
+#    `check("10.1", type(error))`. Refused before sending, or by the service?
+# 2. Which CDN action installs a PEM certificate? `check("10.2", action)`.
+# 3. Which API Gateway action binds one to a custom domain? `check("10.3", action)`.
+
+# %%
+from acmelab.exercises import check
+
+check("10.1", ...)  # the exception class
+check("10.2", ...)  # the CDN action
+check("10.3", ...)  # the API Gateway action
+
+# %% [markdown]
 # **Previous:** [09 · Finalize and download](09_finalize_and_download.ipynb) · **Next:** [11 · PKCS#12 for IIS](11_pkcs12_for_iis.ipynb)

@@ -212,12 +212,19 @@ print("host names:        ", ", ".join(certificate.names))
 #
 # ## Exercises
 #
-# 1. Try `pkcs12.export_pkcs12(certificate.private_key, certificate.chain_pem, password="")`.
-#    Why does the library refuse, and what would `unencrypted=True` mean for the key?
-# 2. Export with `profile="legacy"` and `iterations=2048`, and compare `openssl pkcs12 -info`
-#    with the files above. Which iteration count changed, which did not, and which one limits
-#    how fast a password can be guessed?
-# 3. Export the *alternate* chain of notebook 09 into a `.pfx`. When would a Windows server
-#    need it?
-#
+# 1. Try `pkcs12.export_pkcs12(certificate.private_key, certificate.chain_pem, password="")`:
+#    `check("11.1", type(error))`. What would `unencrypted=True` mean for the key?
+# 2. Which is the oldest Windows Server that imports the default (AES-256, PBES2) files?
+#    `check("11.2", year)`.
+# 3. Export the *alternate* chain of notebook 09 into a `.pfx` and
+#    `assert bundle.chain[-1].issuer != default_bundle.chain[-1].issuer`. When would a Windows
+#    server need it?
+
+# %%
+from acmelab.exercises import check
+
+check("11.1", ...)  # the exception class
+check("11.2", ...)  # a year
+
+# %% [markdown]
 # **Previous:** [10 · Install on API Gateway and CDN](10_install_api_gateway_and_cdn.ipynb) · **Next:** [12 · Renewal and ARI](12_renewal_and_ari.ipynb)

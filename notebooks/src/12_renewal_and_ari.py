@@ -229,5 +229,12 @@ else:
 #    `assert not decision.due and "ARI unusable" in decision.reason`.
 # 3. A `shortlived` certificate lives 160 hours. When is it due without ARI? Hand in the hours
 #    after issuance: `check("12.3", hours)`.
-#
+
+# %%
+from acmelab.exercises import check
+
+check("12.1", ...)  # the certID of RFC 9773's example
+check("12.3", ...)  # hours after issuance
+
+# %% [markdown]
 # **Previous:** [11 · PKCS#12 for IIS](11_pkcs12_for_iis.ipynb) · **Next:** [13 · Revocation and the account's life cycle](13_revocation_and_account_lifecycle.ipynb)

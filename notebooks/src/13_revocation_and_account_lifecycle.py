@@ -203,5 +203,12 @@ except AcmeProblem as error:
 #    error class you catch: `check("13.2", type(error))`.
 # 3. Revoke a fresh throw-away certificate with `ReasonCode.superseded`, then check with
 #    `lab.cert_status(serial)["Status"]`: `assert status == "Revoked"`.
-#
+
+# %%
+from acmelab.exercises import check
+
+check("13.1", ...)  # a ReasonCode
+check("13.2", ...)  # the error class you caught
+
+# %% [markdown]
 # **Previous:** [12 · Renewal and ARI](12_renewal_and_ari.ipynb) · **Next:** [14 · Automate many services](14_automate_many_services.ipynb)

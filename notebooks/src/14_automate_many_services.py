@@ -231,12 +231,16 @@ workdir.cleanup()  # the demo's state directory (keys included) goes away
 # ## Exercises
 #
 # 1. Add a service for `cdn.example.org` (another zone of the lab account) to the services file
-#    and apply again. Which services are worked on, and which stay `unchanged`?
-# 2. Break one service on purpose — an API Gateway `group_id` that does not exist — and apply.
-#    What happens to the other services, and what does the failed one report?
-# 3. Before the cleanup cell (or after writing `services.toml` again and passing a
-#    `--state-dir` of your own), run `acmelab apply services.toml --threshold 0.9999` (renew
-#    when less than 99.99 % of the lifetime is left) and look at the `why` column. Then
-#    write the systemd timer (or cron line) that would run `acmelab renew` every day.
-#
+#    and apply again: `check("14.1", [s["status"] for s in summary["services"]])`.
+# 2. Break one service on purpose — an API Gateway `group_id` that does not exist — and apply:
+#    `check("14.2", status_of_the_broken_one)`.
+# 3. Write the systemd timer (or cron line) that would run `acmelab renew` every day.
+
+# %%
+from acmelab.exercises import check
+
+check("14.1", ...)  # the list of statuses
+check("14.2", ...)  # the broken service's status
+
+# %% [markdown]
 # **Previous:** [13 · Revocation and the account's life cycle](13_revocation_and_account_lifecycle.ipynb) · **Next:** [15 · Go live: the checklist](15_go_live_checklist.ipynb)

@@ -115,5 +115,11 @@ display.json_view(course.ram_policy(wanted, zones), title="RAM policy for servic
 # 1. Which action must the RAM policy allow for `cas = true`? `check("15.1", action)`.
 # 2. Add an SLB or a third CDN domain to `wanted` and print the policy again: which statement
 #    grew? `assert` that every CDN domain of `wanted` is in the CDN statement's `Resource`.
-#
+
+# %%
+from acmelab.exercises import check
+
+check("15.1", ...)  # a RAM action
+
+# %% [markdown]
 # **Previous:** [14 · Automate many services](14_automate_many_services.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
