@@ -1109,7 +1109,7 @@ def _add_certificate_commands(subparsers: argparse._SubParsersAction) -> None:
 # acmelab lab ...
 # --------------------------------------------------------------------------
 
-_PORT_OPTIONS = ("acme", "management", "dns", "challtestsrv", "aliyun", "cdn_edge", "apigateway_edge")
+_PORT_OPTIONS = ("acme", "management", "dns", "challtestsrv", "aliyun", "cdn_edge", "apigateway_edge", "slb_edge")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -1146,6 +1146,9 @@ def _print_info(info, *, as_json: bool, heading: str) -> None:
     if info.aliyun_endpoint:
         print(f"  Alibaba endpoint   https://{info.aliyun_endpoint}  AccessKeyId {info.aliyun_access_key_id}"
               f"  (secret in {info.run_dir / 'aliyun-access-key.json'})")
+    if info.dns_propagation_delay or info.aliyun_latency:
+        print(f"  latency            DNS propagation {info.dns_propagation_delay:g} s, "
+              f"Alibaba API {info.aliyun_latency:g} s per answer")
     if info.eab_keys:
         print(f"  EAB key ids        {', '.join(sorted(info.eab_keys))}")
     print(f"  run directory      {info.run_dir}  (logs/ holds Pebble's and challtestsrv's logs)")
@@ -1161,7 +1164,7 @@ def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, s
         "acme": urlsplit(info.directory_url).port, "management": urlsplit(info.management_url).port,
         "dns": info.dns_server[1], "challtestsrv": urlsplit(info.challtestsrv_url).port,
         "aliyun": urlsplit(f"https://{info.aliyun_endpoint}").port if info.aliyun_endpoint else None,
-        "cdn_edge": info.cdn_edge_port, "apigateway_edge": info.apigateway_edge_port,
+        "cdn_edge": info.cdn_edge_port, "apigateway_edge": info.apigateway_edge_port, "slb_edge": info.slb_edge_port,
     }
     ignored = []
     if args.free_ports:
@@ -1181,6 +1184,9 @@ def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, s
                 if str(info.retry_after.get(key)) != value]
     ignored += [f"--profile {key}={value}" for key, value in (args.profile or [])
                 if str(info.profiles.get(key)) != value]
+    ignored += [f"--{name.replace('_', '-')} {getattr(args, name):g}"
+                for name in ("dns_propagation_delay", "aliyun_latency")
+                if getattr(args, name) and getattr(args, name) != getattr(info, name)]
     return ignored
 
 
@@ -1223,7 +1229,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     else:
         info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
                                   strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun,
-                                  retry_after=retry_after, profiles=profiles)
+                                  retry_after=retry_after, profiles=profiles,
+                                  dns_propagation_delay=args.dns_propagation_delay,
+                                  aliyun_latency=args.aliyun_latency)
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
 
@@ -1239,8 +1247,32 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
         else:
             print(f"No lab is running in {args.run_dir or lab.default_run_dir()}.")
         return EXIT_NOT_RUNNING
+    if getattr(args, "inventory", False):
+        _print_inventory(info.inventory(), info, as_json=args.json)
+        return EXIT_OK
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
+
+
+def _print_inventory(inventory: dict, info, *, as_json: bool) -> None:
+    """``lab status --inventory``: the lab's zones, CDN domains, API groups, load balancers."""
+    if as_json:
+        print(json.dumps({**info.to_dict(), "inventory": inventory}, indent=2))
+        return
+    print(f"Zones ({len(inventory['Zones'])}): " + ", ".join(z["DomainName"] for z in inventory["Zones"]))
+    print("CDN domains:")
+    for domain in inventory["CdnDomains"]:
+        print(f"  {domain['DomainName']:<32} HTTPS {domain['ServerCertificateStatus']}"
+              + (f"  serial {domain['Serial']}" if domain.get("Serial") else ""))
+    print("API Gateway groups:")
+    for group in inventory["ApiGroups"]:
+        print(f"  {group['GroupId']}  {group['GroupName']}: "
+              + ", ".join(d["DomainName"] for d in group["CustomDomains"]))
+    print("Load balancers (SLB):")
+    for balancer in inventory["LoadBalancers"]:
+        print(f"  {balancer['LoadBalancerId']}  {balancer['LoadBalancerName']}  HTTPS listeners "
+              + ", ".join(str(listener["ListenerPort"]) for listener in balancer["Listeners"]))
+    print(f"  (edges: CDN {info.cdn_edge_port}, API Gateway {info.apigateway_edge_port}, SLB {info.slb_edge_port})")
 
 
 def cmd_lab_down(args: argparse.Namespace) -> int:
@@ -1281,11 +1313,18 @@ def _add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
                     help="offer this profile and lifetime instead of Let's Encrypt's classic, tlsserver, "
                          "shortlived (repeatable)")
     up.add_argument("--no-aliyun", action="store_true", help="do not start the local Alibaba Cloud endpoint")
+    up.add_argument("--dns-propagation-delay", type=float, default=0.0, metavar="S",
+                    help="seconds before a record written through the Alibaba endpoint reaches the lab DNS "
+                         "(default 0)")
+    up.add_argument("--aliyun-latency", type=float, default=0.0, metavar="S",
+                    help="seconds added to every Alibaba endpoint answer (default 0)")
     up.set_defaults(func=cmd_lab_up)
 
     status = commands.add_parser("status", help="show the running lab (exit status 3 if none)")
     common(status)
     status.add_argument("--json", action="store_true", help="print the lab's info as JSON (no secrets)")
+    status.add_argument("--inventory", action="store_true",
+                        help="list the lab account's zones, CDN domains, API groups and load balancers")
     status.set_defaults(func=cmd_lab_status)
 
     down = commands.add_parser("down", help="stop the processes the lab started")
