@@ -123,6 +123,23 @@ def expand_diagrams(markdown: str, folder: str = DIAGRAM_FOLDER) -> str:
     return "\n".join(out)
 
 
+#: ``check("16.1", ...)  # solution: storm_error``: the notebook shows ``...``
+#: (the comment removed), the solution notebook ``storm_error``.
+SOLUTION_MARKER = re.compile(r"^(?P<code>.*?)[ \t]+# solution: (?P<answer>.+?)[ \t]*$", re.MULTILINE)
+SOLUTIONS = HERE / "solutions"
+
+
+def without_solutions(code: str) -> str:
+    """A code cell for the learner: every ``# solution:`` comment removed."""
+    return SOLUTION_MARKER.sub(lambda m: m["code"], code)
+
+
+def with_solutions(code: str) -> str:
+    """A code cell of the solution notebook: the first ``...`` of each marked
+    line replaced by its ``# solution:`` answer."""
+    return SOLUTION_MARKER.sub(lambda m: m["code"].replace("...", m["answer"], 1), code)
+
+
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
@@ -154,30 +171,48 @@ def split(text: str) -> list[tuple[str, str]]:
     return result
 
 
-def parse(text: str, diagram_folder: str = DIAGRAM_FOLDER) -> list[tuple[str, str]]:
+def parse(text: str, diagram_folder: str = DIAGRAM_FOLDER, solutions: bool = False) -> list[tuple[str, str]]:
     """The cells of the built notebook, ``[(kind, source), ...]``: :func:`split`,
     with every named Mermaid block turned into an image of ``diagram_folder``
-    + the source (:func:`expand_diagrams`)."""
-    return [(kind, expand_diagrams(cell, diagram_folder) if kind == "markdown" else cell)
+    + the source (:func:`expand_diagrams`), and ``# solution:`` markers
+    removed (or, with ``solutions``, filled in: :func:`with_solutions`)."""
+    answer = with_solutions if solutions else without_solutions
+    prose = (lambda cell: _SIBLING_LINK.sub(r"](../\g<target>", cell)) if solutions else (lambda cell: cell)
+    return [(kind, prose(expand_diagrams(cell, diagram_folder)) if kind == "markdown" else answer(cell))
             for kind, cell in split(text)]
 
 
-def build(source: Path, keep_outputs: bool = True) -> Path:
+#: a link to a notebook of the series, rewritten in a solution notebook (one folder down)
+_SIBLING_LINK = re.compile(r"\]\((?P<target>[0-9][0-9]_[A-Za-z0-9_]+\.ipynb)")
+
+
+def has_solutions(source: Path) -> bool:
+    """Whether the source marks answers with ``# solution:`` (then
+    ``notebooks/solutions/<stem>.ipynb`` is built from it too)."""
+    return any(kind == "code" and SOLUTION_MARKER.search(cell) for kind, cell in split(source.read_text(encoding="utf-8")))
+
+
+def build(source: Path, keep_outputs: bool = True, solutions: bool = False) -> Path:
     """Write ``notebooks/<source stem>.ipynb`` from ``source``; returns its path.
 
     With ``keep_outputs`` and an existing notebook whose code cells are the
     same, in the same order, as the source's (only prose or diagrams
     changed), their stored outputs are kept; otherwise the notebook has none
-    until ``make refresh-notebooks``."""
+    until ``make refresh-notebooks``.  With ``solutions``: the solution
+    notebook ``notebooks/solutions/<stem>.ipynb`` (answers filled in)."""
     number = source.stem.split("_", 1)[0]
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     notebook.metadata["language_info"] = {"name": "python"}
-    for index, (kind, text) in enumerate(parse(source.read_text(encoding="utf-8"))):
+    folder = HERE if not solutions else SOLUTIONS
+    cells = parse(source.read_text(encoding="utf-8"), DIAGRAM_FOLDER if not solutions else f"../{DIAGRAM_FOLDER}",
+                  solutions=solutions)
+    for index, (kind, text) in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
         cell["id"] = f"{number}-{index:02d}"
         notebook.cells.append(cell)
-    target = HERE / f"{source.stem}.ipynb"
+    folder.mkdir(exist_ok=True)
+    target = folder / f"{source.stem}.ipynb"
     if keep_outputs and target.exists():
         old = [cell for cell in nbformat.read(target, as_version=4).cells if cell.cell_type == "code"]
         new = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -187,7 +222,7 @@ def build(source: Path, keep_outputs: bool = True) -> Path:
                 new_cell["execution_count"] = old_cell.get("execution_count")
                 new_cell["metadata"] = old_cell.get("metadata", {})
     nbformat.validate(notebook)
-    handle, temporary = tempfile.mkstemp(dir=HERE, prefix=f".{target.name}.")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:  # atomically: temp file + rename
         stream.write(nbformat.writes(notebook) + "\n")
     os.chmod(temporary, 0o644)
@@ -221,6 +256,8 @@ def main(argv: list[str]) -> int:
         if wanted and source.stem.split("_", 1)[0] not in wanted:
             continue
         print(f"built {build(source).relative_to(HERE.parent)}")
+        if has_solutions(source):
+            print(f"built {build(source, solutions=True).relative_to(HERE.parent)}")
     return 0
 
 
