@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup pebble lab lab-up lab-down run test unit integration notebooks-test refresh-notebooks bench clean
+.PHONY: setup pebble lab lab-up lab-down run test unit integration notebooks-test refresh-notebooks diagrams bench clean
 
 ## setup: the venv with requirements and acmelab (editable), and the lab's CA: Pebble and
 ## pebble-challtestsrv built from upstream source at the commit pinned in acmelab/lab/build.py,
@@ -63,6 +63,11 @@ notebooks-test: setup
 ## refresh-notebooks: re-execute every notebook in place against a fresh lab (stored outputs).
 refresh-notebooks: setup
 	$(PY) -m acmelab.lab.run_series --in-place
+
+## diagrams: render the notebooks' new or changed Mermaid diagrams to notebooks/diagrams/*.svg
+## (committed; needs chromium and npm: the pinned mermaid package goes into build/diagram-tools/).
+diagrams: setup
+	$(PY) notebooks/build.py --diagrams
 
 ## bench: the benchmarks in bench/ (never part of make test).
 bench: setup

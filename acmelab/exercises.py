@@ -362,3 +362,51 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "Certificate Management Service's upload action (RAM namespace yundun-cert)",
              _words("yundun-cert:UploadUserCertificate"), "yundun-cert:UploadUserCertificate."),
 ]}
+
+
+# --------------------------------------------------------------------------
+# Notebook 16, the fault drills (one block, kept by the drills' author)
+# --------------------------------------------------------------------------
+
+#: (CAA record set, CA identity, wildcard?) -> may that CA issue (RFC 8659 §4, RFC 8657)
+_CAA_CASES = [
+    ([], "pebble.letsencrypt.org", False, True),
+    ([("issue", "letsencrypt.org")], "pebble.letsencrypt.org", False, False),
+    ([("issue", "letsencrypt.org"), ("issue", "pebble.letsencrypt.org")], "pebble.letsencrypt.org", False, True),
+    ([("issue", "pebble.letsencrypt.org; accounturi=https://ca/acct/1")], "pebble.letsencrypt.org", False, True),
+    ([("iodef", "mailto:security@example.com")], "pebble.letsencrypt.org", False, True),
+    ([("issue", ";")], "pebble.letsencrypt.org", False, False),
+    ([("issue", "pebble.letsencrypt.org"), ("issuewild", ";")], "pebble.letsencrypt.org", True, False),
+    ([("issue", "pebble.letsencrypt.org"), ("issuewild", ";")], "pebble.letsencrypt.org", False, True),
+    ([("issue", ";")], "pebble.letsencrypt.org", True, False),
+]
+
+
+def _caa_allows(answer: Any) -> bool:
+    """16.4: a function ``(records, identity, wildcard=False) -> bool``
+    that decides the cases of :data:`_CAA_CASES` as RFC 8659 does."""
+    return callable(answer) and all(answer(records, identity, wildcard=wildcard) is expected
+                                    for records, identity, wildcard, expected in _CAA_CASES)
+
+
+EXERCISES.update({e.id: e for e in [
+    Exercise("16.1", "the problem type a nonce storm answers",
+             "the caught error (storm_error) or its problem name; RFC 8555 §6.5", _is_problem("badNonce"),
+             "badNonce: sign again with the Replay-Nonce of the error, a bounded number of times."),
+    Exercise("16.2", "how many orders the CA holds after the blind repeat of a lost newOrder",
+             "len(blind): the CA acted on both requests", _number(2),
+             "two: newOrder is not idempotent; after a lost answer ask the CA (list the orders) first."),
+    Exercise("16.3", "the problem type of the authorization answered before the TXT record was visible",
+             "propagation_error (a ChallengeFailed carries the CA's problem)", _is_problem("unauthorized", "dns"),
+             "the CA found no TXT record yet: wait until every authoritative server answers it."),
+    Exercise("16.4", "a function caa_allows(records, identity, wildcard=False)",
+             "the issue values (issuewild for a wildcard, when there is one) must name the identity "
+             "before any ';' parameters; no issue/issuewild property at all allows every CA; iodef restricts nothing",
+             _caa_allows, "RFC 8659 §4: issue, issuewild for wildcards, parameters such as accounturi after ';'."),
+    Exercise("16.5", "the problem type of a finalize whose CSR names differ from the order",
+             "csr_error: what the CA answered to the hand-sent finalize", _is_problem("unauthorized", "badCSR"),
+             "refused (Pebble: unauthorized; RFC 8555 §7.4 allows badCSR): the CSR names exactly the order's identifiers."),
+    Exercise("16.6", "seconds to wait after the 429 answer",
+             "rate_error.retry_after, from the Retry-After header", _number(3600, 1),
+             "3600 s: reschedule, do not hammer; a renewal inside the ARI window is exempt at Let's Encrypt."),
+]})

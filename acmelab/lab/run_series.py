@@ -8,8 +8,9 @@ Usage::
 
 ``--out DIR`` executes every ``notebooks/NN_*.ipynb`` in order (each in its
 own kernel, working directory ``notebooks/``, like nbval) and writes the
-executed copy and an HTML page (nbconvert) of each into DIR (in the HTML,
-links to the other notebooks point at their ``.html`` pages).  It uses the
+executed copy and an HTML page of each into DIR (offline: diagrams inlined
+as SVG, no script from a CDN, see :mod:`acmelab.lab.html_export`; links to
+the other notebooks point at their ``.html`` pages).  It uses the
 course's lab (:func:`acmelab.course.lab`: started if it is not running,
 stopped again at the end if this command started it and no test session
 uses it meanwhile, see :func:`acmelab.course.join_lab`).  The first line
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from acmelab import files
+from acmelab.lab import html_export
+from acmelab.lab.html_export import html_links  # noqa: F401  (its old home; tests use it)
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -159,31 +161,11 @@ def write_notebook(notebook: Any, target: Path) -> None:
     write_atomically(target, nbformat.writes(notebook) + "\n")
 
 
-#: ``href="NN_name.ipynb"`` (optionally with ``#fragment``) in nbconvert's HTML.
-_NOTEBOOK_HREF = re.compile(r'href="(?P<stem>[0-9][0-9]_[A-Za-z0-9_]+)\.ipynb(?P<fragment>#[^"]*)?"')
-
-
-def html_links(body: str, siblings: Iterable[str]) -> str:
-    """Point links to sibling notebooks (``NN_name.ipynb``, stems in
-    ``siblings``) at their HTML pages (``NN_name.html``); other links are
-    left as they are."""
-    siblings = set(siblings)
-
-    def rewrite(match: re.Match[str]) -> str:
-        if match["stem"] not in siblings:
-            return match[0]
-        return f'href="{match["stem"]}.html{match["fragment"] or ""}"'
-
-    return _NOTEBOOK_HREF.sub(rewrite, body)
-
-
 def write_html(notebook: Any, target: Path) -> None:
-    """The notebook as an HTML page (nbconvert); links to the other
+    """The notebook as one offline HTML page (:mod:`acmelab.lab.html_export`:
+    diagrams inlined as SVG, nothing loaded from a CDN); links to the other
     notebooks of the series point at their HTML pages."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_notebook_node(notebook)
-    write_atomically(target, html_links(body, (path.stem for path in notebook_paths())))
+    write_atomically(target, html_export.notebook_html(notebook, NOTEBOOKS, (path.stem for path in notebook_paths())))
 
 
 def main(argv: list[str] | None = None) -> int:

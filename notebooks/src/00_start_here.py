@@ -23,7 +23,7 @@
 # **leaf** (your server's certificate). The server sends the leaf plus the intermediates — the
 # **chain** — and the browser walks it up to a root it knows.
 #
-# ```mermaid
+# ```mermaid chain-of-trust
 # flowchart LR
 #     root["Root CA<br/>(in the browser's trust store)"] -->|signs| inter["Intermediate CA"]
 #     inter -->|signs| leaf["Leaf: api.example.com<br/>(your server's certificate)"]
@@ -74,6 +74,22 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # > Let's Encrypt no longer runs OCSP (revocation is by CRL) and no longer stores contact
 # > e-mail addresses. The lab's Pebble offers the same three profiles and ARI.
 #
+# ```mermaid lifetimes
+# gantt
+#     accTitle: How long a certificate issued on 1 September 2026 lives, by profile (as of late 2026)
+#     dateFormat YYYY-MM-DD
+#     axisFormat %b %d
+#     tickInterval 2week
+#     todayMarker off
+#     section today
+#     classic 90 days           :done, 2026-09-01, 90d
+#     tlsserver 45 days         :active, 2026-09-01, 45d
+#     shortlived 160 hours      :crit, 2026-09-01, 160h
+#     section classic, later
+#     from 2027-02-10 64 days   :2026-09-01, 64d
+#     from 2028-02-16 45 days   :2026-09-01, 45d
+# ```
+#
 # The program talks to the CA with **ACME** (Automatic Certificate Management Environment),
 # standardised as **RFC 8555**: JSON over HTTPS, every request signed with the *account key*.
 
@@ -91,8 +107,9 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # %% [markdown]
 # The whole flow, which the notebooks walk through one step at a time:
 #
-# ```mermaid
+# ```mermaid acme-flow
 # sequenceDiagram
+#     accTitle: The whole ACME flow, notebook by notebook
 #     autonumber
 #     participant C as Client (acmelab)
 #     participant CA as ACME server (Let's Encrypt / Pebble)
@@ -103,18 +120,19 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 #     C->>CA: POST newAccount, JWS signed with the account key (04, 05)
 #     CA-->>C: 201 Created, Location: account URL (the kid)
 #     C->>CA: POST newOrder for api.example.com, cdn.example.com (06)
-#     CA-->>C: order + one authorization per name, each with challenges
-#     C->>DNS: AddDomainRecord TXT _acme-challenge.api … (07)
+#     CA-->>C: 201 Created: the order, with one authorization URL per name
+#     C->>CA: POST-as-GET each authorization URL → its challenges (06)
+#     C->>DNS: AddDomainRecord TXT _acme-challenge.api … (07, 08)
 #     C->>CA: POST challenge URL {} — "ready, check it"
 #     CA->>DNS: TXT lookup _acme-challenge.api.example.com
 #     C->>CA: POST-as-GET authorization (poll)
 #     CA-->>C: authorization valid → order ready
 #     C->>DNS: DeleteDomainRecord (cleanup)
-#     C->>CA: POST finalize with the CSR (08)
+#     C->>CA: POST finalize with the CSR (09)
 #     CA-->>C: order valid, certificate URL
 #     C->>CA: POST-as-GET certificate → PEM chain
-#     C->>Svc: upload certificate and key (09), or a PKCS#12 file for IIS (10)
-#     Note over C,Svc: renew before expiry (11, 12), revoke if a key leaks (11)
+#     C->>Svc: upload certificate and key (10), or a PKCS#35;12 file for IIS (11)
+#     Note over C,Svc: renew before expiry (12, 14), revoke if a key leaks (13)
 # ```
 
 # %% [markdown]

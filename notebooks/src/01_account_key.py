@@ -101,7 +101,18 @@ display.json_view(keys.public_jwk(demo_key), title="JWK of the demo key")
 # *required* members, in lexicographic order, with no spaces, then base64url. RFC 7638 leaves
 # the hash to the protocol that uses it; ACME uses SHA-256 (RFC 8555 §8.1). The thumbprint goes
 # inside every challenge answer (the *key authorization*, notebook 07), which ties the proof
-# of domain control to your account key. By hand:
+# of domain control to your account key.
+#
+# ```mermaid thumbprint
+# flowchart LR
+#     accTitle: The account key's thumbprint (RFC 7638; SHA-256 in ACME, RFC 8555 §8.1)
+#     jwk["public JWK<br/>kty, crv, x, y<br/>(and any other members)"] -->|"required members only,<br/>sorted, no spaces"| canon["canonical JSON, UTF-8<br/>{#quot;crv#quot;:#quot;P-256#quot;,#quot;kty#quot;:#quot;EC#quot;,<br/>#quot;x#quot;:…,#quot;y#quot;:…}"]
+#     canon --> sha["SHA-256<br/>32 bytes"]
+#     sha --> b64["base64url, no padding<br/>43 characters"]
+#     b64 -.->|"in every key authorization<br/>(notebook 07)"| use["token.thumbprint"]
+# ```
+#
+# By hand:
 
 # %%
 import hashlib

@@ -58,7 +58,7 @@ for name in ["WWW.Example.COM.", "bücher.example.com", "*.example.com", "www.*.
 # (validity, issuer, policies) is the CA's choice. And the names must be exactly the order's
 # identifiers (RFC 8555 §7.4): one more or one fewer, and finalize is refused.
 #
-# ```mermaid
+# ```mermaid csr
 # flowchart LR
 #     key["certificate key<br/>(private, stays with you)"] -->|public half| csr
 #     names["names<br/>example.com, *.example.com,<br/>xn--bcher-kva.example.com"] --> csr

@@ -139,7 +139,7 @@ print("nonce length:", len(get.headers["Replay-Nonce"]), "base64url characters")
 # answers to POSTs — a client that took its first nonce from the directory breaks.) A careful
 # client keeps the newest nonce it has seen and asks `newNonce` only when it has none.
 #
-# ```mermaid
+# ```mermaid nonces
 # sequenceDiagram
 #     participant C as Client
 #     participant S as ACME server

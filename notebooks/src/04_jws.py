@@ -18,7 +18,7 @@
 # `Content-Type: application/jose+json` whose body is a JWS in the *flattened JSON*
 # serialisation (RFC 7515 §7.2.2, RFC 8555 §6.2): three base64url strings.
 #
-# ```mermaid
+# ```mermaid jws
 # flowchart TB
 #     subgraph body["POST body: flattened JWS"]
 #         p["protected: base64url(JSON header)<br/>alg, nonce, url, and jwk or kid"]

@@ -20,7 +20,7 @@
 # *identity* is the public key; its *name* is its URL, which the CA returns in `Location` and
 # which every later request carries as `kid`.
 #
-# ```mermaid
+# ```mermaid account-states
 # stateDiagram-v2
 #     [*] --> valid: newAccount (201 Created)
 #     valid --> valid: update contact
@@ -127,7 +127,7 @@ print("still:", list(client.fetch_account().contact))
 # `meta.externalAccountRequired` says whether a CA insists; without it, such a CA answers
 # `externalAccountRequired`.
 #
-# ```mermaid
+# ```mermaid external-account-binding
 # flowchart LR
 #     outer["newAccount JWS<br/>signed by the account key (jwk)"] --> payload["payload:<br/>termsOfServiceAgreed,<br/>externalAccountBinding"]
 #     payload --> inner["inner JWS, HS256<br/>header: alg, kid = key identifier, url = newAccount<br/>payload: the account's public JWK"]

@@ -21,7 +21,7 @@
 # enough. When every authorization is `valid`, the order becomes `ready`, and we may
 # *finalize* it with the CSR (notebook 09).
 #
-# ```mermaid
+# ```mermaid order-states
 # stateDiagram-v2
 #     state Order {
 #         [*] --> pending

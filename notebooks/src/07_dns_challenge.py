@@ -18,7 +18,7 @@
 # **token**; we combine it with our account key into a TXT value, publish it at
 # `_acme-challenge.<name>`, and only then ask the CA to look (RFC 8555 §8.4):
 #
-# ```mermaid
+# ```mermaid dns-01
 # sequenceDiagram
 #     autonumber
 #     participant C as Client (acmelab)
@@ -63,7 +63,19 @@ for name, challenge in challenges.items():
 # dot, and the account key's JWK **thumbprint** (RFC 7638, notebook 01). Someone who sees the
 # token but does not hold our account key cannot produce it. For dns-01 the key authorization
 # itself is not published; its SHA-256 digest is, base64url-encoded — always 43 characters,
-# short enough for a single TXT string. Computed by hand:
+# short enough for a single TXT string.
+#
+# ```mermaid key-authorization
+# flowchart LR
+#     accTitle: From the CA's token to the TXT value (RFC 8555 §8.1, §8.4)
+#     token["token<br/>(in the challenge)"] --> ka
+#     thumb["thumbprint of the<br/>account key (01)"] --> ka
+#     ka["key authorization<br/>token + '.' + thumbprint"] --> sha["SHA-256<br/>32 bytes"]
+#     sha --> b64["base64url, no padding<br/>43 characters"]
+#     b64 --> txt["TXT value at<br/>_acme-challenge.name"]
+# ```
+#
+# Computed by hand:
 
 # %%
 import hashlib

@@ -17,7 +17,7 @@
 # Every authorization of the order is `valid`, so the order is `ready`: the CA now waits for
 # the certificate signing request. The rest of the order's life (RFC 8555 §7.1.6):
 #
-# ```mermaid
+# ```mermaid finalize-states
 # stateDiagram-v2
 #     direction LR
 #     ready --> processing: POST finalize with the CSR
@@ -127,7 +127,7 @@ print(course.relative(course.leaf_path()))
 # ones the new root; the server operator picks the chain that suits its clients. The lab's
 # Pebble runs with one alternate root:
 #
-# ```mermaid
+# ```mermaid chains
 # flowchart BT
 #     leaf["leaf: api.example.com"] -->|signed by| i1["Pebble Intermediate CA"]
 #     leaf -->|signed by| i2["Pebble Intermediate CA<br/>(same name and key, other issuer)"]

@@ -20,7 +20,7 @@
 # edge answers handshakes for that domain (chosen by SNI, the name the client asks for) with our
 # chain.
 #
-# ```mermaid
+# ```mermaid deploy-checks
 # flowchart LR
 #     files["fullchain.pem + privkey.pem<br/>(notebook 09)"] --> check["pre-send checks<br/>key matches, chain order,<br/>dates, names"]
 #     check -->|"SetCdnDomainSSLCertificate<br/>(CDN 2018-05-10)"| cdn["CDN edge<br/>cdn.example.com"]

@@ -20,7 +20,7 @@
 # certificates sit in an encrypted bag, the key in a *shrouded* (encrypted) key bag, and a MAC
 # over the whole file, keyed by the same password, detects tampering or a wrong password.
 #
-# ```mermaid
+# ```mermaid pkcs12
 # flowchart TB
 #     pfx["course .pfx (PKCS#12)"] --> mac["MAC (HMAC-SHA256 or -SHA1)<br/>over everything, keyed by the password"]
 #     pfx --> certs["encrypted bag: certificates<br/>leaf (friendly name) + intermediate"]

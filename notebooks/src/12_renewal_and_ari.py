@@ -14,7 +14,7 @@
 # %% [markdown]
 # ## A certificate's life
 #
-# ```mermaid
+# ```mermaid renewal-states
 # stateDiagram-v2
 #     direction LR
 #     [*] --> valid: issued (notebook 09)
@@ -67,6 +67,24 @@ print("due one day after that?", due(renew_after + dt.timedelta(days=1)))
 # moment inside it, so that renewals spread out. The CA can move the window — earlier, even
 # into the past, before a mass revocation after an incident — so a client asks again after
 # the answer's `Retry-After` (Let's Encrypt advises checking at least twice a day).
+#
+# ```mermaid renewal-timeline
+# gantt
+#     accTitle: When to renew a 90-day classic certificate, with and without ARI
+#     dateFormat YYYY-MM-DD
+#     axisFormat %b %d
+#     tickInterval 2week
+#     todayMarker off
+#     section certificate
+#     valid from notBefore to notAfter       :done, cert, 2026-09-01, 90d
+#     section without ARI
+#     keep it for two thirds of the lifetime :keep, 2026-09-01, 60d
+#     renew once a third is left             :active, after keep, 30d
+#     section with ARI
+#     GET renewalInfo, again after Retry-After :2026-09-01, 90d
+#     suggestedWindow, renew inside it       :crit, 2026-10-30, 2d
+#     the CA moved it earlier (an incident)  :crit, 2026-09-21, 1d
+# ```
 #
 # The **certID** (§4.1) names a certificate without sending it: base64url of the Authority Key
 # Identifier's `keyIdentifier` (which CA key signed it), a dot, base64url of the serial

@@ -128,7 +128,7 @@ except InputError as error:
 # and may already have. After a leak: **deactivate** the account (§7.3.6, below), create a new
 # one with a new key, and revoke every certificate you did not order.
 #
-# ```mermaid
+# ```mermaid key-change
 # flowchart TB
 #     outer["outer JWS, signed by the OLD key<br/>protected: alg, kid = account URL, nonce, url = keyChange"] --> inner
 #     inner["inner JWS = the outer payload, signed by the NEW key<br/>protected: alg, jwk = new public key, url = keyChange (no nonce)<br/>payload: account = account URL, oldKey = old public JWK"]

@@ -62,7 +62,7 @@ for name in (f"_acme-challenge.www.{domain}", f"_acme-challenge.{domain}"):
 # SLB, WAF, …) can then be pointed at that `CertId` instead of receiving the PEM themselves —
 # one upload, many users, and one place to see every certificate's expiry.
 #
-# ```mermaid
+# ```mermaid apply
 # flowchart LR
 #     file["services.toml"] --> engine["acmelab apply<br/>(acmelab.services)"]
 #     engine --> s1["www: cdn + static<br/>-> 2 CDN domains"]

@@ -6,7 +6,7 @@
 #
 # **Needs:** the lab (started if needed) for the zone lookup; nothing from earlier notebooks.
 #
-# **Previous:** [14 · Automate many services](14_automate_many_services.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
+# **Previous:** [14 · Automate many services](14_automate_many_services.ipynb) · **Next:** [16 · Fault drills](16_fault_drills.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
 
 # %% [markdown]
 # ## Leaving the lab: a least-privilege RAM user
@@ -122,4 +122,4 @@ from acmelab.exercises import check
 check("15.1", ...)  # a RAM action
 
 # %% [markdown]
-# **Previous:** [14 · Automate many services](14_automate_many_services.ipynb) · Back to [00 · Start here](00_start_here.ipynb)
+# **Previous:** [14 · Automate many services](14_automate_many_services.ipynb) · **Next:** [16 · Fault drills](16_fault_drills.ipynb) · Back to [00 · Start here](00_start_here.ipynb)

@@ -1,6 +1,6 @@
 """Fixtures of the integration tests.
 
-* ``fault_proxy(info)`` -- a factory: a :class:`tests.faultproxy.FaultProxy`
+* ``fault_proxy(info)`` -- a factory: a :class:`acmelab.lab.faultproxy.FaultProxy`
   in front of the Pebble of ``info`` (a LabInfo), stopped at the end of the
   test.  Point the client at ``proxy.directory_url`` with
   ``verify=proxy.ca_bundle``.

@@ -1,6 +1,6 @@
 """Lost answers, nonce storms, Retry-After and outages, against the real Pebble.
 
-Every fault is made by :class:`tests.faultproxy.FaultProxy` between the
+Every fault is made by :class:`acmelab.lab.faultproxy.FaultProxy` between the
 client and Pebble (no mock of the ACME server), and every test asserts the
 final state *at the CA*: what reached Pebble (the proxy's log, with
 Pebble's own status for each request), the account's orders, and Pebble's

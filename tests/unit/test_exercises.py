@@ -13,7 +13,7 @@ from acmelab import exercises, keys
 from acmelab.challenges import account_label
 from acmelab.client import ReasonCode
 from acmelab.csr import make_csr
-from acmelab.errors import ChallengeFailed, InputError, KeyExistsError, Malformed, Unauthorized
+from acmelab.errors import BadNonce, ChallengeFailed, InputError, KeyExistsError, Malformed, Unauthorized
 from acmelab.jws import b64url
 
 RSA = keys.generate_key("rsa2048")
@@ -82,6 +82,31 @@ CASES = {  # id: (the solution, a typical wrong answer)
     "14.2": ("failed", "issued"),
     "15.1": ("yundun-cert:UploadUserCertificate", "cas:UploadUserCertificate"),
 }
+
+
+# -- notebook 16, the fault drills (one block, kept by the drills' author) --------
+
+def _caa_allows(records, identity, wildcard=False):
+    tag = "issuewild" if wildcard and any(t == "issuewild" for t, _ in records) else "issue"
+    values = [value for t, value in records if t == tag]
+    return not values or any(value.split(";")[0].strip() == identity for value in values)
+
+
+def _caa_allows_ignoring_issuewild(records, identity, wildcard=False):
+    values = [value for t, value in records if t == "issue"]
+    return not values or any(value.split(";")[0].strip() == identity for value in values)
+
+
+CASES.update({
+    "16.1": (BadNonce("urn:ietf:params:acme:error:badNonce", "JWS has an invalid anti-replay nonce"), "malformed"),
+    "16.2": (2, 1),
+    "16.3": (ChallengeFailed("x", "dns-01", "u", Unauthorized("urn:ietf:params:acme:error:unauthorized",
+                                                               "No TXT records found for DNS challenge")),
+             "caa"),
+    "16.4": (_caa_allows, _caa_allows_ignoring_issuewild),
+    "16.5": (Unauthorized("urn:ietf:params:acme:error:unauthorized", 'CSR is missing Order domain "x"'), "orderNotReady"),
+    "16.6": (3600.0, 60),
+})
 
 
 def test_every_exercise_has_a_case():
