@@ -75,8 +75,8 @@ def build(source: Path) -> Path:
         cell["id"] = f"{number}-{index:02d}"
         notebook.cells.append(cell)
     nbformat.validate(notebook)
-    target = HERE / f"{source.stem}.ipynb"
-    handle, temporary = tempfile.mkstemp(dir=HERE, prefix=f".{target.name}.")
+    target = source.parent.parent / f"{source.stem}.ipynb"  # src/ sits beside its notebooks
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     with os.fdopen(handle, "w", encoding="utf-8") as stream:  # atomically: temp file + rename
         stream.write(nbformat.writes(notebook) + "\n")
     os.chmod(temporary, 0o644)
@@ -86,7 +86,7 @@ def build(source: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
-    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py"))
+    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py")) + sorted((HERE / "solutions" / "src").glob("[0-9][0-9]_*.py"))
     for source in sources:
         if wanted and source.stem.split("_", 1)[0] not in wanted:
             continue
