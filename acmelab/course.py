@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from acmelab.errors import InputError
-from acmelab import files
+from acmelab import certificates, files
 
 #: RFC 8555 directory URLs of Let's Encrypt.
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -472,7 +472,7 @@ def issued_certificate(label: str = "course"):
     return IssuedCertificate(
         certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         chain_pem=chain_pem, private_key=key, order_url=str(recall(f"{label}_order_url", "")),
-        names=tuple(san.get_values_for_type(x509.DNSName)), serial_hex=format(leaf.serial_number, "x"),
+        names=tuple(san.get_values_for_type(x509.DNSName)), serial_hex=certificates.serial_hex(leaf.serial_number),
         not_after=leaf.not_valid_after_utc)
 
 

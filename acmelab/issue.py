@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
 from acmelab import keys
+from acmelab.certificates import serial_hex
 from acmelab.challenges import CHALLENGE_TYPES, DnsProvider, DnsRecord
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
 from acmelab.errors import (
@@ -259,7 +260,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         private_key=certificate_key,
         order_url=order.url,
         names=tuple(names),
-        serial_hex=format(leaf.serial_number, "x"),
+        serial_hex=serial_hex(leaf.serial_number),
         not_after=leaf.not_valid_after_utc,
         cleanup_failures=failures,
         profile=order.profile or profile,

@@ -36,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
 
+from acmelab.certificates import serial_hex
 from acmelab.errors import InputError, KeyExistsError
 from acmelab.files import write_atomically
 
@@ -69,7 +70,7 @@ class Pkcs12Bundle:
     @property
     def serial_hex(self) -> str | None:
         """The leaf's serial number as lower-case hex, or None."""
-        return format(self.certificate.serial_number, "x") if self.certificate else None
+        return serial_hex(self.certificate.serial_number) if self.certificate else None
 
 
 def _password_bytes(password: str | bytes | None, unencrypted: bool) -> bytes | None:
@@ -113,7 +114,7 @@ def _check_key_matches(private_key, certificate: x509.Certificate) -> None:
         raise InputError(
             "the private key does not match the certificate's public key "
             f"(certificate subject {certificate.subject.rfc4514_string()}, "
-            f"serial {certificate.serial_number:x})")
+            f"serial {serial_hex(certificate.serial_number)})")
 
 
 def _default_friendly_name(certificate: x509.Certificate) -> str:
@@ -124,7 +125,7 @@ def _default_friendly_name(certificate: x509.Certificate) -> str:
             return f"{names[0]} {certificate.not_valid_after_utc:%Y-%m-%d}"
     except x509.ExtensionNotFound:
         pass
-    return f"{certificate.serial_number:x}"
+    return serial_hex(certificate.serial_number)
 
 
 def _encryption(profile: str, password: bytes | None, iterations: int):

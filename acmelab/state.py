@@ -58,6 +58,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acmelab import keys
+from acmelab.certificates import serial_hex  # the one spelling (re-exported)
 from acmelab.errors import InputError, StateError, StateLocked
 from acmelab.files import write_atomically
 
@@ -94,22 +95,6 @@ def check_certificate_name(name: str) -> str:
 #: seconds mark_revoked waits for a certificate's lock (an apply renewing
 #: and installing it holds it for a while)
 MARK_REVOKED_WAIT = 60.0
-
-
-def serial_hex(serial: int | str) -> str:
-    """A certificate serial number as acmelab prints and stores it
-    everywhere: the full number in lower-case hex, padded with a leading
-    zero to an even length (whole bytes, as ``openssl x509 -serial`` shows
-    it), no ``0x``, no colons.  ``serial`` is an int or hex text in any of
-    those spellings (``"A:BC"``, ``"0abc"``).  Raises InputError for text
-    that is not hexadecimal."""
-    if isinstance(serial, str):
-        try:
-            serial = int(serial.strip().replace(":", ""), 16)
-        except ValueError:
-            raise InputError(f"not a hexadecimal serial number: {serial!r}") from None
-    text = format(serial, "x")
-    return text.zfill(len(text) + len(text) % 2)
 
 
 def certificate_name_for(domain: str) -> str:

@@ -46,14 +46,15 @@ class Installation:
     """A certificate the service accepted (not yet proven served: use :func:`acmelab.deploy.verify`).
 
     Attributes:
-        product: ``"cdn"``, ``"apigateway"`` or ``"cas"``.
+        product: a key of :data:`acmelab.deploy.DEPLOYERS` (``"cdn"``, ``"apigateway"``, ``"cas"``, ``"slb"``).
         domain: the domain it was installed for (None for a CAS upload).
         name: the certificate name given to the service.
         serial_hex: the leaf's serial number, lower-case hex.
         not_after: the leaf's expiry (aware UTC datetime).
         request_id: Alibaba's ``RequestId`` of the call.
         group_id: the API Gateway group (API Gateway only).
-        cert_id: the CAS certificate id (CAS uploads, CDN ``CertType=cas``).
+        cert_id: the CAS certificate id (int; CAS uploads, CDN ``CertType=cas``) or
+            the SLB ``ServerCertificateId`` (str).
     """
 
     product: str
@@ -63,7 +64,7 @@ class Installation:
     not_after: dt.datetime
     request_id: str | None
     group_id: str | None = None
-    cert_id: int | None = None
+    cert_id: int | str | None = None
 
 
 def make_client(client: AliyunClient | None = None, *, access_key_id: str | None = None,

@@ -10,14 +10,16 @@ for CDN; proof with :func:`acmelab.deploy.verify`.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-from typing import Any
+from typing import Any, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
 from acmelab.deploy._rpc import Installation, post
+from acmelab.deploy.base import Deployer, InstallTarget, normalized_domain, table_list
 from acmelab.deploy.cdn import default_cert_name
-from acmelab.errors import AliyunError, DeployError
+from acmelab.errors import AliyunError, ConfigError, DeployError
 
 VERSION = "2016-07-14"
 PRODUCT = "CloudAPI"
@@ -98,3 +100,71 @@ def describe_domain(client: AliyunClient, group_id: str, domain: str) -> dict[st
     except AliyunError as error:
         _not_found(error, group_id, domain)
         raise
+
+
+def describe_api_group(client: AliyunClient, group_id: str) -> dict[str, Any]:
+    """An API group (``GroupId``, ``GroupName``, ``SubDomain``, ``CustomDomains``
+    ``{"DomainItem": [{"DomainName", ...}]}``, ...).  Raises DeployError for an
+    unknown group (``NotFoundGroup``).  Source: CloudAPI 2016-07-14, DescribeApiGroup."""
+    try:
+        return client.call("DescribeApiGroup", VERSION, {"GroupId": group_id}, product=PRODUCT)
+    except AliyunError as error:
+        _not_found(error, group_id, "")
+        raise
+
+
+# --------------------------------------------------------------------------
+# The deployer (acmelab.deploy.DEPLOYERS["apigateway"])
+# --------------------------------------------------------------------------
+
+_GROUP_FIELDS = {"group_id": str, "domain": str}
+
+
+class ApiGatewayDeployer(Deployer):
+    """API Gateway custom domains: ``apigateway = [{ group_id = "...", domain = "..." }]``
+    in the services file, ``acmelab install apigateway CERT --group-id G --domain D``;
+    target id ``"apigateway:<group>/<domain>"``; preflight ``DescribeApiGroup``;
+    install ``SetDomainCertificate`` (CloudAPI 2016-07-14)."""
+
+    product = "apigateway"
+    fields = ("domain", "group_id")
+    api = "SetDomainCertificate (API Gateway 2016-07-14)"
+    ram_actions = ("apigateway:SetDomainCertificate", "apigateway:DescribeDomain", "apigateway:DescribeApiGroup")
+
+    def parse(self, value: Any, where: str) -> list[InstallTarget]:
+        return [InstallTarget("apigateway", normalized_domain(item["domain"], where), item["group_id"])
+                for item in table_list(value, where, "apigateway", _GROUP_FIELDS)]
+
+    def target_id(self, target: InstallTarget) -> str:
+        return f"apigateway:{target.group_id}/{target.domain}"
+
+    def check_exists(self, client: AliyunClient, target: InstallTarget) -> None:
+        try:
+            group = describe_api_group(client, target.group_id)
+        except DeployError as error:
+            raise ConfigError(f"{self.target_id(target)}: {error}") from None
+        domains = group.get("CustomDomains")
+        if isinstance(domains, dict):
+            bound = {str(item.get("DomainName", "")).lower() for item in domains.get("DomainItem") or ()}
+            if target.domain not in bound:
+                raise ConfigError(f"{self.target_id(target)}: API Gateway: {target.domain} is not bound to "
+                                  f"group {target.group_id}; bind it first (SetDomain)")
+
+    def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
+                label: str, names: Sequence[str] = ()) -> Installation:
+        return set_domain_certificate(client, target.group_id, target.domain, chain_pem, private_key)
+
+    def ram_statements(self, targets: Sequence[InstallTarget], region: str) -> list[dict[str, Any]]:
+        groups = sorted({t.group_id for t in targets})
+        return [{"Effect": "Allow", "Action": list(self.ram_actions),
+                 "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]}] if groups else []
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--group-id", required=True, help="the API group's GroupId")
+        parser.add_argument("--domain", required=True, help="the group's custom domain")
+
+    def from_arguments(self, args: argparse.Namespace) -> InstallTarget:
+        return InstallTarget("apigateway", normalized_domain(args.domain, "--domain"), args.group_id)
+
+
+DEPLOYER = ApiGatewayDeployer()

@@ -9,12 +9,14 @@ serves several products.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-from typing import Any
+from typing import Any, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
 from acmelab.deploy._rpc import Installation, post
+from acmelab.deploy.base import Deployer, InstallTarget, config_error
 
 VERSION = "2020-04-07"
 PRODUCT = "cas"
@@ -46,3 +48,37 @@ def upload_user_certificate(client: AliyunClient, name: str, chain_pem: str | by
                   {"Cert": checked.chain_pem, "Key": checked.private_key_pem})
     return Installation("cas", None, name, checked.serial_hex, checked.not_after,
                         answer.get("RequestId"), cert_id=int(answer["CertId"]))
+
+
+class CasDeployer(Deployer):
+    """A copy in Certificate Management Service: ``cas = true`` in the services
+    file, ``acmelab install cas CERT``; target id ``"cas"`` (every service
+    may have one); install ``UploadUserCertificate`` (cas 2020-04-07) under
+    the name ``<service>-<serial>``; nothing to handshake with."""
+
+    product = "cas"
+    fields = ()
+    api = "UploadUserCertificate (CAS 2020-04-07)"
+    exclusive = False
+    ram_actions = ("yundun-cert:UploadUserCertificate",)
+
+    def parse(self, value: Any, where: str) -> list[InstallTarget]:
+        if not isinstance(value, bool):
+            raise config_error(where, "cas must be true or false")
+        return [InstallTarget("cas")] if value else []
+
+    def target_id(self, target: InstallTarget) -> str:
+        return "cas"
+
+    def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
+                label: str, names: Sequence[str] = ()) -> Installation:
+        return upload_user_certificate(client, label, chain_pem, private_key, domain=names[0] if names else None)
+
+    def handshake(self, target: InstallTarget, names: Any) -> None:
+        return None
+
+    def from_arguments(self, args: argparse.Namespace) -> InstallTarget:
+        return InstallTarget("cas")
+
+
+DEPLOYER = CasDeployer()

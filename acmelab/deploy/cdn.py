@@ -16,13 +16,15 @@ covers the domain.  The API's "OK" is not proof; prove it with
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-from typing import Any
+from typing import Any, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
 from acmelab.deploy._rpc import Installation, post
-from acmelab.errors import AliyunError, DeployError
+from acmelab.deploy.base import Deployer, InstallTarget, normalized_domain, string_list
+from acmelab.errors import AliyunError, ConfigError, DeployError
 
 VERSION = "2018-05-10"
 PRODUCT = "Cdn"
@@ -127,3 +129,64 @@ def add_cdn_domain(client: AliyunClient, domain: str, *, sources: str = '[{"cont
     Source: CDN API 2018-05-10, AddCdnDomain."""
     return client.call("AddCdnDomain", VERSION, {"DomainName": checks.normalize_domain(domain),
                                                  "CdnType": cdn_type, "Sources": sources}, product=PRODUCT)
+
+
+# --------------------------------------------------------------------------
+# The deployer (acmelab.deploy.DEPLOYERS["cdn"])
+# --------------------------------------------------------------------------
+
+class CdnDeployer(Deployer):
+    """CDN accelerated domains: ``cdn = ["shop.example.com", ...]`` in the
+    services file, ``acmelab install cdn CERT --domain D``; target id
+    ``"cdn:<domain>"``; preflight ``DescribeCdnDomainDetail``; install
+    ``SetCdnDomainSSLCertificate`` (CDN API 2018-05-10)."""
+
+    product = "cdn"
+    fields = ("domain",)
+    api = "SetCdnDomainSSLCertificate (CDN 2018-05-10)"
+    ram_actions = ("cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo",
+                   "cdn:DescribeCdnDomainDetail")
+
+    def parse(self, value: Any, where: str) -> list[InstallTarget]:
+        return [InstallTarget("cdn", normalized_domain(domain, where))
+                for domain in string_list(value, where, "cdn")]
+
+    def target_id(self, target: InstallTarget) -> str:
+        return f"cdn:{target.domain}"
+
+    def check_exists(self, client: AliyunClient, target: InstallTarget) -> None:
+        try:
+            describe_cdn_domain_detail(client, target.domain)
+        except DeployError as error:
+            raise ConfigError(f"{self.target_id(target)}: {error}") from None
+
+    def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
+                label: str, names: Sequence[str] = ()) -> Installation:
+        return set_cdn_domain_ssl_certificate(client, target.domain, chain_pem, private_key)
+
+    def ram_statements(self, targets: Sequence[InstallTarget], region: str) -> list[dict[str, Any]]:
+        domains = sorted({t.domain for t in targets})
+        return [{"Effect": "Allow", "Action": list(self.ram_actions),
+                 "Resource": [f"acs:cdn:*:*:domain/{name}" for name in domains]}] if domains else []
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--domain", required=True, help="the CDN accelerated domain")
+
+    def from_arguments(self, args: argparse.Namespace) -> InstallTarget:
+        return InstallTarget("cdn", normalized_domain(args.domain, "--domain"))
+
+
+def describe_cdn_domain_detail(client: AliyunClient, domain: str) -> dict[str, Any]:
+    """The accelerated domain's configuration (``GetDomainDetailModel``: ``DomainName``,
+    ``DomainStatus``, ``Cname``, ...).  Raises DeployError if the account has no such
+    domain (``InvalidDomain.NotFound``).  Source: CDN API 2018-05-10, DescribeCdnDomainDetail."""
+    domain = checks.normalize_domain(domain)
+    try:
+        answer = client.call("DescribeCdnDomainDetail", VERSION, {"DomainName": domain}, product=PRODUCT)
+    except AliyunError as error:
+        _not_found(error, domain)
+        raise
+    return dict(answer.get("GetDomainDetailModel") or {})
+
+
+DEPLOYER = CdnDeployer()

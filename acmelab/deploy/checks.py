@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
+from acmelab.certificates import certificate_names, key_matches, name_matches, serial_hex
 from acmelab.errors import InputError
 
 
@@ -111,44 +111,15 @@ def load_key(private_key) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     raise InputError(f"expected a private key object or PEM, got {type(private_key).__name__}")
 
 
-def _spki(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def key_matches_certificate(private_key, certificate: x509.Certificate) -> bool:
     """True when the certificate's public key is the private key's public half."""
-    return _spki(load_key(private_key).public_key()) == _spki(certificate.public_key())
-
-
-def certificate_names(certificate: x509.Certificate) -> list[str]:
-    """The DNS names a certificate covers: its subjectAltName DNS entries, or
-    (only when it has no SAN extension) its common name."""
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        return [name.lower() for name in san.value.get_values_for_type(x509.DNSName)]
-    except x509.ExtensionNotFound:
-        return [str(a.value).lower() for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-
-
-def name_matches(pattern: str, domain: str) -> bool:
-    """RFC 6125 §6.4.3 matching: exact, or ``*.example.com`` for exactly one
-    extra leftmost label (``www.example.com``, not ``example.com`` nor
-    ``a.b.example.com``).  A wildcard *domain* (a CDN wildcard accelerated
-    domain) is covered only by the same wildcard name."""
-    pattern, domain = pattern.lower().rstrip("."), domain.lower().rstrip(".")
-    if pattern == domain:          # also a wildcard domain (CDN "*.img.example.com") by its own name
-        return True
-    if pattern.startswith("*."):
-        head, _, rest = domain.partition(".")
-        return bool(head) and head != "*" and rest == pattern[2:]
-    return pattern == domain
+    return key_matches(load_key(private_key), certificate)
 
 
 def describe(certificate: x509.Certificate) -> str:
     """One line naming a certificate: subject, serial, issuer."""
     return (f"{certificate.subject.rfc4514_string() or '(empty subject)'} "
-            f"(serial {certificate.serial_number:x}, issuer {certificate.issuer.rfc4514_string()})")
+            f"(serial {serial_hex(certificate.serial_number)}, issuer {certificate.issuer.rfc4514_string()})")
 
 
 def check_chain_order(chain: list[x509.Certificate]) -> None:
@@ -225,5 +196,5 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str | None, *
     chain_text = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain)
     return CheckedCertificate(domain=domain, chain=tuple(chain), chain_pem=chain_text,
                               private_key_pem=key_pem, names=tuple(names),
-                              serial_hex=format(leaf.serial_number, "x"),
+                              serial_hex=serial_hex(leaf.serial_number),
                               not_after=leaf.not_valid_after_utc)

@@ -31,6 +31,7 @@ from typing import Iterable
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
+from acmelab.certificates import serial_hex
 from acmelab.deploy.checks import certificate_names, name_matches, normalize_domain
 from acmelab.errors import DeployError, InputError
 
@@ -124,7 +125,7 @@ def _context(root_pem, failures: list[str]) -> SSL.Context:
             elif error_number == 9:
                 why += f" (notBefore {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC)"
             failures.append(f"depth {depth} {leaf.subject.rfc4514_string()} "
-                            f"(serial {leaf.serial_number:x}, issuer {leaf.issuer.rfc4514_string()}): {why}")
+                            f"(serial {serial_hex(leaf.serial_number)}, issuer {leaf.issuer.rfc4514_string()}): {why}")
         return ok
 
     context.set_verify(SSL.VERIFY_PEER, record)
@@ -211,17 +212,17 @@ def verify(server_name: str, host: str | None = None, port: int = 443, *,
         raise DeployError(f"{where} presented no certificate")
     leaf = served[0]
     names = certificate_names(leaf)
-    serial_hex = format(leaf.serial_number, "x")
+    served_serial = serial_hex(leaf.serial_number)
     if not any(name_matches(name, server_name) for name in names):
         raise DeployError(f"{where} served a certificate for {', '.join(names) or 'no names'} "
-                          f"(serial {serial_hex}), not for {server_name}")
+                          f"(serial {served_serial}), not for {server_name}")
     if expected_serial_hex is not None:
-        wanted = expected_serial_hex.replace(":", "").lower().lstrip("0") or "0"
-        if serial_hex != wanted:
-            raise DeployError(f"{where} serves serial {serial_hex} (not after "
+        wanted = serial_hex(expected_serial_hex)
+        if served_serial != wanted:
+            raise DeployError(f"{where} serves serial {served_serial} (not after "
                               f"{leaf.not_valid_after_utc:%Y-%m-%d}), expected serial {wanted}")
     return ServedCertificate(
-        server_name=server_name, host=host, port=port, serial_hex=serial_hex,
+        server_name=server_name, host=host, port=port, serial_hex=served_serial,
         not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
         names=tuple(names), subject=leaf.subject.rfc4514_string(), issuer=leaf.issuer.rfc4514_string(),
         chain_subjects=tuple(c.subject.rfc4514_string() for c in served),

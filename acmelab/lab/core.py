@@ -69,6 +69,7 @@ import requests
 
 from acmelab.errors import InputError, LabError
 from acmelab.lab import pebble as pebble_config
+from acmelab.lab.aliyun.latency import check_seconds
 from acmelab.lab.build import PEBBLE_VERSION, find_binaries
 from acmelab.lab.processes import (
     ProcessRecord,
@@ -102,6 +103,7 @@ class LabPorts:
         aliyun: the local Alibaba Cloud API endpoint (HTTPS).
         cdn_edge: the CDN edge TLS listener of the Alibaba endpoint.
         apigateway_edge: the API Gateway edge TLS listener.
+        slb_edge: the SLB (Classic Load Balancer) edge TLS listener.
     """
 
     acme: int = 14000
@@ -111,6 +113,7 @@ class LabPorts:
     aliyun: int = 8443
     cdn_edge: int = 9443
     apigateway_edge: int = 9444
+    slb_edge: int = 9445
 
     def __post_init__(self) -> None:
         values = [getattr(self, f.name) for f in fields(self)]
@@ -119,16 +122,16 @@ class LabPorts:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
                 raise InputError(f"LabPorts.{f.name} must be a port number 1..65535 (got {value!r})")
         if len(set(values)) != len(values):
-            raise InputError(f"LabPorts must be seven different ports (got {values})")
+            raise InputError(f"LabPorts must be {len(values)} different ports (got {values})")
 
     @classmethod
     def free(cls) -> "LabPorts":
-        """Seven distinct free ephemeral ports (the DNS one free for UDP and
+        """Distinct free ephemeral ports, one per field (the DNS one free for UDP and
         TCP), chosen by the kernel.  Use this in tests."""
         held: list[socket.socket] = []
         ports: list[int] = []
         try:
-            while len(ports) < 7:
+            while len(ports) < len(fields(cls)):
                 tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 tcp.bind(("127.0.0.1", 0))
                 held.append(tcp)
@@ -205,6 +208,8 @@ class LabInfo:
         aliyun_access_key_secret: its AccessKeySecret (hidden from repr and JSON).
         cdn_edge_port: port of the CDN edge TLS listener.
         apigateway_edge_port: port of the API Gateway edge TLS listener.
+        slb_edge_port: port of the SLB edge TLS listener (None in a
+            ``lab.json`` written before it existed).
         run_dir: the lab's run directory (logs, config, pids).
         eab_keys: External Account Binding keys, kid -> base64url HMAC key
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
@@ -213,6 +218,10 @@ class LabInfo:
         pebble_version: the Pebble commit the lab runs (``"b1e1ca4f3c30"``).
         profiles: the profiles Pebble offers, name -> lifetime in seconds.
         retry_after: Pebble's ``retryAfter``, ``{"authz": s, "order": s}``.
+        dns_propagation_delay: seconds before a record written or removed
+            through the Alibaba endpoint (Alidns) is seen by the lab DNS
+            (0: at once; :mod:`acmelab.lab.aliyun.latency`).
+        aliyun_latency: seconds added to every answer of the Alibaba endpoint.
     """
 
     directory_url: str
@@ -231,6 +240,9 @@ class LabInfo:
     pebble_version: str = PEBBLE_VERSION
     profiles: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     retry_after: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    dns_propagation_delay: float = 0.0
+    aliyun_latency: float = 0.0
+    slb_edge_port: int | None = None
 
     # -- JSON ------------------------------------------------------------
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -247,12 +259,15 @@ class LabInfo:
             "aliyun_access_key_id": self.aliyun_access_key_id,
             "cdn_edge_port": self.cdn_edge_port,
             "apigateway_edge_port": self.apigateway_edge_port,
+            "slb_edge_port": self.slb_edge_port,
             "run_dir": str(self.run_dir),
             "eab_kids": sorted(self.eab_keys),
             "pebble_env": dict(sorted(self.pebble_env.items())),
             "pebble_version": self.pebble_version,
             "profiles": dict(self.profiles),
             "retry_after": dict(self.retry_after),
+            "dns_propagation_delay": self.dns_propagation_delay,
+            "aliyun_latency": self.aliyun_latency,
         }
         if include_secrets:
             data["aliyun_access_key_secret"] = self.aliyun_access_key_secret
@@ -279,13 +294,42 @@ class LabInfo:
             aliyun_access_key_secret=data.get("aliyun_access_key_secret", aliyun_access_key_secret),
             cdn_edge_port=int(data["cdn_edge_port"]),
             apigateway_edge_port=int(data["apigateway_edge_port"]),
+            slb_edge_port=int(data["slb_edge_port"]) if data.get("slb_edge_port") is not None else None,
             run_dir=Path(data["run_dir"]),
             eab_keys=dict(data.get("eab_keys") or eab_keys or {}),
             pebble_env={str(k): str(v) for k, v in (data.get("pebble_env") or {}).items()},
             pebble_version=str(data.get("pebble_version") or PEBBLE_VERSION),
             profiles={str(k): int(v) for k, v in (data.get("profiles") or {}).items()},
             retry_after={str(k): int(v) for k, v in (data.get("retry_after") or {}).items()},
+            dns_propagation_delay=float(data.get("dns_propagation_delay") or 0.0),
+            aliyun_latency=float(data.get("aliyun_latency") or 0.0),
         )
+
+    # -- the Alibaba endpoint's account --------------------------------
+    def inventory(self) -> dict[str, list[dict[str, Any]]]:
+        """What the lab's Alibaba account holds now (lab action
+        ``AcmelabDescribeInventory``; never a key)::
+
+            {"Zones": [{"DomainName", "PunyCode"}, ...],
+             "CdnDomains": [{"DomainName", "ServerCertificateStatus", "CertType"?, "CertId"?, "Serial"?}, ...],
+             "ApiGroups": [{"GroupId", "GroupName", "CustomDomains": [{"DomainName", "Serial"}]}, ...],
+             "LoadBalancers": [{"LoadBalancerId", "LoadBalancerName",
+                                "Listeners": [{"ListenerPort", "ServerCertificateId", "Serial"}]}, ...],
+             "CasCertificates": [{"CertId", "Name", "Serial"}, ...]}
+
+        ``Serial`` is the served certificate's serial, lower-case hex (None: no certificate).
+
+        Raises:
+            LabError: the Alibaba endpoint is not running or did not answer.
+        """
+        from acmelab.lab.aliyun.call import call
+
+        if not self.aliyun_endpoint:
+            raise LabError("this lab runs without its Alibaba endpoint (started with aliyun=False / --no-aliyun)")
+        answer = call(self.aliyun_endpoint, self.aliyun_access_key_id, self.aliyun_access_key_secret,
+                      self.ca_bundle, "AcmelabDescribeInventory", "2026-01-01")
+        answer.pop("RequestId", None)
+        return answer
 
     # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
     def _management_get(self, path: str) -> requests.Response:
@@ -490,12 +534,21 @@ class Lab:
             sends on processing authorizations and orders; default none
             (the course's lab: :data:`~acmelab.lab.pebble.COURSE_RETRY_AFTER`).
         key_algorithm: ``"rsa"`` or ``"ecdsa"``, Pebble's own CA keys.
+        dns_propagation_delay: seconds (>= 0, default 0) before a TXT or
+            CNAME record written or removed through the Alibaba endpoint
+            reaches the lab DNS that Pebble validates against, as with real
+            Alibaba Cloud DNS (the Alidns API shows it at once).
+        aliyun_latency: seconds (>= 0, default 0) added to every answer of
+            the Alibaba endpoint, as a round trip over the internet would.
+            For validation taking time, see Pebble's ``PEBBLE_VA_SLEEPTIME``
+            in ``pebble_env``; for polls, ``retry_after``.
         aliyun: start the local Alibaba Cloud endpoint if it is installed.
         detached: processes outlive this Python process (used by
             :func:`ensure_running`); otherwise they die with it.
 
     Raises (``start``):
-        InputError: bad ``pebble_env`` / ``eab_keys`` / ``ports``.
+        InputError: bad ``pebble_env`` / ``eab_keys`` / ``ports`` /
+            ``dns_propagation_delay`` / ``aliyun_latency``.
         LabError: a binary is missing, a port is taken, a lab already runs in
             ``run_dir``, or a component died or did not answer in time (the
             message includes the tail of its log).
@@ -506,6 +559,7 @@ class Lab:
                  eab_keys: dict[str, str] | None = None,
                  profiles: dict[str, tuple[str, int]] | None = None,
                  retry_after: dict[str, int] | None = None, key_algorithm: str = "rsa",
+                 dns_propagation_delay: float = 0, aliyun_latency: float = 0,
                  aliyun: bool = True, detached: bool = False) -> None:
         self._temporary = run_dir is None
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
@@ -516,6 +570,11 @@ class Lab:
         self.profiles = pebble_config.check_profiles(profiles)
         self.retry_after = pebble_config.check_retry_after(retry_after)
         self.key_algorithm = pebble_config.check_key_algorithm(key_algorithm)
+        try:
+            self.dns_propagation_delay = check_seconds(dns_propagation_delay, "dns_propagation_delay")
+            self.aliyun_latency = check_seconds(aliyun_latency, "aliyun_latency")
+        except ValueError as error:
+            raise InputError(str(error)) from None
         self.aliyun = aliyun
         self.detached = detached
         self.info: LabInfo | None = None
@@ -543,7 +602,7 @@ class Lab:
         start_aliyun = self.aliyun and _aliyun_available()
         ports = self.ports.to_dict()
         if not start_aliyun:
-            for name in ("aliyun", "cdn_edge", "apigateway_edge"):
+            for name in ("aliyun", "cdn_edge", "apigateway_edge", "slb_edge"):
                 ports.pop(name)
         if self.run_dir is None:
             check_ports_free(ports)  # before making a directory we would throw away
@@ -604,6 +663,9 @@ class Lab:
                 "--challtestsrv", challtestsrv_url, "--state-dir", str(state_dir),
                 "--access-key-id", key_id,
                 "--cdn-edge-port", str(ports.cdn_edge), "--apigateway-edge-port", str(ports.apigateway_edge),
+                "--slb-edge-port", str(ports.slb_edge),
+                "--dns-propagation-delay", repr(self.dns_propagation_delay),
+                "--api-latency", repr(self.aliyun_latency),
             ]
             # acmelab importable from the run directory too (source checkout without install)
             package_root = str(Path(__file__).resolve().parents[2])
@@ -624,12 +686,15 @@ class Lab:
             aliyun_access_key_secret=key_secret,
             cdn_edge_port=ports.cdn_edge,
             apigateway_edge_port=ports.apigateway_edge,
+            slb_edge_port=ports.slb_edge if start_aliyun else None,
             run_dir=run_dir,
             eab_keys=dict(self.eab_keys),
             pebble_env={k: v for k, v in self.pebble_environment.items() if k.startswith("PEBBLE_")},
             pebble_version=PEBBLE_VERSION,
             profiles={name: seconds for name, (_, seconds) in self.profiles.items()},
             retry_after=dict(self.retry_after),
+            dns_propagation_delay=self.dns_propagation_delay if start_aliyun else 0.0,
+            aliyun_latency=self.aliyun_latency if start_aliyun else 0.0,
         )
         state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached)
         write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
@@ -823,7 +888,8 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     Args:
         run_dir: default :func:`default_run_dir`.
         **options: :class:`Lab` keyword arguments (``ports``,
-            ``pebble_env``, ``strict``, ``eab_keys``, ``aliyun``) used when a
+            ``pebble_env``, ``strict``, ``eab_keys``, ``aliyun``,
+            ``dns_propagation_delay``, ``aliyun_latency``) used when a
             lab has to be started; ignored when one is already up.
 
     Raises:
@@ -831,7 +897,10 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
     options.pop("detached", None)
-    options["pebble_env"] = {**COURSE_PEBBLE_ENV, **(options.get("pebble_env") or {})}
+    given_env = dict(options.get("pebble_env") or {})
+    course_env = {key: value for key, value in COURSE_PEBBLE_ENV.items()   # a sleep time alone turns
+                  if not (key == "PEBBLE_VA_NOSLEEP" and "PEBBLE_VA_SLEEPTIME" in given_env)}  # sleeping on
+    options["pebble_env"] = {**course_env, **given_env}
     options["retry_after"] = {**COURSE_RETRY_AFTER, **(options.get("retry_after") or {})}
     # One starter or stopper at a time per run directory (two notebooks, a
     # notebook and `acmelab lab up`, a test session leaving).

@@ -19,7 +19,7 @@ from acmelab.client import AcmeClient
 from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import DelegatedZoneMissing, DnsError
 from acmelab.issue import issue_certificate
-from acmelab.services import _ServiceDns
+from acmelab.journal import JournaledDns
 from acmelab.state import StateDir
 
 pytestmark = pytest.mark.lab
@@ -145,7 +145,7 @@ def test_cleanup_by_a_new_process_and_the_journal_follow_the_target(lab, cname, 
     cname("example.com", f"_acme-challenge.journal-{RUN}", target)
     state = StateDir(tmp_path / "state")
 
-    journaled = _ServiceDns(AlidnsProvider.for_lab(lab), "alidns", state, "shop", None)
+    journaled = JournaledDns(AlidnsProvider.for_lab(lab), "alidns", state, "shop", None)
     journaled.present(validation, "from-a-killed-run")
     # the journal names where the record was written, as the next run reads it
     assert state.pending_dns("shop") == [{"provider": "alidns", "name": validation,

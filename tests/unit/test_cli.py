@@ -17,7 +17,7 @@ from tests.unit._deploy_pki import Pki, pem
 EXPECTED = {
     ("account", "create"), ("account", "show"), ("account", "update"), ("account", "rollover"),
     ("account", "deactivate"), ("issue",), ("renew",), ("revoke",), ("install", "cdn"),
-    ("install", "apigateway"), ("install", "cas"), ("export", "pfx"), ("apply",), ("list",),
+    ("install", "apigateway"), ("install", "cas"), ("install", "slb"), ("export", "pfx"), ("apply",), ("list",),
     ("lab", "up"), ("lab", "status"), ("lab", "down"), ("dns", "persist", "list"), ("dns", "persist", "remove"),
 }
 

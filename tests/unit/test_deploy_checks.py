@@ -9,6 +9,7 @@ import pytest
 from tests.unit._deploy_pki import NOW, Pki, key_pem, pem
 from acmelab.deploy.checks import check_certificate, name_matches
 from acmelab.errors import InputError
+from acmelab.certificates import serial_hex
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def test_good_certificate_passes_and_key_is_hidden(pki, leaf):
     key, cert = leaf
     checked = check_certificate(pem(cert, pki.intermediate), key_pem(key), "IMG.Shop.Example.com.")
     assert checked.domain == "img.shop.example.com"
-    assert checked.serial_hex == format(cert.serial_number, "x")
+    assert checked.serial_hex == serial_hex(cert.serial_number)
     assert checked.names == ("shop.example.com", "*.shop.example.com")
     assert checked.chain_pem == pem(cert, pki.intermediate)
     assert checked.private_key_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
@@ -49,7 +50,7 @@ def test_mismatched_key_refused(pki, leaf):
     _, cert = leaf
     other_key, _ = pki.leaf("shop.example.com")
     with pytest.raises(InputError, match=f"does not match the certificate CN=shop.example.com "
-                                         f"\\(serial {cert.serial_number:x}") as caught:
+                                         f"\\(serial {serial_hex(cert.serial_number)}") as caught:
         check_certificate(pem(cert, pki.intermediate), other_key, "shop.example.com")
     assert "BEGIN" not in str(caught.value)
 

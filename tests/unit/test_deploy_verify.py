@@ -12,6 +12,7 @@ import pytest
 from tests.unit._deploy_pki import NOW, Pki, key_pem, pem
 from acmelab.deploy.verify import ServedCertificate, verify
 from acmelab.errors import DeployError
+from acmelab.certificates import serial_hex
 
 
 class TinyTlsServer:
@@ -77,7 +78,7 @@ def test_valid_chain_returns_what_was_served(pki, serve):
                     expected_serial_hex=format(leaf.serial_number, "X"))
     assert isinstance(served, ServedCertificate)
     assert server.server_names == ["www.shop.example.com"]
-    assert served.serial_hex == format(leaf.serial_number, "x")
+    assert served.serial_hex == serial_hex(leaf.serial_number)
     assert served.not_after == leaf.not_valid_after_utc.replace(microsecond=0)
     assert served.names == ("shop.example.com", "www.shop.example.com")
     assert served.chain_subjects == ("CN=shop.example.com", "CN=Verify Intermediate")
@@ -131,7 +132,7 @@ def test_missing_intermediate_fails_validation(pki, serve):
 def test_unexpected_serial_is_named(pki, serve):
     key, leaf = pki.leaf("shop.example.com")
     server = serve(pem(leaf, pki.intermediate), key)
-    with pytest.raises(DeployError, match=f"serves serial {leaf.serial_number:x} .*expected serial abc"):
+    with pytest.raises(DeployError, match=f"serves serial {serial_hex(leaf.serial_number)} .*expected serial 0abc"):
         verify("shop.example.com", host="127.0.0.1", port=server.port, root_pem=pki.root_pem,
                expected_serial_hex="0ABC")
 

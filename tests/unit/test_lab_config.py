@@ -30,13 +30,14 @@ def _info(**changes) -> LabInfo:
 
 def test_default_ports_are_the_documented_ones():
     assert LabPorts().to_dict() == {"acme": 14000, "management": 15000, "dns": 8053, "challtestsrv": 8055,
-                                    "aliyun": 8443, "cdn_edge": 9443, "apigateway_edge": 9444}
+                                    "aliyun": 8443, "cdn_edge": 9443, "apigateway_edge": 9444,
+                                    "slb_edge": 9445}
 
 
 def test_free_ports_are_distinct_and_bindable():
     ports = LabPorts.free()
     values = list(ports.to_dict().values())
-    assert len(set(values)) == 7
+    assert len(set(values)) == 8
     assert all(port >= 1024 for port in values)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind(("127.0.0.1", ports.dns))

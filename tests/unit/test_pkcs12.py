@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.unit._deploy_pki import Pki, key_pem, pem
 from acmelab.errors import InputError, KeyExistsError
 from acmelab.pkcs12 import export_pkcs12, load_pkcs12, write_pkcs12
+from acmelab.certificates import serial_hex
 
 PASSWORD = "correct horse battery"
 
@@ -100,7 +101,7 @@ def test_profile_read_back_by_cryptography(pki, leaf, profile):
     assert bundle.chain == (pki.intermediate,)
     assert bundle.friendly_name == "Shop – 2026"
     assert bundle.private_key.private_numbers() == key.private_numbers()
-    assert bundle.serial_hex == format(cert.serial_number, "x")
+    assert bundle.serial_hex == serial_hex(cert.serial_number)
     assert "PRIVATE" not in repr(bundle) and "private_numbers" not in repr(bundle)
 
 

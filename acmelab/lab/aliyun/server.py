@@ -53,12 +53,16 @@ way, so one small server can stand in for all of them on loopback:
    shaped like Alibaba's: ``{"RequestId", "HostId", "Code", "Message",
    "Recommend"}`` for errors.
 
-Handlers live in sibling modules: :mod:`acmelab.lab.aliyun.alidns` and
-:mod:`acmelab.lab.aliyun.sts` (``AssumeRole``; temporary credentials, checked
-by :func:`signing_secret`; the instance metadata paths ``/latest/...``) and, if present, :mod:`acmelab.lab.aliyun.deploy` (CDN, API
-Gateway, CAS).  Each keeps its own state in :meth:`LabState.extension`.
-A module may define ``start(state)`` (called once when the server starts,
-e.g. to open TLS edge listeners) and ``stop(state)``.
+Handlers live in one sibling module per product, listed in :data:`PRODUCTS`
+(``alidns``, ``sts``, ``cdn``, ``apigateway``, ``cas``, ``slb``); :mod:`.sts`
+also answers the instance metadata paths ``/latest/...``, and temporary
+credentials are checked by :func:`signing_secret`.  Each keeps its own
+state in :meth:`LabState.extension`.  A module may define ``start(state)``
+(called once when the server starts, e.g. to open its TLS edge) and
+``stop(state)``, and ``inventory(state)`` for ``AcmelabDescribeInventory``.
+
+With ``LabState.api_latency`` every answer is sent that many seconds late
+(:mod:`acmelab.lab.aliyun.latency`).
 
 Lab-only action ``AcmelabSetThrottling`` (``Count``, optional ``Code``) makes
 the next ``Count`` calls of any other action answer ``Throttling.User``, so
@@ -308,6 +312,8 @@ class LabState:
     listen_host: str = "127.0.0.1"
     cdn_edge_port: int | None = None
     apigateway_edge_port: int | None = None
+    slb_edge_port: int | None = None
+    api_latency: float = 0.0                   # seconds added to every answer (latency.py)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     throttle_remaining: int = 0
     throttle_code: str = "Throttling.User"
@@ -558,6 +564,8 @@ class LabApiHandler(BaseHTTPRequestHandler):
                     "Message": "The request processing has failed due to some unknown error.",
                     "Recommend": "https://api.aliyun.com/troubleshoot?q=InternalError"}
         data = json.dumps(body, ensure_ascii=False).encode()
+        if self.server.state.api_latency:
+            time.sleep(self.server.state.api_latency)  # --api-latency: the network's share
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -621,16 +629,44 @@ class LabApiServer(ThreadingHTTPServer):
         logger.debug("connection from %s failed", client_address, exc_info=True)
 
 
+#: The registry: one handler module per product in this package.  A new
+#: product is a new module (its ``@action`` handlers, optionally ``start`` /
+#: ``stop`` / ``inventory``) and one line here.
+PRODUCTS = (
+    "alidns",       # Alibaba Cloud DNS, Alidns 2015-01-09
+    "sts",          # STS AssumeRole, Sts 2015-04-01 (+ ECS instance metadata)
+    "cdn",          # CDN, Cdn 2018-05-10 (+ its TLS edge)
+    "apigateway",   # API Gateway, CloudAPI 2016-07-14 (+ its TLS edge)
+    "cas",          # Certificate Management Service, cas 2020-04-07
+    "slb",          # Classic Load Balancer, Slb 2014-05-15 (+ its TLS edge)
+)
+
+
 def load_handler_modules() -> list[ModuleType]:
-    """Import the handler modules: alidns always, deploy if it exists."""
-    modules = [importlib.import_module("acmelab.lab.aliyun.alidns"),
-               importlib.import_module("acmelab.lab.aliyun.sts")]
-    try:
-        modules.append(importlib.import_module("acmelab.lab.aliyun.deploy"))
-    except ModuleNotFoundError as error:
-        if error.name != "acmelab.lab.aliyun.deploy":
-            raise
-    return modules
+    """Import the product modules of :data:`PRODUCTS` (registering their actions)."""
+    return [importlib.import_module(f"{__package__}.{name}") for name in PRODUCTS]
+
+
+@action("AcmelabDescribeInventory")
+def describe_inventory(state: LabState, params: dict[str, str]) -> dict[str, Any]:
+    """Lab only: what the account owns, merged from each product module's
+    ``inventory(state)`` (e.g. ``{"CdnDomains": [...], "ApiGroups": [...],
+    "LoadBalancers": [...]}``) plus ``"Zones"`` (Alidns ``DescribeDomains``).
+    Never a key.  Signed like any other call."""
+    answer: dict[str, Any] = {}
+    for module in load_handler_modules():
+        inventory = getattr(module, "inventory", None)
+        if callable(inventory):
+            answer.update(inventory(state))
+    zones, page = [], 1
+    while True:
+        listed = ACTIONS[("DescribeDomains", "2015-01-09")](state, {"PageSize": "100", "PageNumber": str(page)})
+        zones += [{"DomainName": d["DomainName"], "PunyCode": d["PunyCode"]} for d in listed["Domains"]["Domain"]]
+        if len(zones) >= listed["TotalCount"] or not listed["Domains"]["Domain"]:
+            break
+        page += 1
+    answer["Zones"] = zones
+    return answer
 
 
 def make_server(listen: tuple[str, int], cert: Path, key: Path, state: LabState) -> LabApiServer:

@@ -1,0 +1,150 @@
+"""Shared by the certificate commands: the common options, where they run
+(the backend), the state directory, and running the engine with SIGINT handling."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from acmelab.backends import Backend, open_backend
+from acmelab.cli.output import EXIT_OK, Progress, print_json, summary
+from acmelab.errors import ConfigError
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The parent parser of every certificate command (``--directory`` ... ``-q``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("where and how")
+    group.add_argument("--directory", default="lab", metavar="lab|staging|production|URL",
+                       help="ACME server (default: lab, the local Pebble; production needs --i-mean-production)")
+    group.add_argument("--i-mean-production", action="store_true",
+                       help="confirm --directory production (real, rate-limited certificates)")
+    group.add_argument("--ca-bundle", type=Path, metavar="PEM",
+                       help="CA bundle trusted for the ACME server's TLS (private CAs); never turns verification off")
+    group.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="state directory (default $ACMELAB_STATE_DIR, else ~/.acmelab)")
+    group.add_argument("--lab-dir", type=Path, metavar="DIR",
+                       help="lab run directory for --directory lab (default as 'acmelab lab up')")
+    group.add_argument("--region-id", default="cn-hangzhou", help="Alibaba Cloud region (default cn-hangzhou)")
+    group.add_argument("--aliyun-profile", metavar="NAME",
+                       help="Alibaba Cloud credentials: this profile of the aliyun CLI's ~/.aliyun/config.json "
+                            "(modes AK, StsToken, RamRoleArn, EcsRamRole); wins over the environment's keys")
+    group.add_argument("--trust-root", action="append", type=Path, metavar="PEM",
+                       help="root(s) the installed chains must validate to in the TLS check "
+                            "(default: the lab's Pebble roots, else the system store)")
+    group.add_argument("--json", action="store_true", help="machine-readable JSON on stdout (no progress display)")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    return common
+
+
+def run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that run the engine (renew, apply)."""
+    from acmelab.engine import DEFAULT_CONCURRENCY
+
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help=f"services worked on at once (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--threshold", metavar="FRACTION|DAYS",
+                        help="renew when less than this is left: a fraction of the lifetime (0.33) "
+                             "or days (30, 30d); default one third of the lifetime")
+    parser.add_argument("--now", metavar="ISO8601", help="pretend it is this time for renewal decisions (testing)")
+    parser.add_argument("--force", action="store_true", help="issue new certificates even if not due")
+    parser.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS handshake check after installing")
+
+
+def state_of(args: argparse.Namespace):
+    """The :class:`acmelab.state.StateDir` of ``--state-dir``."""
+    from acmelab.state import StateDir
+
+    return StateDir(args.state_dir)
+
+
+def _trust_roots(args: argparse.Namespace) -> list[str] | None:
+    if not getattr(args, "trust_root", None):
+        return None
+    try:
+        return [Path(p).read_text("ascii") for p in args.trust_root]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--trust-root: {error}") from None
+
+
+def backend_of(args: argparse.Namespace, *, start_lab: bool = True) -> Backend:
+    """The backend of ``--directory`` / ``--ca-bundle`` / ``--lab-dir`` /
+    ``--trust-root`` / ``--region-id`` (:func:`acmelab.backends.open_backend`).
+
+    Raises ConfigError (production unconfirmed, http:// URL, missing CA
+    bundle, unreadable trust root), LabError (the lab cannot be started)."""
+    return open_backend(args.directory, lab_dir=args.lab_dir, ca_bundle=args.ca_bundle,
+                        production_confirmed=args.i_mean_production, trust_roots=_trust_roots(args),
+                        region_id=getattr(args, "region_id", "cn-hangzhou"), start_lab=start_lab)
+
+
+def parse_now(text: str | None) -> dt.datetime | None:
+    """``--now`` as an aware datetime (UTC when no zone is given), or None."""
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--now {text!r} is not an ISO 8601 time (e.g. 2030-01-01T00:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def install_sigint(cancel: threading.Event):
+    """First SIGINT (or SIGTERM, as a timer or CI stops a job): set
+    ``cancel`` -- finish the running steps, remove DNS records, report.
+    A second one: the default KeyboardInterrupt.  Returns the previous
+    handlers (None outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print(f"acmelab: {signal.Signals(signum).name}: finishing the steps in flight and removing their "
+              "DNS records (Ctrl-C again to force)", file=sys.stderr, flush=True)
+
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
+                 verify_installs: bool = True) -> int:
+    """Run the apply engine with a progress display; SIGINT stops it cleanly."""
+    from acmelab import operations
+    from acmelab.engine import apply_services
+    from acmelab.renewal import RenewalThreshold
+
+    if not services:
+        if args.json:
+            print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
+        elif not args.quiet:
+            print("No certificates to work on.")
+        return EXIT_OK
+    threshold = RenewalThreshold.parse(args.threshold) if args.threshold else None
+    now = parse_now(args.now)
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, not {args.concurrency}")
+    backend = backend_of(args)
+    state = state_of(args)
+    backend.check_services(services)
+    env = operations.environment(backend, state, verify_installs=verify_installs)
+    operations.check_profiles(env, services)
+    cancel = threading.Event()
+    previous = install_sigint(cancel)
+    show = not args.json and not args.quiet and sys.stderr.isatty()
+    try:
+        with Progress(len(services), show) as progress:
+            results = apply_services(services, env, state, threshold=threshold, now=now,
+                                     concurrency=args.concurrency, force=force, cancel=cancel,
+                                     on_result=progress.done)
+    finally:
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
+    return summary(results, as_json=args.json, quiet=args.quiet,
+                   extra={"directory_url": backend.directory_url, "state_dir": str(state.root)})

@@ -1,0 +1,526 @@
+"""The engine: bring services to a valid, installed, verified certificate.
+
+Theory of operation
+-------------------
+:func:`process_service` brings one :class:`~acmelab.config.Service` to its
+desired state, under the service's lock in the state directory:
+
+1. **preflight**: every install target is covered by the service's names
+   (:meth:`acmelab.deploy.Deployer.preflight`; ConfigError naming the
+   target, before any order is placed);
+2. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`)
+   when there is no usable certificate, it came from another ACME server
+   (staging -> production), its names or key type changed, it was revoked,
+   or it is due for renewal -- all decided by
+   :class:`acmelab.renewal.RenewalPolicy` (ARI first, then the lifetime
+   rule); the result is stored atomically (:mod:`acmelab.state`), every TXT
+   record noted in the DNS journal (:mod:`acmelab.journal`);
+3. **install** on every target whose record does not carry the live serial,
+   through the target's :class:`~acmelab.deploy.Deployer` (its preflight
+   with the Alibaba Cloud client first: does the target exist?), then
+   :meth:`~acmelab.deploy.Deployer.retire` what the previous install left;
+4. **verify** each target that serves TLS with a handshake
+   (:func:`acmelab.deploy.verify`) that must show the live serial; a target
+   that serves something else is installed again, once.
+
+:func:`apply_services` runs :func:`process_service` for many services on a
+bounded thread pool; one failure does not stop the others.  Setting the
+``cancel`` event (the command does it on SIGINT) stops new work: services
+not started are reported ``interrupted``, running ones stop at their next
+step, and every DNS record they published is removed on the way out.
+
+Everything outside -- the ACME server, DNS, the Alibaba Cloud API, where a
+TLS check connects -- comes from the :class:`Environment`'s
+:class:`~acmelab.backends.Backend` (the cloud or the lab); the engine never
+asks which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from acmelab.backends import Backend, backend_for
+from acmelab.certificates import chain_leads_to, same_serial
+from acmelab.config import InstallTarget, Service
+from acmelab.errors import AcmelabError, ConfigError, DeployError, Interrupted, StateError, StateLocked
+from acmelab.journal import JournaledDns, remove_leftovers
+from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
+from acmelab.state import ManagedCertificate, StateDir
+
+__all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "Environment", "ServiceResult", "apply_services",
+           "chain_leads_to", "process_service", "refresh_renewal_info"]
+
+logger = logging.getLogger(__name__)
+
+#: services worked on at once by default: small machines, polite to the CA
+DEFAULT_CONCURRENCY = min(4, 2 * (os.cpu_count() or 1))
+#: the reason of a ``"skipped"`` result
+SKIPPED_LOCKED = "locked by another run"
+
+
+# --------------------------------------------------------------------------
+# Where things run
+# --------------------------------------------------------------------------
+
+@dataclass
+class Environment:
+    """What the engine talks to: a :class:`~acmelab.backends.Backend` (the
+    ACME server, DNS, the Alibaba Cloud API, where TLS checks connect) and
+    the ACME account, with one ACME / DNS / Alibaba client per thread.
+
+    Build it with :meth:`for_backend`; the field form
+    ``Environment(directory_url, acme_verify, account_key, account_url,
+    lab=..., trust_roots=...)`` makes the backend itself (a
+    :class:`~acmelab.backends.LabBackend` when ``lab`` is given).
+
+    Attributes:
+        directory_url: the ACME directory URL.
+        acme_verify: ``True`` or a CA bundle path for the ACME server's TLS.
+        account_key, account_url: the ACME account (RFC 8555 §7.3).
+        lab: the lab's ``LabInfo`` or None (only to build the backend).
+        trust_roots: PEM roots the served chains must validate to; None =
+            the system store (the lab: Pebble's roots).
+        verify_installs: do the TLS handshake after installing.
+        region_id: Alibaba Cloud region of the API Gateway groups.
+        backend: the backend (made from the fields above when not given).
+    """
+
+    directory_url: str = ""
+    acme_verify: bool | str = True
+    account_key: Any = field(default=None, repr=False)
+    account_url: str | None = None
+    lab: Any = None
+    trust_roots: list[str] | None = field(default=None, repr=False)
+    verify_installs: bool = True
+    region_id: str = "cn-hangzhou"
+    backend: Backend | None = None
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = backend_for(self.directory_url, self.acme_verify, lab=self.lab,
+                                       trust_roots=self.trust_roots, region_id=self.region_id)
+        backend = self.backend
+        self.directory_url, self.acme_verify = backend.directory_url, backend.acme_verify
+        self.trust_roots, self.region_id, self.lab = backend.trust_roots, backend.region_id, backend.lab
+
+    @classmethod
+    def for_backend(cls, backend: Backend, account_key: Any, account_url: str | None, *,
+                    verify_installs: bool = True) -> "Environment":
+        """The environment of ``backend`` with this ACME account."""
+        return cls(account_key=account_key, account_url=account_url, verify_installs=verify_installs,
+                   backend=backend)
+
+    def _cached(self, name: str, make: Callable[[], Any]) -> Any:
+        value = getattr(self._local, name, None)
+        if value is None:
+            value = make()
+            setattr(self._local, name, value)
+        return value
+
+    def acme_client(self):
+        """This thread's :class:`acmelab.client.AcmeClient` (not thread-safe, so one per thread)."""
+        return self._cached("acme", lambda: self.backend.acme_client(self.account_key, self.account_url))
+
+    def dns_provider(self, kind: str):
+        """This thread's DNS-01 provider ``kind`` (:data:`acmelab.dns.PROVIDERS`).
+
+        Raises ConfigError: unknown, or lab-only (``challtestsrv``) outside the lab."""
+        cache = self._cached("dns", dict)
+        if kind not in cache:
+            cache[kind] = self.backend.dns_provider(kind)
+        return cache[kind]
+
+    def aliyun_client(self):
+        """This thread's :class:`acmelab.aliyun.AliyunClient` (the backend's)."""
+        return self._cached("aliyun", self.backend.aliyun_client)
+
+    def handshake(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, str, int] | None:
+        """``(server_name, host, port)`` of the TLS check of ``target``, or
+        None if it cannot be checked (CAS, wildcard domains, verification off)."""
+        if not self.verify_installs:
+            return None
+        where = target.deployer.handshake(target, names)
+        if where is None:
+            return None
+        server_name, port = where
+        return (server_name, *self.backend.handshake_address(target, server_name, port))
+
+    def verify_location(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, int] | None:
+        """``(host, port)`` where ``target`` serves HTTPS, or None (see :meth:`handshake`)."""
+        where = self.handshake(target, names)
+        return None if where is None else where[1:]
+
+
+# --------------------------------------------------------------------------
+# One target: install, retire the old one, verify
+# --------------------------------------------------------------------------
+
+def _verify(target: InstallTarget, managed: ManagedCertificate, env: Environment) -> bool:
+    """TLS handshake with the target; True if it serves the live serial,
+    False if there is nothing to check.  Raises DeployError otherwise."""
+    where = env.handshake(target, managed.names)
+    if where is None:
+        return False
+    from acmelab.deploy.verify import verify
+
+    server_name, host, port = where
+    verify(server_name, host=host, port=port, root_pem=env.trust_roots, expected_serial_hex=managed.serial_hex)
+    return True
+
+
+def _install(target: InstallTarget, managed: ManagedCertificate, service: Service, env: Environment,
+             state: StateDir) -> ManagedCertificate:
+    """Send the live certificate to ``target`` (its deployer's preflight
+    first), record it, and retire what the previous install left behind."""
+    deployer = target.deployer
+    client = env.aliyun_client()
+    deployer.preflight(client, target, managed.names)
+    previous = managed.installed.get(target.id)
+    installation = deployer.install(client, target, managed.fullchain_pem(), managed.load_key(),
+                                    label=f"{service.name}-{managed.serial_hex[:16]}", names=managed.names)
+    record = {**target.to_dict(), "serial_hex": managed.serial_hex,
+              "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "name": installation.name, "cert_id": installation.cert_id}
+    managed = state.record_install(service.name, target.id, record)
+    logger.info("%s: installed serial %s on %s", service.name, managed.serial_hex, target.id)
+    try:
+        deployer.retire(client, target, previous, installation)
+    except AcmelabError as error:   # the new one is in place; the old one stays listed in the product
+        logger.warning("%s: %s: could not remove the superseded certificate: %s", service.name, target.id, error)
+    return managed
+
+
+def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, service: Service,
+                        env: Environment, state: StateDir, cancel: threading.Event | None
+                        ) -> tuple[ManagedCertificate, bool, bool]:
+    """Bring one target to the live serial.  Returns (managed, installed?, verified?)."""
+    record = managed.installed.get(target.id)
+    if record and same_serial(record.get("serial_hex"), managed.serial_hex):
+        if env.handshake(target, managed.names) is None:
+            return managed, False, False
+        try:
+            return managed, False, _verify(target, managed, env)
+        except DeployError as error:
+            logger.info("%s: %s serves something else (%s); installing again", service.name, target.id, error)
+    _check_cancel(cancel, f"installing on {target.id}")
+    managed = _install(target, managed, service, env, state)
+    return managed, True, _verify(target, managed, env)
+
+
+# --------------------------------------------------------------------------
+# One service
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """What :func:`process_service` did for one service.
+
+    Attributes:
+        name: the service (certificate) name.
+        status: ``"issued"`` (first certificate), ``"renewed"``,
+            ``"unchanged"``, ``"installed"`` (``acmelab install`` put the
+            live certificate on a new target), ``"failed"``, ``"interrupted"`` or
+            ``"skipped"`` (another run holds the service's lock; nothing
+            was done, reason ``"locked by another run"``).
+        reason: why it was (re)issued, e.g. ``"due: 20 days left"``, or "".
+        serial_hex, not_after: the live certificate afterwards (None if
+            none); serial as :func:`acmelab.state.serial_hex`.
+        installed: target ids installed during this run.
+        verified: target ids whose TLS handshake showed the live serial.
+        error: the error message when failed or interrupted.
+        seconds: wall time spent on the service.
+    """
+
+    name: str
+    status: str
+    reason: str = ""
+    serial_hex: str | None = None
+    not_after: dt.datetime | None = None
+    installed: tuple[str, ...] = ()
+    verified: tuple[str, ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("issued", "renewed", "unchanged", "installed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "reason": self.reason, "serial_hex": self.serial_hex,
+                "not_after": self.not_after.isoformat() if self.not_after else None,
+                "installed": list(self.installed), "verified": list(self.verified), "error": self.error,
+                "seconds": round(self.seconds, 3)}
+
+
+class _ServiceRun:
+    """The steps of :func:`process_service` for one service, under its lock;
+    what was done so far is kept for the result, whatever fails."""
+
+    def __init__(self, service: Service, env: Environment, state: StateDir,
+                 cancel: threading.Event | None) -> None:
+        self.service, self.env, self.state, self.cancel = service, env, state, cancel
+        self.status, self.reason = "unchanged", ""
+        self.installed: list[str] = []
+        self.verified: list[str] = []
+        self.managed: ManagedCertificate | None = None
+
+    def run(self, policy: RenewalPolicy, now: dt.datetime | None, force: bool,
+            targets: Sequence[InstallTarget], remember_service: bool) -> None:
+        service, state = self.service, self.state
+        state.prune(service.name)              # half-made versions of an interrupted run
+        remove_leftovers(service.name, self.env.dns_provider, state)  # TXT records of a run that was killed
+        unusable = ""
+        try:
+            self.managed = state.certificate(service.name)
+        except StateError as error:
+            logger.warning("%s: %s; issuing a new certificate", service.name, error)
+            self.managed, unusable = None, f"stored certificate unusable ({error})"
+        _check_not_taken_over(service, self.managed)
+        if unusable:
+            decision = Decision(True, unusable)
+        else:
+            self.managed, decision = _decide(service, self.managed, self.env, state, policy, now, force)
+        self.reason = decision.reason
+        if decision.due:
+            for target in targets:     # before any order: every target is one this certificate can serve
+                target.deployer.preflight(None, target, service.domains)
+            self.issue(decision, keep_previous=not unusable)
+        elif remember_service and self.managed.service != service.to_dict():
+            self.managed = dataclasses.replace(self.managed, service=service.to_dict())
+            state.write_meta(self.managed)
+        for target in targets:
+            _check_cancel(self.cancel, f"installing on {target.id}")
+            self.managed, did_install, did_verify = _install_and_verify(
+                target, self.managed, service, self.env, state, self.cancel)
+            if did_install:
+                self.installed.append(target.id)
+            if did_verify:
+                self.verified.append(target.id)
+
+    def issue(self, decision: Decision, *, keep_previous: bool) -> None:
+        """Order, validate (dns-01 through the journal) and store a new certificate."""
+        from acmelab.issue import issue_certificate
+
+        service, env, state = self.service, self.env, self.state
+        _check_cancel(self.cancel, "issuing")
+        issued = issue_certificate(
+            service.domains, client=env.acme_client(),
+            dns=JournaledDns(env.dns_provider(service.dns), service.dns, state, service.name, self.cancel),
+            key_type=service.key_type, preferred_chain=service.preferred_chain,
+            challenge=service.challenge, profile=service.profile, replaces=decision.replaces)
+        self.status = "renewed" if self.managed is not None else "issued"
+        self.managed = state.store_certificate(
+            service.name, private_key=issued.private_key, chain_pem=issued.chain_pem,
+            order_url=issued.order_url, directory_url=env.directory_url,
+            service=service.to_dict(), names=issued.names,
+            installed=self.managed.installed if self.managed is not None else {},
+            keep_previous=keep_previous, profile=issued.profile)
+        logger.info("%s: %s serial %s (%s)", service.name, self.status, self.managed.serial_hex, self.reason)
+        for failure in issued.cleanup_failures:  # still in dns-pending.json: removed next run
+            logger.warning("%s: %s (the next run removes it)", service.name, failure)
+
+    def result(self, status: str | None = None, error: str | None = None, *, started: float) -> "ServiceResult":
+        return _result(self.service, status or self.status, self.reason, self.managed, self.installed,
+                       self.verified, error, started)
+
+
+def process_service(service: Service, env: Environment, state: StateDir, *,
+                    threshold: RenewalThreshold | None = None, now: dt.datetime | None = None,
+                    force: bool = False, cancel: threading.Event | None = None,
+                    policy: RenewalPolicy | None = None,
+                    targets: Sequence[InstallTarget] | None = None,
+                    remember_service: bool = True) -> ServiceResult:
+    """Bring one service to a valid, installed, verified certificate.
+
+    Args:
+        service: what to do.
+        env: where (ACME account, DNS, Alibaba Cloud, TLS endpoints).
+        state: the state directory.
+        threshold: the lifetime rule without ARI (default: Let's Encrypt's advice).
+        policy: the whole renewal policy (default: ARI, then ``threshold``).
+        now: the time renewal decisions use (default: now; tests move it).
+        force: issue a new certificate even if the current one is fine.
+        cancel: stop at the next step once set.
+        targets: work on these install targets only (default: all of
+            ``service.install``).
+        remember_service: store ``service`` as the certificate's spec (what
+            ``renew`` uses); ``acmelab install`` stores it only on success.
+
+    Returns:
+        :class:`ServiceResult`; never raises for a failure of this service
+        (status ``"failed"`` / ``"interrupted"`` with the message).  Its
+        ``reason`` always says why a certificate was or was not issued.
+
+    Sources: RFC 8555 §7.4 (orders), §8.4 (dns-01), RFC 9773 (ARI); each
+    product's actions in its :mod:`acmelab.deploy` module.
+    """
+    started = time.monotonic()
+    policy = policy or RenewalPolicy(threshold or RenewalThreshold(), threshold_always=threshold is not None)
+    run = _ServiceRun(service, env, state, cancel)
+    holding_lock = False   # a StateLocked before this is another run holding the service
+    try:
+        _check_cancel(cancel, "starting")
+        with state.lock(service.name):
+            holding_lock = True
+            run.run(policy, now, force, service.install if targets is None else targets, remember_service)
+    except Interrupted as error:
+        return run.result("interrupted", str(error), started=started)
+    except StateLocked as error:
+        if not holding_lock:   # another run works on this service; nothing was done
+            logger.info("%s: skipped: %s", service.name, error)
+            return _result(service, "skipped", SKIPPED_LOCKED, None, [], [], None, started)
+        logger.debug("%s failed", service.name, exc_info=True)
+        return run.result("failed", _message(error), started=started)
+    except AcmelabError as error:
+        logger.debug("%s failed", service.name, exc_info=True)
+        return run.result("failed", _message(error), started=started)
+    except Exception as error:  # noqa: BLE001 - one service's bug must not stop the others
+        logger.exception("%s failed unexpectedly", service.name)
+        return run.result("failed", f"{type(error).__name__}: {error}", started=started)
+    return run.result(started=started)
+
+
+def _check_not_taken_over(service: Service, managed: ManagedCertificate | None) -> None:
+    """A services file must not silently take over a certificate that
+    ``acmelab issue`` made under the same name for other names.
+
+    Raises ConfigError naming the clash (the service fails; the stored
+    certificate is left as it is)."""
+    if managed is None or service.origin != "services" or managed.service.get("origin") != "issue":
+        return
+    if tuple(managed.names) != tuple(service.domains):
+        raise ConfigError(
+            f"certificate name {service.name!r} is taken by a certificate made with 'acmelab issue' for "
+            f"{', '.join(managed.names)}; give this service another name (name = \"...\") or remove "
+            f"{managed.version_dir.parent} first")
+
+
+def _message(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    notes = getattr(error, "__notes__", None)
+    return text + ("" if not notes else " (" + "; ".join(notes) + ")")
+
+
+def _result(service: Service, status: str, reason: str, managed: ManagedCertificate | None,
+            installed: list[str], verified: list[str], error: str | None, started: float) -> ServiceResult:
+    return ServiceResult(service.name, status, reason, managed.serial_hex if managed else None,
+                         managed.not_after if managed else None, tuple(installed), tuple(verified),
+                         error, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------
+# Renewal decisions
+# --------------------------------------------------------------------------
+
+def _decide(service: Service, managed: ManagedCertificate | None, env: Environment, state: StateDir,
+            policy: RenewalPolicy, now: dt.datetime | None, force: bool) -> tuple[ManagedCertificate | None, Decision]:
+    """Ask :class:`~acmelab.renewal.RenewalPolicy` whether ``service`` needs a
+    new certificate.  The rules that need no network come first
+    (:meth:`~acmelab.renewal.RenewalPolicy.changed`); only a certificate they
+    leave alone has its ARI answer refreshed (when the CA has renewalInfo
+    and the stored answer's Retry-After has passed, stored in meta.json)
+    before its dates are judged, ARI first.
+
+    With ``env.trust_roots`` (the lab's current Pebble roots, or
+    ``--trust-root``), a certificate whose stored chain does not lead to one
+    of them is due: a restarted lab has new roots, so everything it issued
+    before is worthless."""
+    trusted = managed is None or not env.trust_roots or chain_leads_to(managed.fullchain_pem(), env.trust_roots)
+    wanted = dict(names=service.domains, key_type=service.key_type, profile=service.profile,
+                  directory_url=env.directory_url, chain_trusted=trusted, force=force)
+    changed = policy.changed(managed, **wanted)
+    if changed is not None:
+        return managed, changed
+    if policy.use_ari:   # ARI before the lifetime rule: the CA's window may be earlier or later
+        managed = refresh_renewal_info(managed, env.acme_client(), state)
+    return managed, policy.decide(managed, now, ari=AriState.from_dict(managed.ari), **wanted)
+
+
+def refresh_renewal_info(managed: ManagedCertificate, client: Any, state: StateDir) -> ManagedCertificate:
+    """Ask the CA's renewalInfo (ARI, RFC 9773) about ``managed`` if its
+    stored answer's ``Retry-After`` has passed, and store the answer in
+    meta.json.  Nothing is asked when the CA has no renewalInfo or did not
+    issue this certificate.  Returns the (possibly updated) certificate.
+
+    Raises:
+        StateError: meta.json cannot be written.  (A failed or malformed
+            answer is stored as an error, see :func:`acmelab.renewal.refresh_ari`.)
+    """
+    if managed.directory_url and managed.directory_url != client.directory_url:
+        return managed
+    if not client.directory.renewalInfo:
+        return managed
+    previous = AriState.from_dict(managed.ari)
+    ari = refresh_ari(managed.fullchain_pem(), previous, client.renewal_info)
+    if ari is previous:
+        return managed
+    managed = dataclasses.replace(managed, ari=ari.to_dict())
+    state.write_meta(managed)
+    return managed
+
+
+def _check_cancel(cancel: threading.Event | None, step: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Interrupted(f"interrupted before {step}")
+
+
+# --------------------------------------------------------------------------
+# Many services
+# --------------------------------------------------------------------------
+
+def apply_services(services: Sequence[Service], env: Environment, state: StateDir, *,
+                   threshold: RenewalThreshold | None = None, now: dt.datetime | None = None,
+                   concurrency: int = DEFAULT_CONCURRENCY, force: bool = False,
+                   cancel: threading.Event | None = None,
+                   on_result: Callable[[ServiceResult], None] | None = None,
+                   **options: Any) -> list[ServiceResult]:
+    """Run :func:`process_service` for every service, ``concurrency`` at a time.
+
+    Args:
+        services: the services (names unique).
+        concurrency: worker threads (int >= 1).
+        cancel: set it (e.g. from a SIGINT handler) to stop: services not
+            started yet end ``interrupted``; running ones stop at their next
+            step after removing their DNS records.
+        on_result: called in the calling thread as each service finishes.
+        **options: ``targets``, ``remember_service`` of :func:`process_service`.
+        (the rest as :func:`process_service`)
+
+    Returns:
+        one :class:`ServiceResult` per service, in the order given.
+
+    Raises:
+        ConfigError: concurrency below 1.
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
+    cancel = cancel or threading.Event()
+    results: dict[str, ServiceResult] = {}
+    with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="acmelab-service") as pool:
+        pending = {pool.submit(process_service, service, env, state, threshold=threshold, now=now,
+                               force=force, cancel=cancel, **options): service for service in services}
+        while pending:
+            done, _ = futures.wait(pending, timeout=0.2, return_when=futures.FIRST_COMPLETED)
+            if cancel.is_set():
+                for future in list(pending):
+                    if future.cancel():
+                        service = pending.pop(future)
+                        result = ServiceResult(service.name, "interrupted", error="interrupted before starting")
+                        results[service.name] = result
+                        if on_result:
+                            on_result(result)
+            for future in done:
+                service = pending.pop(future)
+                results[service.name] = future.result()
+                if on_result:
+                    on_result(results[service.name])
+    return [results[service.name] for service in services]
