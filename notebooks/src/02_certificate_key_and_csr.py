@@ -107,6 +107,7 @@ print(pem[-1])
 from acmelab import course
 
 course_request = course.csr()
+print("saved as", course.relative(course.csr_path()))
 display.csr(course_request, title="the course's CSR")
 
 # %% [markdown]

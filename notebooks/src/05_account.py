@@ -154,8 +154,10 @@ display.jws(binding, title="externalAccountBinding (inner JWS)")
 # ## The course's account
 #
 # Now the account the rest of the course uses, signed by the account key from notebook 01.
-# `course.account_client()` sends `newAccount` (creating the account the first time, finding it
-# afterwards) and remembers its URL in the course folder:
+# `course.account_client()` looks the account up (`newAccount` with `onlyReturnExisting`,
+# §7.3.1), creates it if the CA has none for the key — saying so in one `course: created` line,
+# as every `course` helper does that makes something an earlier notebook would have made —
+# and remembers its URL in the course folder:
 
 # %%
 course_client = course.account_client()

@@ -43,6 +43,7 @@ print("finalize URL:", order.finalize)
 
 # %%
 csr = course.csr()
+print("notebook 02's CSR:", course.relative(course.csr_path()))
 display.csr(csr)
 
 # %% [markdown]

@@ -30,6 +30,7 @@ client = course.account_client()   # the course's account (notebook 05)
 domain = course.target().domain
 issued = issue_certificate([f"www.{domain}", domain], client=client, dns=course.dns_provider(),
                            key_type="ec256")
+print("issued for the course's account:", client.account_url == course.recall("account_url"))
 
 # %% [markdown]
 # What came back: the names, the serial, the expiry and the chain (the private key stays in

@@ -60,6 +60,26 @@ def test_certificate_key_and_csr_are_separate_and_follow_the_names(staging):
     assert stat.S_IMODE(course.certificate_key_path().stat().st_mode) == 0o600
 
 
+def test_helpers_say_what_they_created_and_nothing_when_they_load(staging, capsys):
+    course.account_key()
+    course.csr()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "course: created the account key course/staging/account.key (ec256, mode 0600; notebook 01 makes it)",
+        "course: created the certificate key course/staging/certificates/course/privkey.pem "
+        "(ec256, mode 0600; notebook 02 makes it)",
+        "course: created the CSR course/staging/certificates/course/request.csr for api.example.org, "
+        "cdn.example.org (notebook 02 makes it)"]
+    course.account_key()
+    course.certificate_key()
+    course.csr()
+    assert capsys.readouterr().out == ""
+    course.csr(certificate_names=["www.example.org"])  # other names: a new CSR (the key is loaded)
+    assert capsys.readouterr().out.splitlines() == [
+        "course: created the CSR course/staging/certificates/course/request.csr for www.example.org "
+        "(notebook 02 makes it)"]
+
+
 def test_remember_and_recall(staging):
     assert course.recall("order_url") is None
     course.remember(order_url="https://example.org/order/1", count=2)
