@@ -409,11 +409,37 @@ def account_client(**options: Any):
 # Notebooks 07-15: DNS, Alibaba Cloud, the course's certificate
 # --------------------------------------------------------------------------
 
+#: Let's Encrypt's published staging roots, shipped with the package
+#: (public certificates): Pretend Pear X1, Bogus Broccoli X2 and the Gen Y
+#: roots Yonder Yam YR and Yearning Yucca YE.
+STAGING_ROOTS_FILE = "data/letsencrypt-staging-roots.pem"
+
+
+def letsencrypt_staging_roots() -> list[str]:
+    """The PEM texts of Let's Encrypt's staging roots (package data, read
+    offline; see :data:`STAGING_ROOTS_FILE`), one certificate each.  For
+    testing only: no trust store holds them, and none should."""
+    from importlib import resources
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = resources.files("acmelab").joinpath(STAGING_ROOTS_FILE).read_bytes()
+    return [certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for certificate in x509.load_pem_x509_certificates(data)]
+
+
 def trust_roots() -> list[str] | None:
-    """PEM roots a served chain must lead to: Pebble's roots in the lab
-    (they change at every lab start), None (the system store) otherwise."""
+    """PEM roots an issued chain must lead to: Pebble's roots in the lab
+    (they change at every lab start), Let's Encrypt's staging roots
+    (:func:`letsencrypt_staging_roots`) with ``staging``, None (the system
+    store) for production and a custom directory."""
     chosen = target()
-    return chosen.lab.roots() if chosen.lab is not None else None
+    if chosen.lab is not None:
+        return chosen.lab.roots()
+    if chosen.environment == "staging":
+        return letsencrypt_staging_roots()
+    return None
 
 
 def _chain_is_current(chain_pem: str, key) -> bool:

@@ -187,8 +187,11 @@ print("preferred", wanted_root, "->", "the alternate" if preferred.url != chains
 # and checks signatures, validity dates, CA flags and the name. `cryptography` does the same
 # (RFC 5280 path validation with the Web PKI's rules). `course.trust_roots()` gives the
 # "trust store": in the lab, Pebble's roots from the lab's management API (`GET /roots/0`,
-# `/roots/1`); with Let's Encrypt, `None`, and we load the system's store, which contains
-# ISRG Root X1 and X2.
+# `/roots/1`); with `ACMELAB_ACME=staging`, Let's Encrypt's published **staging roots**, which
+# ship with acmelab (Pretend Pear X1, Bogus Broccoli X2 and the Gen Y staging roots Yonder Yam
+# YR and Yearning Yucca YE — in no browser's store, and never to be put in one); with
+# production, `None`, and we load the system's store, which holds ISRG Root X1 and X2 (and, as
+# browsers add them, Root YR and YE).
 
 # %%
 import certifi
@@ -196,7 +199,7 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 roots_pem = course.trust_roots()
-if roots_pem is None:   # Let's Encrypt: the trust store requests uses (certifi's Mozilla roots)
+if roots_pem is None:   # Let's Encrypt production: the store requests uses (certifi's Mozilla roots)
     roots = x509.load_pem_x509_certificates(open(certifi.where(), "rb").read())
 else:
     roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in roots_pem]

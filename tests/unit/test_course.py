@@ -80,6 +80,27 @@ def test_helpers_say_what_they_created_and_nothing_when_they_load(staging, capsy
         "(notebook 02 makes it)"]
 
 
+def test_staging_trusts_the_published_staging_roots_offline(staging, monkeypatch):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    roots = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in course.trust_roots()]
+    names = [root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value for root in roots]
+    assert names == ["(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2",
+                     "(STAGING) Yonder Yam Root YR", "(STAGING) Yearning Yucca Root YE"]
+    for root in roots:
+        assert root.issuer == root.subject
+        root.verify_directly_issued_by(root)   # self-signed: InvalidSignature otherwise
+        assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert roots[0].fingerprint(hashes.SHA256()).hex() == \
+        "e70570a989f8565aabdf7cae27abd1621872d6a3f811e3fef27e3dba02912198"
+    assert roots[1].fingerprint(hashes.SHA256()).hex() == \
+        "9b2a339fe6a3e85585c4cd75536cb8c1cf7cd603b9a64bec2521858ae48da85d"
+    monkeypatch.setenv("ACMELAB_ACME", "production")
+    monkeypatch.setenv("ACMELAB_PRODUCTION", "yes")
+    assert course.trust_roots() is None   # production: the system's trust store
+
+
 def test_remember_and_recall(staging):
     assert course.recall("order_url") is None
     course.remember(order_url="https://example.org/order/1", count=2)
