@@ -52,6 +52,30 @@ for name in (f"_acme-challenge.www.{domain}", f"_acme-challenge.{domain}"):
     print(name, "->", len([r for r in alidns.sub_domain_records(zone, name) if r["Type"] == "TXT"]), "TXT records")
 
 # %% [markdown]
+# ### A name whose `_acme-challenge` is delegated
+#
+# The same call works for a name whose `_acme-challenge` is a CNAME into another zone
+# (notebook 07): the provider writes the TXT record at the end of the chain, where the CA
+# looks, and removes it there. The zone owner sets the CNAME once; the renewal job's RAM
+# policy (notebook 15) then needs record access to the delegated zone only. Here the CNAME
+# is made for the demonstration and removed afterwards; `check_names` runs before the order:
+
+# %%
+delegated_name, target = f"shop.{domain}", "_acme-challenge.shop.example.net"
+made = alidns.client.call("AddDomainRecord", "2015-01-09", {"DomainName": domain, "RR": "_acme-challenge.shop",
+                                                            "Type": "CNAME", "Value": target}, product="Alidns")
+try:
+    print(f"_acme-challenge.{delegated_name} -> {alidns.record_name(f'_acme-challenge.{delegated_name}')}")
+    alidns.check_names([delegated_name])
+    shop = issue_certificate([delegated_name], client=client, dns=alidns)
+    print("issued for:", ", ".join(shop.names))
+    zone, _ = alidns.find_zone(target)
+    print(f"TXT records left at {target}:",
+          len([r for r in alidns.sub_domain_records(zone, target) if r["Type"] == "TXT"]))
+finally:
+    alidns.client.call("DeleteDomainRecord", "2015-01-09", {"RecordId": made["RecordId"]}, product="Alidns")
+
+# %% [markdown]
 # ## Many services: the services file
 #
 # A company has more than one certificate. Each **service** is a set of names that must be
