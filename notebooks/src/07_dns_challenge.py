@@ -405,7 +405,7 @@ for attempt in ("first", "second"):
 #   call with the access key secret, which never leaves the machine.
 # * Check the authoritative servers *before* answering; answer with `{}`; poll the
 #   authorization; a failure is final for that order.
-# * Remove every record you published, on every path; a CAA record without `letsencrypt.org`
+# * Remove every record you published, on every path; a closest CAA record set without `letsencrypt.org`
 #   makes validation fail.
 # * dns-account-01 puts the record at an account-specific name (parallel accounts);
 #   dns-persist-01 leaves one standing record naming CA and account, so renewals write no DNS
