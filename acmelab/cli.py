@@ -1146,6 +1146,9 @@ def _print_info(info, *, as_json: bool, heading: str) -> None:
     if info.aliyun_endpoint:
         print(f"  Alibaba endpoint   https://{info.aliyun_endpoint}  AccessKeyId {info.aliyun_access_key_id}"
               f"  (secret in {info.run_dir / 'aliyun-access-key.json'})")
+    if info.dns_propagation_delay or info.aliyun_latency:
+        print(f"  latency            DNS propagation {info.dns_propagation_delay:g} s, "
+              f"Alibaba API {info.aliyun_latency:g} s per answer")
     if info.eab_keys:
         print(f"  EAB key ids        {', '.join(sorted(info.eab_keys))}")
     print(f"  run directory      {info.run_dir}  (logs/ holds Pebble's and challtestsrv's logs)")
@@ -1181,6 +1184,9 @@ def _ignored_lab_options(args: argparse.Namespace, info, pebble_env: dict[str, s
                 if str(info.retry_after.get(key)) != value]
     ignored += [f"--profile {key}={value}" for key, value in (args.profile or [])
                 if str(info.profiles.get(key)) != value]
+    ignored += [f"--{name.replace('_', '-')} {getattr(args, name):g}"
+                for name in ("dns_propagation_delay", "aliyun_latency")
+                if getattr(args, name) and getattr(args, name) != getattr(info, name)]
     return ignored
 
 
@@ -1223,7 +1229,9 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     else:
         info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
                                   strict=args.strict, eab_keys=eab_keys, aliyun=not args.no_aliyun,
-                                  retry_after=retry_after, profiles=profiles)
+                                  retry_after=retry_after, profiles=profiles,
+                                  dns_propagation_delay=args.dns_propagation_delay,
+                                  aliyun_latency=args.aliyun_latency)
     _print_info(info, as_json=args.json, heading="The lab is up:")
     return EXIT_OK
 
@@ -1281,6 +1289,11 @@ def _add_lab_commands(subparsers: argparse._SubParsersAction) -> None:
                     help="offer this profile and lifetime instead of Let's Encrypt's classic, tlsserver, "
                          "shortlived (repeatable)")
     up.add_argument("--no-aliyun", action="store_true", help="do not start the local Alibaba Cloud endpoint")
+    up.add_argument("--dns-propagation-delay", type=float, default=0.0, metavar="S",
+                    help="seconds before a record written through the Alibaba endpoint reaches the lab DNS "
+                         "(default 0)")
+    up.add_argument("--aliyun-latency", type=float, default=0.0, metavar="S",
+                    help="seconds added to every Alibaba endpoint answer (default 0)")
     up.set_defaults(func=cmd_lab_up)
 
     status = commands.add_parser("status", help="show the running lab (exit status 3 if none)")

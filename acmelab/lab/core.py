@@ -69,6 +69,7 @@ import requests
 
 from acmelab.errors import InputError, LabError
 from acmelab.lab import pebble as pebble_config
+from acmelab.lab.aliyun.latency import check_seconds
 from acmelab.lab.build import PEBBLE_VERSION, find_binaries
 from acmelab.lab.processes import (
     ProcessRecord,
@@ -213,6 +214,10 @@ class LabInfo:
         pebble_version: the Pebble commit the lab runs (``"b1e1ca4f3c30"``).
         profiles: the profiles Pebble offers, name -> lifetime in seconds.
         retry_after: Pebble's ``retryAfter``, ``{"authz": s, "order": s}``.
+        dns_propagation_delay: seconds before a record written or removed
+            through the Alibaba endpoint (Alidns) is seen by the lab DNS
+            (0: at once; :mod:`acmelab.lab.aliyun.latency`).
+        aliyun_latency: seconds added to every answer of the Alibaba endpoint.
     """
 
     directory_url: str
@@ -231,6 +236,8 @@ class LabInfo:
     pebble_version: str = PEBBLE_VERSION
     profiles: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     retry_after: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    dns_propagation_delay: float = 0.0
+    aliyun_latency: float = 0.0
 
     # -- JSON ------------------------------------------------------------
     def to_dict(self, *, include_secrets: bool = False) -> dict[str, Any]:
@@ -253,6 +260,8 @@ class LabInfo:
             "pebble_version": self.pebble_version,
             "profiles": dict(self.profiles),
             "retry_after": dict(self.retry_after),
+            "dns_propagation_delay": self.dns_propagation_delay,
+            "aliyun_latency": self.aliyun_latency,
         }
         if include_secrets:
             data["aliyun_access_key_secret"] = self.aliyun_access_key_secret
@@ -285,6 +294,8 @@ class LabInfo:
             pebble_version=str(data.get("pebble_version") or PEBBLE_VERSION),
             profiles={str(k): int(v) for k, v in (data.get("profiles") or {}).items()},
             retry_after={str(k): int(v) for k, v in (data.get("retry_after") or {}).items()},
+            dns_propagation_delay=float(data.get("dns_propagation_delay") or 0.0),
+            aliyun_latency=float(data.get("aliyun_latency") or 0.0),
         )
 
     # -- Pebble's management API (not RFC 8555: Pebble README, "Management interface")
@@ -490,12 +501,21 @@ class Lab:
             sends on processing authorizations and orders; default none
             (the course's lab: :data:`~acmelab.lab.pebble.COURSE_RETRY_AFTER`).
         key_algorithm: ``"rsa"`` or ``"ecdsa"``, Pebble's own CA keys.
+        dns_propagation_delay: seconds (>= 0, default 0) before a TXT or
+            CNAME record written or removed through the Alibaba endpoint
+            reaches the lab DNS that Pebble validates against, as with real
+            Alibaba Cloud DNS (the Alidns API shows it at once).
+        aliyun_latency: seconds (>= 0, default 0) added to every answer of
+            the Alibaba endpoint, as a round trip over the internet would.
+            For validation taking time, see Pebble's ``PEBBLE_VA_SLEEPTIME``
+            in ``pebble_env``; for polls, ``retry_after``.
         aliyun: start the local Alibaba Cloud endpoint if it is installed.
         detached: processes outlive this Python process (used by
             :func:`ensure_running`); otherwise they die with it.
 
     Raises (``start``):
-        InputError: bad ``pebble_env`` / ``eab_keys`` / ``ports``.
+        InputError: bad ``pebble_env`` / ``eab_keys`` / ``ports`` /
+            ``dns_propagation_delay`` / ``aliyun_latency``.
         LabError: a binary is missing, a port is taken, a lab already runs in
             ``run_dir``, or a component died or did not answer in time (the
             message includes the tail of its log).
@@ -506,6 +526,7 @@ class Lab:
                  eab_keys: dict[str, str] | None = None,
                  profiles: dict[str, tuple[str, int]] | None = None,
                  retry_after: dict[str, int] | None = None, key_algorithm: str = "rsa",
+                 dns_propagation_delay: float = 0, aliyun_latency: float = 0,
                  aliyun: bool = True, detached: bool = False) -> None:
         self._temporary = run_dir is None
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
@@ -516,6 +537,11 @@ class Lab:
         self.profiles = pebble_config.check_profiles(profiles)
         self.retry_after = pebble_config.check_retry_after(retry_after)
         self.key_algorithm = pebble_config.check_key_algorithm(key_algorithm)
+        try:
+            self.dns_propagation_delay = check_seconds(dns_propagation_delay, "dns_propagation_delay")
+            self.aliyun_latency = check_seconds(aliyun_latency, "aliyun_latency")
+        except ValueError as error:
+            raise InputError(str(error)) from None
         self.aliyun = aliyun
         self.detached = detached
         self.info: LabInfo | None = None
@@ -604,6 +630,8 @@ class Lab:
                 "--challtestsrv", challtestsrv_url, "--state-dir", str(state_dir),
                 "--access-key-id", key_id,
                 "--cdn-edge-port", str(ports.cdn_edge), "--apigateway-edge-port", str(ports.apigateway_edge),
+                "--dns-propagation-delay", repr(self.dns_propagation_delay),
+                "--api-latency", repr(self.aliyun_latency),
             ]
             # acmelab importable from the run directory too (source checkout without install)
             package_root = str(Path(__file__).resolve().parents[2])
@@ -630,6 +658,8 @@ class Lab:
             pebble_version=PEBBLE_VERSION,
             profiles={name: seconds for name, (_, seconds) in self.profiles.items()},
             retry_after=dict(self.retry_after),
+            dns_propagation_delay=self.dns_propagation_delay if start_aliyun else 0.0,
+            aliyun_latency=self.aliyun_latency if start_aliyun else 0.0,
         )
         state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached)
         write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
@@ -823,7 +853,8 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     Args:
         run_dir: default :func:`default_run_dir`.
         **options: :class:`Lab` keyword arguments (``ports``,
-            ``pebble_env``, ``strict``, ``eab_keys``, ``aliyun``) used when a
+            ``pebble_env``, ``strict``, ``eab_keys``, ``aliyun``,
+            ``dns_propagation_delay``, ``aliyun_latency``) used when a
             lab has to be started; ignored when one is already up.
 
     Raises:
@@ -831,7 +862,10 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
     options.pop("detached", None)
-    options["pebble_env"] = {**COURSE_PEBBLE_ENV, **(options.get("pebble_env") or {})}
+    given_env = dict(options.get("pebble_env") or {})
+    course_env = {key: value for key, value in COURSE_PEBBLE_ENV.items()   # a sleep time alone turns
+                  if not (key == "PEBBLE_VA_NOSLEEP" and "PEBBLE_VA_SLEEPTIME" in given_env)}  # sleeping on
+    options["pebble_env"] = {**course_env, **given_env}
     options["retry_after"] = {**COURSE_RETRY_AFTER, **(options.get("retry_after") or {})}
     # One starter or stopper at a time per run directory (two notebooks, a
     # notebook and `acmelab lab up`, a test session leaving).

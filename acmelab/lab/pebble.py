@@ -6,7 +6,8 @@ Pebble at the pinned commit (:data:`acmelab.lab.build.PEBBLE_COMMIT`) reads
 
 =============================  ==============================================
 ``PEBBLE_VA_NOSLEEP``          ``1``: validate challenges without random sleeps (lab default)
-``PEBBLE_VA_SLEEPTIME``        without NOSLEEP: sleep a random 0..N s before each validation
+``PEBBLE_VA_SLEEPTIME``        sleep a random whole 0..N-1 s before each validation (va.go;
+                               only without NOSLEEP: setting it alone turns NOSLEEP off)
 ``PEBBLE_VA_ALWAYS_VALID``     ``1``: skip validation, every challenge succeeds
 ``PEBBLE_WFE_NONCEREJECT``     percent of valid nonces rejected as ``badNonce`` (Pebble default 5)
 ``PEBBLE_AUTHZREUSE``          percent of valid authorizations reused (Pebble default 50)
@@ -99,7 +100,10 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 def pebble_environment(pebble_env: dict[str, str] | None) -> dict[str, str]:
     """The environment Pebble runs with: ours minus any inherited
     ``PEBBLE_*`` (so a stray shell variable cannot change the lab), then
-    :data:`DEFAULT_PEBBLE_ENV`, then ``pebble_env``.
+    :data:`DEFAULT_PEBBLE_ENV`, then ``pebble_env``.  ``PEBBLE_VA_SLEEPTIME``
+    without ``PEBBLE_VA_NOSLEEP`` in ``pebble_env`` sets ``PEBBLE_VA_NOSLEEP=0``
+    (Pebble ignores the sleep time while NOSLEEP is on), so
+    ``{"PEBBLE_VA_SLEEPTIME": "3"}`` alone makes validations take 0..2 s.
 
     Raises:
         InputError: a key that is not ``PEBBLE_*`` or a value that is not a
@@ -113,6 +117,8 @@ def pebble_environment(pebble_env: dict[str, str] | None) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise InputError(f"pebble_env[{key!r}] must be a string or int (got {type(value).__name__})")
         environment[key] = str(value)
+    if "PEBBLE_VA_SLEEPTIME" in (pebble_env or {}) and "PEBBLE_VA_NOSLEEP" not in (pebble_env or {}):
+        environment["PEBBLE_VA_NOSLEEP"] = "0"
     return environment
 
 

@@ -36,3 +36,13 @@ def test_status_of_empty_run_dir(capsys, tmp_path):
     assert capsys.readouterr().out.strip() == "null"
     assert cli.main(["lab", "down", "--run-dir", str(tmp_path)]) == 0
     assert "No lab was running" in capsys.readouterr().out
+
+
+def test_lab_up_latency_options(capsys, tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["lab", "up", "--dns-propagation-delay", "2", "--aliyun-latency", "0.2"])
+    assert (args.dns_propagation_delay, args.aliyun_latency) == (2.0, 0.2)
+    defaults = parser.parse_args(["lab", "up"])
+    assert (defaults.dns_propagation_delay, defaults.aliyun_latency) == (0.0, 0.0)
+    assert cli.main(["lab", "up", "--run-dir", str(tmp_path), "--free-ports", "--dns-propagation-delay", "-1"]) == 1
+    assert "dns_propagation_delay must be a number of seconds >= 0" in capsys.readouterr().err

@@ -59,6 +59,9 @@ Gateway, CAS).  Each keeps its own state in :meth:`LabState.extension`.
 A module may define ``start(state)`` (called once when the server starts,
 e.g. to open TLS edge listeners) and ``stop(state)``.
 
+With ``LabState.api_latency`` every answer is sent that many seconds late
+(:mod:`acmelab.lab.aliyun.latency`).
+
 Lab-only action ``AcmelabSetThrottling`` (``Count``, optional ``Code``) makes
 the next ``Count`` calls of any other action answer ``Throttling.User``, so
 the clients' back-off can be tested.  It is signed like any other call.
@@ -303,6 +306,7 @@ class LabState:
     listen_host: str = "127.0.0.1"
     cdn_edge_port: int | None = None
     apigateway_edge_port: int | None = None
+    api_latency: float = 0.0                   # seconds added to every answer (latency.py)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     throttle_remaining: int = 0
     throttle_code: str = "Throttling.User"
@@ -533,6 +537,8 @@ class LabApiHandler(BaseHTTPRequestHandler):
                     "Message": "The request processing has failed due to some unknown error.",
                     "Recommend": "https://api.aliyun.com/troubleshoot?q=InternalError"}
         data = json.dumps(body, ensure_ascii=False).encode()
+        if self.server.state.api_latency:
+            time.sleep(self.server.state.api_latency)  # --api-latency: the network's share
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
