@@ -12,12 +12,13 @@ that has an account:
    or dns-account-01 / dns-persist-01, :mod:`acmelab.challenges`) through
    the DNS provider -- all of them before any wait -- then wait *once*
    until all are visible (if the provider can check), answer every
-   challenge (§7.5.1) and poll the authorizations until ``valid``.  A
+   challenge (§7.5.1) and poll the order until its authorizations are
+   ``valid`` (it turns ``ready``, §7.1.6).  A
    dns-persist-01 record that is already visible is not written again;
 4. finalize with a CSR for a fresh certificate key (§7.4), download the chain
    (§7.4.2), choosing the preferred one if asked;
-5. remove every TXT record it published, on every path (``finally``, also
-   on KeyboardInterrupt) -- except dns-persist-01 records, which stay by
+5. remove every TXT record it published -- in the background while the CA
+   issues, and on every other path (also on KeyboardInterrupt) -- except dns-persist-01 records, which stay by
    design and are reported in ``IssuedCertificate.standing_records``.  A
    record that cannot be removed once the chain is downloaded does not
    throw the certificate away: it is reported in
@@ -31,19 +32,21 @@ go out together (at most ``client.concurrency`` at a time, each signed with
 a nonce of its own, over kept-alive connections); the DNS records are all
 published before the one propagation wait, which looks at every record not
 yet seen in each round (so N names cost one propagation delay, not N); and
-the polls follow each authorization's ``Retry-After`` or an adaptive
-back-off, never a fixed wait.  Step 3 runs in exactly this order for any
+the order is polled (one request a round, not one per name) after its
+``Retry-After`` or an adaptive back-off, never a fixed wait.  Step 3 runs in exactly this order for any
 number of names: every record published, then the wait, then every answer.
 
 For one name with no reused authorization that is 7 ACME requests: newOrder,
-authorization, challenge, authorization poll, finalize, order poll (only if
-``processing``), certificate.
+authorization, challenge, order poll (until ``ready``), finalize, order
+poll (only if ``processing``), certificate.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
@@ -70,7 +73,7 @@ __all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "choose_profile", "issue_cert
 #: seconds: the first pause of the propagation wait between two looks at
 #: the records not yet visible; it doubles up to VISIBILITY_MAX_DELAY.
 VISIBILITY_FIRST_DELAY = 0.05
-VISIBILITY_MAX_DELAY = 1.0
+VISIBILITY_MAX_DELAY = 0.5
 
 #: the profile ordered when none is chosen and the CA offers it: Let's
 #: Encrypt's default, named so that a certificate's lifetime never depends on
@@ -218,7 +221,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
     csr = csr_module.make_csr(certificate_key, names)
     profile = choose_profile(client, profile)
 
-    published: list[tuple[str, str]] = []
+    removal = _Removal(dns)  # every record published, removed on every path
     standing: list[DnsRecord] = []
     try:
         # §7.4 newOrder, then §7.5 every authorization (reused ones are valid)
@@ -237,22 +240,25 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         # share one name with two values), then wait once until all are
         # visible; a standing dns-persist-01 record already in place is left alone
         records = list(dict.fromkeys(client.dns_record(a, challenge) for a in pending))
-        client.each(lambda record: _publish(dns, record, published, standing), records)
+        client.each(lambda record: _publish(dns, record, removal, standing), records)
         _wait_until_visible(dns, records, propagation_timeout, client.each)
 
-        # §7.5.1 answer every challenge, then poll the authorizations
+        # §7.5.1 answer every challenge, then poll the order until its
+        # authorizations are valid (§7.1.6: it turns "ready")
         client.answer_challenges([authorization.challenge(challenge) for authorization in pending])
-        client.poll_authorizations(pending, timeout=timeout)
+        order = _wait_until_authorized(client, order, pending, timeout)
 
-        # §7.4 finalize, §7.4.2 download the (preferred) chain
+        # §7.4 finalize, §7.4.2 download the (preferred) chain; the records
+        # have done their work and are removed meanwhile
+        removal.start(client.each)
         order = client.finalize(order, csr, timeout=timeout)
         chain = client.download_preferred_chain(order, preferred_chain)
     except BaseException as error:  # also KeyboardInterrupt: clean up, re-raise
-        for note in _remove_records(dns, published, client.each):
+        for note in removal.finish(client.each):
             error.add_note(note)
         raise
     # the certificate is issued: a record that will not go is reported, not raised
-    failures = tuple(_remove_records(dns, published, client.each))
+    failures = tuple(removal.finish(client.each))
     for failure in failures:
         logger.warning("%s", failure)
 
@@ -313,18 +319,36 @@ def _check_authorization_name(authorization: Authorization, order: Order) -> Non
             f"nothing published")
 
 
-def _publish(dns: DnsProvider, record: DnsRecord, published: list[tuple[str, str]],
-             standing: list[DnsRecord]) -> None:
-    """present() one record, noting it first in ``published`` (to be removed
-    on every path) -- or, for a standing dns-persist-01 record, in
-    ``standing``, and only if it is not visible already."""
+def _publish(dns: DnsProvider, record: DnsRecord, removal: "_Removal", standing: list[DnsRecord]) -> None:
+    """present() one record, noting it first for removal (on every path)
+    -- or, for a standing dns-persist-01 record, in ``standing``, and only
+    if it is not visible already."""
     if record.standing:
         standing.append(record)
         if _already_visible(dns, record):
             return
     else:
-        published.append((record.name, record.value))
+        removal.add(record.name, record.value)
     dns.present(record.name, record.value)
+
+
+def _wait_until_authorized(client: AcmeClient, order: Order, pending: list[Authorization],
+                           timeout: float) -> Order:
+    """Poll the order -- one request a round, whatever the number of names,
+    each round after its ``Retry-After`` or the adaptive back-off -- until
+    it is no longer ``pending`` (RFC 8555 §7.1.6: ``ready`` once every
+    authorization is valid, ``invalid`` once one failed).
+
+    Raises:
+        ChallengeFailed: an authorization failed (found by fetching them).
+        AcmeProblem / ProtocolError: the order is invalid for another reason.
+        PollTimeout.
+    """
+    order = client.poll_order(order, until=("ready", "processing", "valid", "invalid"), timeout=timeout)
+    if order.status == "invalid":
+        client.poll_authorizations(pending, timeout=timeout)  # raises ChallengeFailed for the failed one
+        raise order.error or ProtocolError(f"the order {order.url} is invalid and the CA gave no error")
+    return order
 
 
 Each = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
@@ -369,9 +393,46 @@ def _wait_until_visible(dns: DnsProvider, records: list[DnsRecord], timeout: flo
         delay = min(delay * 2, VISIBILITY_MAX_DELAY)
 
 
-def _remove_records(dns: DnsProvider, published: list[tuple[str, str]], each: Each) -> list[str]:
-    """cleanup() every published record (concurrently), carrying on past
-    failures.
+class _Removal:
+    """The TXT records an issuance published, and their removal: started in
+    the background once the authorizations are valid (:meth:`start`), and
+    always waited for by :meth:`finish`, which also removes whatever was not
+    removed yet -- so every record goes on every path."""
+
+    def __init__(self, dns: DnsProvider) -> None:
+        self.dns = dns
+        self._records: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._running: futures.Future | None = None
+        self._pool: futures.ThreadPoolExecutor | None = None
+
+    def add(self, name: str, value: str) -> None:
+        with self._lock:
+            self._records.append((name, value))
+
+    def _take(self) -> list[tuple[str, str]]:
+        with self._lock:
+            records, self._records = self._records[::-1], []
+        return records
+
+    def start(self, each: Each) -> None:
+        """Remove the records in the background (concurrently)."""
+        self._pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="acmelab-cleanup")
+        self._running = self._pool.submit(_remove_records, self.dns, self._take(), each)
+
+    def finish(self, each: Each) -> list[str]:
+        """Wait for the removal (or remove now); one message per record that
+        could not be removed."""
+        failures: list[str] = []
+        if self._running is not None:
+            failures += self._running.result()
+            self._pool.shutdown()
+            self._running = self._pool = None
+        return failures + _remove_records(self.dns, self._take(), each)
+
+
+def _remove_records(dns: DnsProvider, records: list[tuple[str, str]], each: Each) -> list[str]:
+    """cleanup() every record (concurrently), carrying on past failures.
 
     Returns one message per record that could not be removed (empty list
     when all went)."""
@@ -383,6 +444,4 @@ def _remove_records(dns: DnsProvider, published: list[tuple[str, str]], each: Ea
             return f"could not remove the TXT record at {name}: {error}"
         return None
 
-    records = list(reversed(published))
-    published.clear()
     return [failure for failure in each(remove, records) if failure]
