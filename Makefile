@@ -68,6 +68,7 @@ refresh-notebooks: setup
 bench: setup
 	$(PY) bench/issuance.py
 	$(PY) bench/many_services.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf build .lab
