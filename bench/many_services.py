@@ -83,7 +83,8 @@ def timed_apply(info, work: Path, count: int, concurrency: int, label: str) -> f
 
 
 def compare(info, work: Path, services: int, concurrency: int, label: str) -> dict:
-    """One run at concurrency 1 and one at ``concurrency``, in the lab ``info``."""
+    """One run at concurrency 1 and one at ``concurrency``, in the lab ``info``
+    (``label``: a prefix of the domain names, "" or letters)."""
     # warm-up: the account, the lab's first handshakes, imports
     timed_apply(info, work, 2, 1, f"{label}warm")
     sequential = timed_apply(info, work, services, 1, f"{label}seq")
@@ -118,7 +119,7 @@ def main() -> None:
         if args.latency_services:
             with Lab(work / "lab-latency", ports=LabPorts.free(), pebble_env=PEBBLE_ENV,
                      dns_propagation_delay=args.propagation_delay, aliyun_latency=args.api_latency) as info:
-                latency = compare(info, work, args.latency_services, args.concurrency, "latency ")
+                latency = compare(info, work, args.latency_services, args.concurrency, "latency")
             result["latency"] = {"propagation_delay": args.propagation_delay, "api_latency": args.api_latency,
                                  **latency}
     print(json.dumps(result))
