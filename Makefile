@@ -73,6 +73,7 @@ diagrams: setup
 bench: setup
 	$(PY) bench/issuance.py
 	$(PY) bench/many_services.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf build .lab

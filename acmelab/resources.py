@@ -322,7 +322,7 @@ def chain_matches(chain: CertificateChain, preferred: str, *, issuer: bool = Fal
     return preferred in (_common_name(name), name.rfc4514_string())
 
 
-def _csr_names(csr: x509.CertificateSigningRequest) -> set[str]:
+def csr_names(csr: x509.CertificateSigningRequest) -> set[str]:
     """Lower-cased DNS names of a CSR: its SANs and its subject CN."""
     names = set()
     try:
@@ -336,7 +336,9 @@ def _csr_names(csr: x509.CertificateSigningRequest) -> set[str]:
     return names
 
 
-def _load_certificate(certificate: x509.Certificate | str | bytes) -> x509.Certificate:
+def load_certificate(certificate: x509.Certificate | str | bytes) -> x509.Certificate:
+    """An x509 certificate from an x509 object, PEM (the first of a chain)
+    or DER.  Raises InputError for anything else."""
     if isinstance(certificate, x509.Certificate):
         return certificate
     data = certificate.encode("ascii", "replace") if isinstance(certificate, str) else certificate

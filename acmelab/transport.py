@@ -11,13 +11,16 @@ account key (``kid`` header) or, before there is an account and to revoke
 with a certificate's own key, with the key itself (``jwk`` header).  A read
 of a resource is a POST-as-GET: a signed POST with an empty payload (§6.3).
 
-Each JWS needs a fresh anti-replay nonce (§6.5); the server hands one out in
-the ``Replay-Nonce`` header of *every* response, so the transport keeps the
-newest one and only asks ``newNonce`` (§7.2) when it has none in hand.  It
-turns every ``application/problem+json`` answer (§6.7) into a typed
+Each JWS needs a fresh anti-replay nonce (§6.5), good for one request; the
+server hands one out in the ``Replay-Nonce`` header of *every* response.
+The transport keeps them in a pool (:class:`~acmelab.nonces.NoncePool`): each signed
+request takes one out -- so requests sent at the same time from several
+threads never share one -- and puts the one of its answer back; only when
+the pool is empty does a request ask ``newNonce`` (§7.2).  It turns every
+``application/problem+json`` answer (§6.7) into a typed
 :class:`~acmelab.errors.AcmeProblem`, retries ``badNonce`` with the nonce
-that came with the error, and retries connection failures with back-off
-where a retry cannot do harm.
+that came with the error (never pooled, so no other request takes it),
+and retries connection failures with back-off where a retry cannot do harm.
 
 What goes wrong on the way, and what the transport does about it:
 
@@ -40,7 +43,10 @@ Only ``https://`` URLs are sent to (§6.1; ``http://`` only on loopback, for
 local test stubs), redirects are never followed, and TLS verification is
 never turned off (:func:`checked_verify`).
 
-The transport is not thread-safe: use one per thread.
+The transport is thread-safe: one ``requests.Session`` whose connection
+pool keeps up to ``pool_size`` connections alive for concurrent requests
+(connections are reused, never one per request), the nonce pool and the
+request counter behind locks.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ import json
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,6 +70,7 @@ import requests
 import urllib3.exceptions
 
 from acmelab import USER_AGENT, jws, keys
+from acmelab.nonces import NoncePool
 from acmelab.errors import (
     AcmeProblem,
     AnswerLost,
@@ -95,12 +103,16 @@ NETWORK_TRIES = 4
 #: seconds: first wait of the network back-off (doubles each try).
 NETWORK_BACKOFF = 0.2
 
+#: connections kept alive to the ACME server, the most concurrent
+#: requests that do not wait for a connection (see AcmeTransport).
+POOL_SIZE = 16
+
 JOSE_JSON = "application/jose+json"
 PROBLEM_JSON = "application/problem+json"
 
 # RFC 8555 §8.1: a token is base64url text; anything else would end up in a
 # DNS record or a file name, so it is refused.
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -197,7 +209,7 @@ class AcmeResponse:
         return parse_retry_after(self.headers.get("Retry-After"))
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
     if not host:
         return False
@@ -207,6 +219,7 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
 
 
 def checked_verify(verify: object) -> bool | str:
@@ -302,27 +315,39 @@ class AcmeTransport:
     answers 3xx to none of them, and a redirect could lead the signed
     request elsewhere; a 3xx answer is a ProtocolError.
 
+        pool_size: connections kept alive for concurrent requests
+            (:data:`POOL_SIZE`).
+
     Attributes:
         request_count: how many HTTP requests were sent to the ACME server
             (including newNonce, retries and the directory).
         new_nonce_url: the directory's ``newNonce`` (set by the client).
         nonce: the nonce in hand for the next signed request, or None (see
             the property).
+        nonces: the :class:`~acmelab.nonces.NoncePool`.
     """
 
     def __init__(self, *, verify: bool | str | Path = True,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
-                 user_agent: str = USER_AGENT, allow_loopback_http: bool = False) -> None:
+                 user_agent: str = USER_AGENT, allow_loopback_http: bool = False,
+                 pool_size: int = POOL_SIZE) -> None:
         # passed with every request: a session-wide verify would lose to
         # the REQUESTS_CA_BUNDLE environment variable
         self.verify: bool | str = checked_verify(verify)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
+        # one pool of kept-alive connections per host, as large as the
+        # concurrency, so concurrent requests reuse connections (and never
+        # block on urllib3's default of 10)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.timeout = timeout
         self.allow_loopback_http = allow_loopback_http
         self.request_count = 0
+        self._count_lock = threading.Lock()
         self.new_nonce_url: str | None = None
-        self._nonce: str | None = None
+        self.nonces = NoncePool()
 
     def close(self) -> None:
         """Close the pooled HTTPS connections."""
@@ -339,7 +364,8 @@ class AcmeTransport:
         """
         self.check_url(url)
         for attempt in range(1, NETWORK_TRIES + 1):
-            self.request_count += 1
+            with self._count_lock:
+                self.request_count += 1
             try:
                 response = self.session.request(method, url, timeout=self.timeout, verify=self.verify,
                                                 allow_redirects=False, **kwargs)
@@ -357,10 +383,8 @@ class AcmeTransport:
             if 300 <= response.status_code < 400:
                 raise ProtocolError(f"{method} {url} answered a redirect (HTTP {response.status_code} to "
                                     f"{response.headers.get('Location')!r}); ACME requests never follow one")
-            # RFC 8555 §6.5: every response may carry the next nonce; keep it.
-            nonce = response.headers.get("Replay-Nonce")
-            if nonce:
-                self._nonce = nonce
+            # RFC 8555 §6.5: every response may carry a nonce; the caller
+            # keeps it (post: in the pool, or for its own badNonce retry)
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -374,7 +398,7 @@ class AcmeTransport:
         if parts is not None and parts.scheme == "https" and parts.hostname:
             return
         if parts is not None and parts.scheme == "http" and self.allow_loopback_http \
-                and _is_loopback(parts.hostname):
+                and is_loopback(parts.hostname):
             return
         raise ProtocolError(f"refusing to send to {url!r}: ACME URLs must be https:// (RFC 8555 §6.1)")
 
@@ -398,6 +422,7 @@ class AcmeTransport:
         NetworkError, AcmeProblem (RateLimited), ProtocolError."""
         for refused in range(RETRY_LATER_TRIES + 1):
             response = self._send("GET", url, retry_always=True)
+            self.nonces.put(response.headers.get("Replay-Nonce"))
             if not self._waited_for_retry_after(response, refused, deadline):
                 break
         self.raise_for_problem(response)
@@ -443,41 +468,41 @@ class AcmeTransport:
         Raises ProtocolError if the answer has no ``Replay-Nonce``."""
         if not self.new_nonce_url:
             raise ProtocolError("no newNonce URL: fetch the directory first")
-        self._nonce = None
         response = self._send("HEAD", self.new_nonce_url, retry_always=True)
         if response.status >= 400:
             raise ProtocolError(f"newNonce answered HTTP {response.status}")
-        nonce, self._nonce = self._nonce, None  # handed out: no longer in hand
+        nonce = response.headers.get("Replay-Nonce")  # handed out, never pooled
         if not nonce:
             raise ProtocolError(f"{self.new_nonce_url} answered without a Replay-Nonce header")
         return nonce
 
     @property
     def nonce(self) -> str | None:
-        """The nonce in hand: the ``Replay-Nonce`` of the last answer, used
-        (once) by the next signed request; None means that request first
-        asks newNonce for one (RFC 8555 §6.5, §7.2).
+        """The nonce the next signed request takes (once) from the pool:
+        the ``Replay-Nonce`` of the last answer; None means that request
+        first asks newNonce for one (RFC 8555 §6.5, §7.2).
 
         Setting it chooses the nonce of the next signed request, e.g. a nonce
         that was already spent, to watch the server answer ``badNonce`` and
         the client retry with the nonce that came with the error
-        (``client.transport.nonce = spent``); None drops the nonce in hand.
+        (``client.transport.nonce = spent``); either way the other nonces in
+        hand are dropped, so None makes the next request ask newNonce.
 
         Raises (setter):
             InputError: not None and not base64url text (RFC 8555 §6.5.1).
         """
-        return self._nonce
+        return self.nonces.peek()
 
     @nonce.setter
     def nonce(self, value: str | None) -> None:
-        if value is not None and not (isinstance(value, str) and _TOKEN.match(value)):
+        if value is not None and not (isinstance(value, str) and TOKEN.match(value)):
             raise InputError(f"a nonce is base64url text (RFC 8555 §6.5.1), not {value!r}")
-        self._nonce = value
+        self.nonces.clear()
+        self.nonces.put(value)
 
     def _take_nonce(self) -> str:
-        """The nonce in hand (each is used once), else one from newNonce."""
-        nonce, self._nonce = self._nonce, None
-        return nonce or self.new_nonce()
+        """A nonce from the pool (each is used once), else one from newNonce."""
+        return self.nonces.take() or self.new_nonce()
 
     # -- the signed POST (RFC 8555 §6.2) -----------------------------------
     def post(self, url: str, payload: Mapping[str, Any] | None, key: keys.PrivateKey, *,
@@ -514,8 +539,10 @@ class AcmeTransport:
             headers["Accept"] = accept
         bad_nonces = lost_answers = refused = 0
         bad_nonce_deadline = time.monotonic() + BAD_NONCE_TIMEOUT
+        nonce: str | None = None  # the nonce a badNonce answer carried
         while True:
-            body = jws.sign(payload, key, url=url, nonce=self._take_nonce(), kid=kid)
+            body = jws.sign(payload, key, url=url, nonce=nonce or self._take_nonce(), kid=kid)
+            nonce = None
             try:
                 response = self._send("POST", url, retry_always=False, data=json.dumps(body), headers=headers)
             except AnswerLost:
@@ -524,17 +551,25 @@ class AcmeTransport:
                     raise
                 time.sleep(NETWORK_BACKOFF * 2 ** lost_answers)
                 continue
-            if self._waited_for_retry_after(response, refused, deadline):
-                refused += 1
-                continue
+            fresh = response.headers.get("Replay-Nonce")
             try:
+                if self._waited_for_retry_after(response, refused, deadline):
+                    refused += 1
+                    self.nonces.put(fresh)
+                    continue
                 self.raise_for_problem(response)
             except BadNonce:
                 # §6.5: retry, signed with the nonce that came with the error
                 bad_nonces += 1
                 if bad_nonces > BAD_NONCE_RETRIES or time.monotonic() > bad_nonce_deadline:
+                    self.nonces.put(fresh)
                     raise
+                nonce = fresh
                 continue
+            except BaseException:
+                self.nonces.put(fresh)
+                raise
+            self.nonces.put(fresh)
             if "Replay-Nonce" not in response.headers:
                 raise ProtocolError(f"{url} answered HTTP {response.status} without a Replay-Nonce header")
             return response

@@ -156,6 +156,7 @@ class AlidnsProvider:
         self._zones: list[Zone] | None = None
         self._records: dict[tuple[str, str], tuple[Zone, str, str]] = {}   # (name, value) -> (zone, RecordId, written at)
         self._lock = threading.Lock()
+        self._zones_lock = threading.Lock()
 
     @classmethod
     def for_lab(cls, info: Any, **kwargs: Any) -> "AlidnsProvider":
@@ -176,8 +177,12 @@ class AlidnsProvider:
         Raises:
             AliyunError (and subclasses).
         """
-        if self._zones is not None and not refresh:
-            return self._zones
+        with self._zones_lock:  # names published concurrently share one lookup
+            if self._zones is not None and not refresh:
+                return self._zones
+            return self._describe_domains()
+
+    def _describe_domains(self) -> list[Zone]:
         zones: list[Zone] = []
         page = 1
         while True:
