@@ -100,7 +100,7 @@ def exit_status(counts: dict[str, int]) -> int:
 
 
 _STYLE = {"issued": "green", "renewed": "green", "installed": "green", "unchanged": "", "failed": "red",
-          "interrupted": "yellow", "skipped": "yellow"}
+          "interrupted": "yellow", "skipped": "yellow", "scheduled": "yellow"}
 
 
 def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
