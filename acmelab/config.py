@@ -265,8 +265,9 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         dns, key_type, preferred, profile, challenge = _options(merged, where)
         targets = _targets(merged, where)
         delivery = _delivery(merged, where)
-        if delivery["delivery"] != "direct" and InstallTarget(delivery["delivery"]) not in targets:
-            targets.insert(0, InstallTarget(delivery["delivery"]))   # the carrier first: the others bind it
+        if delivery["delivery"] != "direct":   # the carrier first: the others bind its upload
+            carrier = InstallTarget(delivery["delivery"])
+            targets = [carrier] + [t for t in targets if t != carrier]
         for target in targets:
             if not target.deployer.exclusive:
                 continue
