@@ -55,6 +55,7 @@ asks which.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -388,6 +389,8 @@ class _ServiceRun:
         waiting = scheduled_until(state, service.name, now)
         if waiting is not None:                # the CA said: not before then (429 rateLimited, Retry-After)
             self.status, self.reason = "scheduled", waiting
+            with contextlib.suppress(StateError):   # for the result: the certificate that stays live
+                self.managed = state.certificate(service.name, check_files=False)
             return
         unusable = ""
         try:
@@ -529,7 +532,8 @@ def schedule(state: StateDir, name: str, error: RateLimited) -> str:
 
 def scheduled_until(state: StateDir, name: str, now: dt.datetime | None = None) -> str | None:
     """The reason to skip ``name`` when the CA's "not before" time for it
-    has not come yet at ``now`` (default: now), else None."""
+    has not come yet at ``now`` (default: now; ``--now`` moves it, as it
+    moves the renewal decisions), else None."""
     record = state.not_before(name)
     if not record:
         return None

@@ -137,16 +137,22 @@ def served(lab, domain: str) -> str:
     return serial_hex(verify(domain, host="127.0.0.1", port=lab.apigateway_edge_port, root_pem=lab.roots()).serial_hex)
 
 
+def own_group(lab, label: str) -> str:
+    """A new API group of the lab account (the seeded one stays as seeded)."""
+    return apigateway.create_api_group(lab_client(lab), f"acmelab_{label}_{RUN}")
+
+
 def test_two_certificates_on_one_api_gateway_domain_never_swap(run, lab):
     domain = f"owner-{RUN}.example.com"
-    apigateway.set_domain(lab_client(lab), GROUP, domain)
-    target = f"apigateway:{GROUP}/{domain}"
+    group = own_group(lab, "owner")
+    apigateway.set_domain(lab_client(lab), group, domain)
+    target = f"apigateway:{group}/{domain}"
     for name in ("first", "second"):
         code, _, err = run("issue", "-d", domain, "--dns", "challtestsrv", "--name", name)
         assert code == 0, err
-    code, out, err = run("install", "apigateway", "first", "--group-id", GROUP, "--domain", domain)
+    code, out, err = run("install", "apigateway", "first", "--group-id", group, "--domain", domain)
     assert code == 0 and out["services"][0]["status"] == "installed", err
-    code, out, err = run("install", "apigateway", "second", "--group-id", GROUP, "--domain", domain)
+    code, out, err = run("install", "apigateway", "second", "--group-id", group, "--domain", domain)
     [moved] = out["services"]
     assert code == 0 and moved["status"] == "installed", err
     assert any("ownership moved from the certificate 'first' to 'second'" in n for n in moved["notes"])
@@ -170,21 +176,22 @@ def test_a_state_with_two_owners_is_resolved_without_a_swap(run, lab):
     acmelab's install): renew keeps the one installed last and the other
     gives the target up, saying so; the served serial never changes."""
     domain = f"owner2-{RUN}.example.com"
-    apigateway.set_domain(lab_client(lab), GROUP, domain)
-    target = f"apigateway:{GROUP}/{domain}"
+    group = own_group(lab, "owner2")
+    apigateway.set_domain(lab_client(lab), group, domain)
+    target = f"apigateway:{group}/{domain}"
     for name in ("old", "new"):
         code, _, err = run("issue", "-d", domain, "--dns", "challtestsrv", "--name", name)
         assert code == 0, err
-    code, _, err = run("install", "apigateway", "old", "--group-id", GROUP, "--domain", domain)
+    code, _, err = run("install", "apigateway", "old", "--group-id", group, "--domain", domain)
     assert code == 0, err
     old_record = meta(run, "old")["installed"][target]
-    code, _, err = run("install", "apigateway", "new", "--group-id", GROUP, "--domain", domain)
+    code, _, err = run("install", "apigateway", "new", "--group-id", group, "--domain", domain)
     assert code == 0, err
     # an older acmelab did not move ownership: put the record back
     path = run.state / "certificates" / "old" / "meta.json"
     data = json.loads(path.read_text())
     data["installed"][target] = {**old_record, "installed_at": "2020-01-01T00:00:00+00:00"}
-    data["service"]["install"].append({"product": "apigateway", "group_id": GROUP, "domain": domain})
+    data["service"]["install"].append({"product": "apigateway", "group_id": group, "domain": domain})
     path.write_text(json.dumps(data))
     serial = served(lab, domain)
 
