@@ -111,6 +111,13 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
     "cloudapi": "apigateway.{region}.aliyuncs.com",
     "sts": "sts.aliyuncs.com",
 }
+#: the international site's endpoints where they differ (regions not ``cn-*``;
+#: :mod:`acmelab.deploy.regions` explains the two sites)
+INTERNATIONAL_ENDPOINTS: dict[str, str] = {
+    "alidns": "alidns.ap-southeast-1.aliyuncs.com",
+    "cdn": "cdn.ap-southeast-1.aliyuncs.com",
+    "cas": "cas.ap-southeast-1.aliyuncs.com",
+}
 
 #: RAM policy a RAM user needs, per product, named in Forbidden.RAM messages.
 RAM_POLICY_HINTS: dict[str, str] = {
@@ -656,7 +663,9 @@ class AliyunClient:
         region_id: the ``RegionId`` sent with every call (default ``"cn-hangzhou"``).
         endpoint: if given, *every* call goes to this host (``"host:port"``
             or ``"https://host:port"``), e.g. the lab's ``aliyun_endpoint``;
-            otherwise each product's public endpoint (:data:`DEFAULT_ENDPOINTS`).
+            otherwise each product's public endpoint (:data:`DEFAULT_ENDPOINTS`;
+            for a region not ``cn-*``, the international site's
+            :data:`INTERNATIONAL_ENDPOINTS` where they differ).
         verify: ``True`` (the ``certifi`` CA bundle) or the path of a CA bundle PEM (the
             lab's ``ca_bundle``).  Anything else (``False``, ``""``, ``0``,
             ``None``, a missing file) is refused: ``requests`` would treat a
@@ -790,6 +799,8 @@ class AliyunClient:
     # -- helpers ----------------------------------------------------------
     def _default_endpoint(self, product: str) -> str:
         template = DEFAULT_ENDPOINTS.get(product.lower())
+        if not self.region_id.startswith("cn-"):   # the international site
+            template = INTERNATIONAL_ENDPOINTS.get(product.lower(), template)
         if not template:
             raise InputError(f"no default endpoint for product {product!r}; pass endpoint=")
         return template.format(region=self.region_id)

@@ -84,12 +84,15 @@ class Backend:
 
         return AcmeClient(self.directory_url, account_key, verify=self.acme_verify, account_url=account_url)
 
-    def dns_provider(self, name: str) -> Any:
-        """A new DNS-01 provider ``name`` (:data:`acmelab.dns.PROVIDERS`).  Raises ConfigError."""
+    def dns_provider(self, name: str, region_id: str | None = None) -> Any:
+        """A new DNS-01 provider ``name`` (:data:`acmelab.dns.PROVIDERS`) for
+        the site of ``region_id`` (default :attr:`region_id`).  Raises ConfigError."""
         raise NotImplementedError
 
-    def aliyun_client(self) -> Any:
-        """A new :class:`acmelab.aliyun.AliyunClient`.  Raises ConfigError / InputError."""
+    def aliyun_client(self, region_id: str | None = None) -> Any:
+        """A new :class:`acmelab.aliyun.AliyunClient` for ``region_id``
+        (default :attr:`region_id`; it picks the site's endpoints,
+        :mod:`acmelab.deploy.regions`).  Raises ConfigError / InputError."""
         raise NotImplementedError
 
     def handshake_address(self, target: Any, server_name: str, port: int) -> tuple[str, int]:
@@ -108,7 +111,11 @@ class Backend:
         return {"eab_kid": kid, "eab_hmac_key": hmac_key}
 
     def check_services(self, services: Sequence[Any]) -> None:
-        """Raise ConfigError, before any request, if ``services`` cannot run here."""
+        """Raise ConfigError, before any request, if ``services`` cannot run
+        here: a target its names do not cover (:func:`acmelab.config.check_covered`)."""
+        from acmelab.config import check_covered
+
+        check_covered(services)
 
 
 class CloudBackend(Backend):
@@ -131,19 +138,22 @@ class CloudBackend(Backend):
     def __repr__(self) -> str:
         return f"CloudBackend({self.directory_url!r}, region_id={self.region_id!r})"
 
-    def dns_provider(self, name: str) -> Any:
+    def dns_provider(self, name: str, region_id: str | None = None) -> Any:
         from acmelab import dns
 
-        return dns.from_env(name, region_id=self.region_id)
+        return dns.from_env(name, region_id=region_id or self.region_id)
 
-    def aliyun_client(self) -> Any:
+    def aliyun_client(self, region_id: str | None = None) -> Any:
         from acmelab.deploy import make_client
 
-        return make_client(region_id=self.region_id)
+        return make_client(region_id=region_id or self.region_id)
 
     def check_services(self, services: Sequence[Any]) -> None:
+        """As :meth:`Backend.check_services`; also: no lab-only DNS provider,
+        and Alibaba Cloud credentials when a service needs them."""
         from acmelab import dns
 
+        super().check_services(services)
         lab_only = sorted(s.name for s in services if dns.factory(s.dns).lab_only)
         if lab_only:
             kind = sorted({s.dns for s in services if dns.factory(s.dns).lab_only})[0]
@@ -182,17 +192,19 @@ class LabBackend(Backend):
     def __repr__(self) -> str:
         return f"LabBackend({self.lab.run_dir!s})"
 
-    def dns_provider(self, name: str) -> Any:
+    def dns_provider(self, name: str, region_id: str | None = None) -> Any:
+        """The lab's provider (one endpoint serves every region)."""
         from acmelab import dns
 
         return dns.for_lab(name, self.lab)
 
-    def aliyun_client(self) -> Any:
+    def aliyun_client(self, region_id: str | None = None) -> Any:
+        """A client for the lab's endpoint (every product, every region)."""
         from acmelab.deploy import lab_client
 
         if not self.lab.aliyun_endpoint:
             raise ConfigError("this lab runs without its Alibaba Cloud endpoint")
-        return lab_client(self.lab, region_id=self.region_id)
+        return lab_client(self.lab, region_id=region_id or self.region_id)
 
     def handshake_address(self, target: Any, server_name: str, port: int) -> tuple[str, int]:
         """The product's edge listener on loopback (``LabInfo.<product>_edge_port``)."""

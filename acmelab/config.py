@@ -20,8 +20,27 @@ HTTPS listeners, ...).  The services file lists them (TOML, read with
     cas = true                      # also upload to CAS (UploadUserCertificate)
     slb = [{ load_balancer_id = "lb-...", listener_port = 443 }]   # SLB HTTPS listeners
     preferred_chain = "Pebble Root CA"   # optional (RFC 8555 §7.4.2 alternates)
+    delivery = "cas"                # optional: upload once to CAS, bind CDN by CertId
+    keep_previous = 1               # CAS delivery: superseded CAS certificates kept
+    region = "ap-southeast-1"       # optional: Alibaba Cloud region (default --region-id)
+    cert_region = "ap-southeast-1"  # optional: CDN CertRegion (default: from region)
 
 Each product key is read by its deployer (:meth:`acmelab.deploy.Deployer.parse`).
+Every target must be covered by the service's names (:func:`check_covered`:
+a ConfigError naming the target, before anything is asked of the CA).
+
+``delivery`` is ``"direct"`` (default: every product gets the certificate
+and key itself) or the name of a *carrier* product (``"cas"``, Alibaba's
+recommended path): the certificate is uploaded once per version to
+Certificate Management Service, the products that can (CDN) bind it by its
+``CertId`` (``CertType=cas``), and once every target has the new version
+the superseded CAS certificates are deleted, keeping ``keep_previous``.
+
+``region`` is the region of the service's API Gateway groups and load
+balancers and says the site: ``cn-*`` is the China site (``cdn.aliyuncs.com``,
+``cas.aliyuncs.com``, CDN ``CertRegion=cn-hangzhou``), anything else the
+international site (``ap-southeast-1`` endpoints and ``CertRegion``), see
+:func:`acmelab.deploy.regions.site_endpoints`.
 """
 
 from __future__ import annotations
@@ -39,15 +58,16 @@ from acmelab.deploy.base import InstallTarget, config_error, normalized_domain, 
 from acmelab.errors import ConfigError, InputError, StateError
 from acmelab.state import ManagedCertificate, StateDir, certificate_name_for, check_certificate_name
 
-__all__ = ["DNS_PROVIDERS", "PRODUCTS", "InstallTarget", "Service", "load_services", "parse_services",
-           "services_from_state"]
+__all__ = ["DNS_PROVIDERS", "PRODUCTS", "InstallTarget", "Service", "check_covered", "load_services",
+           "parse_services", "services_from_state"]
 
 #: the DNS-01 provider names a service may choose (:data:`acmelab.dns.PROVIDERS`)
 DNS_PROVIDERS = tuple(dns.PROVIDERS)
 #: the install products (:data:`acmelab.deploy.DEPLOYERS`)
 PRODUCTS = tuple(DEPLOYERS)
 
-_SERVICE_KEYS = {"name", "domains", "dns", "key_type", "preferred_chain", "profile", "challenge", *DEPLOYERS}
+_SERVICE_KEYS = {"name", "domains", "dns", "key_type", "preferred_chain", "profile", "challenge", "delivery",
+                 "keep_previous", "region", "cert_region", *DEPLOYERS}
 #: [defaults] may set every key but the names and the targets only one service may claim
 _DEFAULT_KEYS = _SERVICE_KEYS - {"name", "domains"} - {p for p, d in DEPLOYERS.items() if d.exclusive}
 
@@ -71,6 +91,15 @@ class Service:
             (unknown: stored by an older acmelab).  A services file does not
             take over a certificate ``acmelab issue`` made for other names
             (see :func:`process_service`).
+        delivery: ``"direct"`` or a carrier product (``"cas"``), see the module docstring.
+        keep_previous: superseded carrier (CAS) certificates kept (int >= 0).
+        region: Alibaba Cloud region of the service, or None (the backend's).
+        cert_region: CDN ``CertRegion``, or None (from the region:
+            :func:`acmelab.deploy.regions.cert_region`).
+        stored: True for the stored spec of a managed certificate (``renew``,
+            :meth:`from_managed`), False for a services-file entry; decides
+            what a target another certificate owns means (see
+            :func:`acmelab.engine.apply_services`).  Not saved.
     """
 
     name: str
@@ -82,6 +111,11 @@ class Service:
     origin: str | None = None
     profile: str | None = None
     challenge: str = "dns-01"
+    delivery: str = "direct"
+    keep_previous: int = 1
+    region: str | None = None
+    cert_region: str | None = None
+    stored: bool = dataclasses.field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"name": self.name, "domains": list(self.domains), "dns": self.dns, "key_type": self.key_type,
@@ -92,6 +126,11 @@ class Service:
             data["profile"] = self.profile
         if self.challenge != "dns-01":
             data["challenge"] = self.challenge
+        if self.delivery != "direct":
+            data["delivery"], data["keep_previous"] = self.delivery, self.keep_previous
+        for key in ("region", "cert_region"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         return data
 
     @classmethod
@@ -100,7 +139,9 @@ class Service:
                    key_type=str(data.get("key_type", "ec256")),
                    install=tuple(InstallTarget.from_dict(t) for t in data.get("install") or ()),
                    preferred_chain=data.get("preferred_chain"), origin=data.get("origin"),
-                   profile=data.get("profile"), challenge=str(data.get("challenge") or "dns-01"))
+                   profile=data.get("profile"), challenge=str(data.get("challenge") or "dns-01"),
+                   delivery=str(data.get("delivery") or "direct"), keep_previous=int(data.get("keep_previous", 1)),
+                   region=data.get("region"), cert_region=data.get("cert_region"))
 
     @classmethod
     def from_managed(cls, managed: ManagedCertificate) -> "Service":
@@ -115,7 +156,7 @@ class Service:
             target = InstallTarget.from_dict(record)
             if target not in targets:
                 targets.append(target)
-        return dataclasses.replace(service, install=tuple(targets))
+        return dataclasses.replace(service, install=tuple(targets), stored=True)
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -127,6 +168,29 @@ def _targets(entry: Mapping[str, Any], where: str) -> list[InstallTarget]:
     :data:`acmelab.deploy.DEPLOYERS` order."""
     return [target for product, deployer in DEPLOYERS.items() if product in entry
             for target in deployer.parse(entry[product], where)]
+
+
+def _delivery(merged: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """delivery, keep_previous, region, cert_region of one service entry, checked."""
+    from acmelab.deploy.regions import CERT_REGIONS, check_region
+
+    carriers = [product for product, deployer in DEPLOYERS.items() if deployer.carrier]
+    delivery = merged.get("delivery", "direct")
+    if delivery != "direct" and delivery not in carriers:
+        raise _fail(where, f"delivery must be \"direct\" or one of {', '.join(carriers)}, not {delivery!r}")
+    keep = merged.get("keep_previous", 1)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise _fail(where, f"keep_previous must be a whole number >= 0, not {keep!r}")
+    region = merged.get("region")
+    if region is not None:
+        try:
+            check_region(region)
+        except ConfigError as error:
+            raise _fail(where, str(error)) from None
+    cert_region = merged.get("cert_region")
+    if cert_region is not None and cert_region not in CERT_REGIONS:
+        raise _fail(where, f"cert_region must be one of {', '.join(CERT_REGIONS)}, not {cert_region!r}")
+    return {"delivery": delivery, "keep_previous": keep, "region": region, "cert_region": cert_region}
 
 
 def _options(merged: Mapping[str, Any], where: str) -> tuple[str, str, str | None, str | None, str]:
@@ -200,6 +264,10 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         seen_names.add(name)
         dns, key_type, preferred, profile, challenge = _options(merged, where)
         targets = _targets(merged, where)
+        delivery = _delivery(merged, where)
+        if delivery["delivery"] != "direct":   # the carrier first: the others bind its upload
+            carrier = InstallTarget(delivery["delivery"])
+            targets = [carrier] + [t for t in targets if t != carrier]
         for target in targets:
             if not target.deployer.exclusive:
                 continue
@@ -207,8 +275,22 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
                 raise _fail(where, f"{target.id} is also claimed by service {claimed[target.id]!r}")
             claimed[target.id] = name
         services.append(Service(name, tuple(domains), dns, key_type, tuple(targets), preferred, "services",
-                                profile, challenge))
+                                profile, challenge, **delivery))
     return services
+
+
+def check_covered(services: Iterable[Service]) -> None:
+    """Every install target of every service is one its names can serve
+    (:meth:`acmelab.deploy.Deployer.preflight` without a client) -- checked
+    before anything is asked of the CA (:meth:`acmelab.backends.Backend.check_services`).
+
+    Raises ConfigError naming the service and the target."""
+    for service in services:
+        for target in service.install:
+            try:
+                target.deployer.preflight(None, target, service.domains)
+            except ConfigError as error:
+                raise ConfigError(f"service {service.name!r}: {error}") from None
 
 
 def load_services(path: Path | str) -> list[Service]:

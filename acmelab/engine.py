@@ -5,23 +5,41 @@ Theory of operation
 :func:`process_service` brings one :class:`~acmelab.config.Service` to its
 desired state, under the service's lock in the state directory:
 
-1. **preflight**: every install target is covered by the service's names
-   (:meth:`acmelab.deploy.Deployer.preflight`; ConfigError naming the
-   target, before any order is placed);
-2. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`)
-   when there is no usable certificate, it came from another ACME server
-   (staging -> production), its names or key type changed, it was revoked,
-   or it is due for renewal -- all decided by
-   :class:`acmelab.renewal.RenewalPolicy` (ARI first, then the lifetime
-   rule); the result is stored atomically (:mod:`acmelab.state`), every TXT
-   record noted in the DNS journal (:mod:`acmelab.journal`);
-3. **install** on every target whose record does not carry the live serial,
+0. **not before**: a service the CA rate-limited (429 ``rateLimited``
+   with a long ``Retry-After``, RFC 8555 §6.6) is skipped, status
+   ``"scheduled"``, until the time it named (:func:`scheduled_until`);
+   **one owner per target**: a target another certificate owns (installed
+   there last, :func:`target_owners`) is a ConfigError naming both for a
+   services-file service, and given up by a stored one (``renew``), so two
+   certificates never install over each other;
+1. **decide** (:class:`acmelab.renewal.RenewalPolicy`, ARI first, then the
+   lifetime rule): a new certificate when there is none usable, it came
+   from another ACME server (staging -> production), its names, key type
+   or profile changed, it was revoked, or it is due -- the reason always
+   says why, or why not ("not due: 61.0 days left, renewal window opens ...");
+2. **preflight** (:func:`preflight`), only when a certificate is to be
+   ordered, before the order: every target is covered by the names and
+   exists in the account (each :meth:`acmelab.deploy.Deployer.preflight`),
+   and DNS can write every ``_acme-challenge`` record (the zone is in the
+   account, CNAME delegation followed); ConfigError naming the target;
+3. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`);
+   stored atomically (:mod:`acmelab.state`), every TXT record noted in the
+   DNS journal (:mod:`acmelab.journal`).  ``RateLimited`` with a
+   ``Retry-After`` records "not before" (step 0) and the run goes on;
+4. **install** on every target whose record does not carry the live serial,
    through the target's :class:`~acmelab.deploy.Deployer` (its preflight
-   with the Alibaba Cloud client first: does the target exist?), then
-   :meth:`~acmelab.deploy.Deployer.retire` what the previous install left;
-4. **verify** each target that serves TLS with a handshake
+   with the Alibaba Cloud client first), then
+   :meth:`~acmelab.deploy.Deployer.retire` what the previous install left.
+   With CAS-first delivery (``service.delivery = "cas"``) the carrier (CAS)
+   is a target of its own, first, and the products that can bind it (CDN)
+   are given its ``CertId`` instead of the key;
+5. **verify** each target that serves TLS with a handshake
    (:func:`acmelab.deploy.verify`) that must show the live serial; a target
-   that serves something else is installed again, once.
+   that serves something else is installed again, once;
+6. **prune**: once every target has the live version, a carrier's
+   superseded uploads are deleted, keeping ``service.keep_previous``.
+
+Every step leaves a line in :attr:`ServiceResult.notes`.
 
 :func:`apply_services` runs :func:`process_service` for many services on a
 bounded thread pool; one failure does not stop the others.  Setting the
@@ -37,6 +55,7 @@ asks which.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -45,18 +64,20 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from acmelab.backends import Backend, backend_for
 from acmelab.certificates import chain_leads_to, same_serial
 from acmelab.config import InstallTarget, Service
-from acmelab.errors import AcmelabError, ConfigError, DeployError, Interrupted, StateError, StateLocked
+from acmelab.errors import AcmelabError, ConfigError, DelegatedZoneMissing, DeployError, DnsError, Interrupted, \
+    RateLimited, StateError, StateLocked
 from acmelab.journal import JournaledDns, remove_leftovers
 from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
 from acmelab.state import ManagedCertificate, StateDir
 
 __all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "Environment", "ServiceResult", "apply_services",
-           "chain_leads_to", "process_service", "refresh_renewal_info"]
+           "chain_leads_to", "forget_target", "preflight", "process_service", "refresh_renewal_info", "schedule",
+           "scheduled_until", "target_owners"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,18 +151,24 @@ class Environment:
         """This thread's :class:`acmelab.client.AcmeClient` (not thread-safe, so one per thread)."""
         return self._cached("acme", lambda: self.backend.acme_client(self.account_key, self.account_url))
 
-    def dns_provider(self, kind: str):
-        """This thread's DNS-01 provider ``kind`` (:data:`acmelab.dns.PROVIDERS`).
+    def dns_provider(self, kind: str, region_id: str | None = None):
+        """This thread's DNS-01 provider ``kind`` (:data:`acmelab.dns.PROVIDERS`)
+        for the site of ``region_id`` (default: the backend's region).
 
         Raises ConfigError: unknown, or lab-only (``challtestsrv``) outside the lab."""
         cache = self._cached("dns", dict)
-        if kind not in cache:
-            cache[kind] = self.backend.dns_provider(kind)
-        return cache[kind]
+        if (kind, region_id) not in cache:
+            cache[kind, region_id] = self.backend.dns_provider(kind, region_id) if region_id \
+                else self.backend.dns_provider(kind)
+        return cache[kind, region_id]
 
-    def aliyun_client(self):
-        """This thread's :class:`acmelab.aliyun.AliyunClient` (the backend's)."""
-        return self._cached("aliyun", self.backend.aliyun_client)
+    def aliyun_client(self, region_id: str | None = None):
+        """This thread's :class:`acmelab.aliyun.AliyunClient` (the backend's)
+        for ``region_id`` (default: the backend's region)."""
+        cache = self._cached("aliyun", dict)
+        if region_id not in cache:
+            cache[region_id] = self.backend.aliyun_client(region_id) if region_id else self.backend.aliyun_client()
+        return cache[region_id]
 
     def handshake(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, str, int] | None:
         """``(server_name, host, port)`` of the TLS check of ``target``, or
@@ -177,19 +204,49 @@ def _verify(target: InstallTarget, managed: ManagedCertificate, env: Environment
     return True
 
 
+def _carrier(target: InstallTarget, managed: ManagedCertificate, service: Service,
+             env: Environment) -> dict[str, Any] | None:
+    """What ``target`` binds instead of receiving the key, with CAS-first
+    delivery (``service.delivery``): the carrier's install record of the
+    live version plus the CDN ``CertRegion``; None for direct delivery, a
+    product that cannot bind it, or no carrier upload of this version yet."""
+    if service.delivery == "direct" or service.delivery not in target.deployer.binds:
+        return None
+    record = managed.installed.get(InstallTarget(service.delivery).id)
+    if not record or not same_serial(record.get("serial_hex"), managed.serial_hex) or not record.get("cert_id"):
+        return None
+    from acmelab.deploy.regions import cert_region
+
+    return {**record, "cert_region": service.cert_region or cert_region(service.region or env.region_id)}
+
+
 def _install(target: InstallTarget, managed: ManagedCertificate, service: Service, env: Environment,
              state: StateDir) -> ManagedCertificate:
     """Send the live certificate to ``target`` (its deployer's preflight
-    first), record it, and retire what the previous install left behind."""
+    first), record it, and retire what the previous install left behind.
+    A carrier's superseded uploads (CAS) are listed in its record
+    (``superseded``) until :func:`_prune_superseded` removes them."""
     deployer = target.deployer
-    client = env.aliyun_client()
+    client = env.aliyun_client(service.region)
     deployer.preflight(client, target, managed.names)
     previous = managed.installed.get(target.id)
+    options = {}
+    carrier = _carrier(target, managed, service, env)
+    if carrier is not None:
+        options["carrier"] = carrier
     installation = deployer.install(client, target, managed.fullchain_pem(), managed.load_key(),
-                                    label=f"{service.name}-{managed.serial_hex[:16]}", names=managed.names)
+                                    label=f"{service.name}-{managed.serial_hex[:16]}", names=managed.names,
+                                    **options)
     record = {**target.to_dict(), "serial_hex": managed.serial_hex,
               "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "name": installation.name, "cert_id": installation.cert_id}
+    if carrier is not None:
+        record["via"] = service.delivery
+    if deployer.carrier:
+        superseded = list((previous or {}).get("superseded") or ())
+        if previous and previous.get("cert_id") and previous.get("cert_id") != installation.cert_id:
+            superseded.append({k: previous.get(k) for k in ("cert_id", "name", "serial_hex")})
+        record["superseded"] = superseded
     managed = state.record_install(service.name, target.id, record)
     logger.info("%s: installed serial %s on %s", service.name, managed.serial_hex, target.id)
     try:
@@ -201,19 +258,58 @@ def _install(target: InstallTarget, managed: ManagedCertificate, service: Servic
 
 def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, service: Service,
                         env: Environment, state: StateDir, cancel: threading.Event | None
-                        ) -> tuple[ManagedCertificate, bool, bool]:
-    """Bring one target to the live serial.  Returns (managed, installed?, verified?)."""
+                        ) -> tuple[ManagedCertificate, bool, bool, str]:
+    """Bring one target to the live serial.  Returns (managed, installed?,
+    verified?, a note saying what was found and done)."""
     record = managed.installed.get(target.id)
     if record and same_serial(record.get("serial_hex"), managed.serial_hex):
         if env.handshake(target, managed.names) is None:
-            return managed, False, False
+            return managed, False, False, f"{target.id}: has serial {managed.serial_hex} (nothing to handshake with)"
         try:
-            return managed, False, _verify(target, managed, env)
+            _verify(target, managed, env)
+            return managed, False, True, f"{target.id}: serves serial {managed.serial_hex} (handshake verified)"
         except DeployError as error:
             logger.info("%s: %s serves something else (%s); installing again", service.name, target.id, error)
     _check_cancel(cancel, f"installing on {target.id}")
     managed = _install(target, managed, service, env, state)
-    return managed, True, _verify(target, managed, env)
+    via = " by CertId from " + service.delivery.upper() if managed.installed[target.id].get("via") else ""
+    verified = _verify(target, managed, env)
+    proof = "handshake verified" if verified else "nothing to handshake with"
+    cert_id = managed.installed[target.id].get("cert_id")
+    where = f"{target.id}, CertId {cert_id}" if target.deployer.carrier and cert_id else target.id
+    return managed, True, verified, f"installed: {where} (serial {managed.serial_hex}{via}, {proof})"
+
+
+def _prune_superseded(service: Service, managed: ManagedCertificate, env: Environment,
+                      state: StateDir) -> tuple[ManagedCertificate, list[str]]:
+    """Once every target of ``service`` has the live version: delete the
+    superseded uploads of each carrier target (CAS: ``DeleteUserCertificate``),
+    keeping the newest ``service.keep_previous``.  One the product refuses
+    to delete (still bound somewhere) stays listed for the next run.
+    Returns (managed, notes)."""
+    if not all(same_serial((managed.installed.get(t.id) or {}).get("serial_hex"), managed.serial_hex)
+               for t in service.install):
+        return managed, []
+    notes = []
+    for target in service.install:
+        record = managed.installed.get(target.id) or {}
+        superseded = list(record.get("superseded") or ())
+        excess = len(superseded) - service.keep_previous
+        if not target.deployer.carrier or excess <= 0:
+            continue
+        client = env.aliyun_client(service.region)
+        refused = []
+        for old in superseded[:excess]:
+            try:
+                target.deployer.delete(client, old)
+            except AcmelabError as error:
+                refused.append(old)
+                notes.append(f"{target.id}: kept the superseded CertId {old.get('cert_id')}: {error}")
+            else:
+                notes.append(f"{target.id}: deleted the superseded CertId {old.get('cert_id')} "
+                             f"(serial {old.get('serial_hex')})")
+        managed = state.record_install(service.name, target.id, {**record, "superseded": refused + superseded[excess:]})
+    return managed, notes
 
 
 # --------------------------------------------------------------------------
@@ -230,14 +326,23 @@ class ServiceResult:
             ``"unchanged"``, ``"installed"`` (``acmelab install`` put the
             live certificate on a new target), ``"failed"``, ``"interrupted"`` or
             ``"skipped"`` (another run holds the service's lock; nothing
-            was done, reason ``"locked by another run"``).
-        reason: why it was (re)issued, e.g. ``"due: 20 days left"``, or "".
+            was done, reason ``"locked by another run"``) or ``"scheduled"``
+            (the CA's rate limit said come back later, RFC 8555 §6.6: the
+            reason says when; the next run before then skips the service
+            with the same status).
+        reason: why it was (re)issued or not, e.g. ``"due: 20.0 days left; ..."``,
+            ``"not due: 61.0 days left, renewal window opens 2027-01-09T00:00:00Z ..."``,
+            or why it was skipped or scheduled.
         serial_hex, not_after: the live certificate afterwards (None if
             none); serial as :func:`acmelab.state.serial_hex`.
         installed: target ids installed during this run.
         verified: target ids whose TLS handshake showed the live serial.
         error: the error message when failed or interrupted.
         seconds: wall time spent on the service.
+        notes: what happened on each target, one line each, e.g.
+            ``"installed: cdn:shop.example.com (serial 0a1b..., handshake verified)"``,
+            ``"cdn:shop.example.com: serves serial 0a1b... (handshake verified)"``,
+            an ownership move or a superseded CAS certificate deleted.
     """
 
     name: str
@@ -249,6 +354,7 @@ class ServiceResult:
     verified: tuple[str, ...] = ()
     error: str | None = None
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -258,7 +364,7 @@ class ServiceResult:
         return {"name": self.name, "status": self.status, "reason": self.reason, "serial_hex": self.serial_hex,
                 "not_after": self.not_after.isoformat() if self.not_after else None,
                 "installed": list(self.installed), "verified": list(self.verified), "error": self.error,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "notes": list(self.notes)}
 
 
 class _ServiceRun:
@@ -271,13 +377,21 @@ class _ServiceRun:
         self.status, self.reason = "unchanged", ""
         self.installed: list[str] = []
         self.verified: list[str] = []
+        self.notes: list[str] = []
         self.managed: ManagedCertificate | None = None
 
     def run(self, policy: RenewalPolicy, now: dt.datetime | None, force: bool,
-            targets: Sequence[InstallTarget], remember_service: bool) -> None:
+            targets: Sequence[InstallTarget], remember_service: bool,
+            owners: Mapping[str, str]) -> None:
         service, state = self.service, self.state
         state.prune(service.name)              # half-made versions of an interrupted run
         remove_leftovers(service.name, self.env.dns_provider, state)  # TXT records of a run that was killed
+        waiting = scheduled_until(state, service.name, now)
+        if waiting is not None:                # the CA said: not before then (429 rateLimited, Retry-After)
+            self.status, self.reason = "scheduled", waiting
+            with contextlib.suppress(StateError):   # for the result: the certificate that stays live
+                self.managed = state.certificate(service.name, check_files=False)
+            return
         unusable = ""
         try:
             self.managed = state.certificate(service.name)
@@ -285,26 +399,61 @@ class _ServiceRun:
             logger.warning("%s: %s; issuing a new certificate", service.name, error)
             self.managed, unusable = None, f"stored certificate unusable ({error})"
         _check_not_taken_over(service, self.managed)
+        targets = self.claimed(targets, owners)
+        service = self.service
         if unusable:
             decision = Decision(True, unusable)
         else:
             self.managed, decision = _decide(service, self.managed, self.env, state, policy, now, force)
         self.reason = decision.reason
         if decision.due:
-            for target in targets:     # before any order: every target is one this certificate can serve
-                target.deployer.preflight(None, target, service.domains)
-            self.issue(decision, keep_previous=not unusable)
+            preflight(service, self.env, targets)   # before any order: every target exists and fits
+            try:
+                self.issue(decision, keep_previous=not unusable)
+            except RateLimited as error:
+                if error.retry_after is None:
+                    raise
+                self.status, self.reason = "scheduled", schedule(state, service.name, error)
+                return
+            state.set_not_before(service.name, None)
         elif remember_service and self.managed.service != service.to_dict():
             self.managed = dataclasses.replace(self.managed, service=service.to_dict())
             state.write_meta(self.managed)
         for target in targets:
             _check_cancel(self.cancel, f"installing on {target.id}")
-            self.managed, did_install, did_verify = _install_and_verify(
+            self.managed, did_install, did_verify, note = _install_and_verify(
                 target, self.managed, service, self.env, state, self.cancel)
+            self.notes.append(note)
             if did_install:
                 self.installed.append(target.id)
             if did_verify:
                 self.verified.append(target.id)
+        self.managed, notes = _prune_superseded(service, self.managed, self.env, state)
+        self.notes.extend(notes)
+
+    def claimed(self, targets: Sequence[InstallTarget], owners: Mapping[str, str]) -> list[InstallTarget]:
+        """``targets`` without the ones another certificate owns (``owners``:
+        target id -> owner, :func:`target_owners`).  A services-file service
+        claiming one is a ConfigError naming both; a stored spec (``renew``)
+        gives it up -- forgotten in this certificate's meta.json, said in
+        the notes -- so that two certificates never install over each other."""
+        service, mine = self.service, []
+        for target in targets:
+            owner = owners.get(target.id)
+            if owner is None or owner == service.name or not target.deployer.exclusive:
+                mine.append(target)
+                continue
+            if not service.stored:
+                raise ConfigError(f"{target.id} is claimed by service {service.name!r} and by the certificate "
+                                  f"{owner!r} (installed there last); remove it from one of them, or move it "
+                                  f"with 'acmelab install {target.product} {service.name} ...'")
+            self.managed = forget_target(self.state, service.name, target.id) or self.managed
+            self.service = dataclasses.replace(self.service, install=tuple(
+                t for t in self.service.install if t.id != target.id))     # the spec stored below forgets it too
+            self.notes.append(f"{target.id}: owned by the certificate {owner!r} (installed there last); "
+                              f"{service.name!r} no longer installs there")
+            logger.warning("%s: %s is owned by %s; not installing there", service.name, target.id, owner)
+        return mine
 
     def issue(self, decision: Decision, *, keep_previous: bool) -> None:
         """Order, validate (dns-01 through the journal) and store a new certificate."""
@@ -314,7 +463,8 @@ class _ServiceRun:
         _check_cancel(self.cancel, "issuing")
         issued = issue_certificate(
             service.domains, client=env.acme_client(),
-            dns=JournaledDns(env.dns_provider(service.dns), service.dns, state, service.name, self.cancel),
+            dns=JournaledDns(env.dns_provider(service.dns, service.region), service.dns, state, service.name,
+                             self.cancel),
             key_type=service.key_type, preferred_chain=service.preferred_chain,
             challenge=service.challenge, profile=service.profile, replaces=decision.replaces)
         self.status = "renewed" if self.managed is not None else "issued"
@@ -330,7 +480,114 @@ class _ServiceRun:
 
     def result(self, status: str | None = None, error: str | None = None, *, started: float) -> "ServiceResult":
         return _result(self.service, status or self.status, self.reason, self.managed, self.installed,
-                       self.verified, error, started)
+                       self.verified, error, started, self.notes)
+
+
+def preflight(service: Service, env: Environment, targets: Sequence[InstallTarget] | None = None) -> None:
+    """Before a single order is placed for ``service``: every target
+    (default ``service.install``) is covered by its names and exists in the
+    account (each deployer's :meth:`~acmelab.deploy.Deployer.preflight`:
+    ``DescribeCdnDomainDetail``, ``DescribeApiGroup`` and the domain bound,
+    the load balancer and its HTTPS listener), and the DNS provider can
+    write every name's ``_acme-challenge`` record (Alibaba Cloud DNS: a zone
+    of the account holds it, at the end of a CNAME delegation too,
+    ``check_names``).
+
+    Raises:
+        ConfigError: naming the target or the name (nothing was ordered).
+        AliyunError, NetworkError, DnsError: the checks could not be made.
+    """
+    targets = service.install if targets is None else targets
+    client = env.aliyun_client(service.region) if targets else None
+    for target in targets:
+        target.deployer.preflight(client, target, service.domains)
+    provider = env.dns_provider(service.dns, service.region)
+    check_names = getattr(provider, "check_names", None)
+    if service.challenge != "dns-01" or not callable(check_names):
+        return
+    try:
+        check_names(service.domains)
+    except DelegatedZoneMissing as error:
+        raise ConfigError(str(error)) from None
+    except DnsError as error:
+        if not str(error).startswith("no zone"):
+            raise
+        raise ConfigError(str(error)) from None
+
+
+# --------------------------------------------------------------------------
+# Rate limits (RFC 8555 §6.6): "not before" per service
+# --------------------------------------------------------------------------
+
+def schedule(state: StateDir, name: str, error: RateLimited) -> str:
+    """Record that the CA refused ``name`` until ``error.retry_after``
+    seconds from now (``not-before.json``); returns the reason to report."""
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(error.retry_after or 0))
+    until = until.replace(microsecond=0) + dt.timedelta(seconds=1)
+    detail = str(error).splitlines()[0] if str(error) else "rateLimited"
+    state.set_not_before(name, {"not_before": until.isoformat(), "reason": detail})
+    logger.warning("%s: rate limited by the CA; scheduled for %s", name, _when(until))
+    return f"rate limited by the CA ({detail}): try again after {_when(until)}"
+
+
+def scheduled_until(state: StateDir, name: str, now: dt.datetime | None = None) -> str | None:
+    """The reason to skip ``name`` when the CA's "not before" time for it
+    has not come yet at ``now`` (default: now; ``--now`` moves it, as it
+    moves the renewal decisions), else None."""
+    record = state.not_before(name)
+    if not record:
+        return None
+    try:
+        until = dt.datetime.fromisoformat(str(record["not_before"]))
+    except (KeyError, ValueError):
+        return None
+    if (now or dt.datetime.now(dt.timezone.utc)) >= until:
+        return None
+    return f"rate limited by the CA ({record.get('reason') or 'rateLimited'}): not before {_when(until)}"
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------
+# One owner per target
+# --------------------------------------------------------------------------
+
+def target_owners(state: StateDir) -> dict[str, str]:
+    """Target id -> the certificate that owns it: of the certificates whose
+    meta.json records an install there, the one installed last (ties: the
+    first name).  Unreadable certificates are skipped."""
+    latest: dict[str, tuple[str, str]] = {}
+    for name in state.certificate_names():
+        try:
+            managed = state.certificate(name, check_files=False)
+        except StateError:
+            continue
+        for target_id, record in (managed.installed if managed else {}).items():
+            when = str(record.get("installed_at") or "")
+            if target_id not in latest or when > latest[target_id][0]:
+                latest[target_id] = (when, name)
+    return {target_id: name for target_id, (_, name) in latest.items()}
+
+
+def forget_target(state: StateDir, name: str, target_id: str) -> ManagedCertificate | None:
+    """Remove ``target_id`` from the certificate ``name`` (its install record
+    and its spec), so that ``renew`` no longer installs it there.  Call with
+    that certificate's lock held.  Returns the updated certificate (None if
+    there is none)."""
+    managed = state.certificate(name, check_files=False)
+    if managed is None:
+        return None
+    spec = dict(managed.service)
+    if spec.get("install"):
+        spec["install"] = [t for t in spec["install"] if InstallTarget.from_dict(t).id != target_id]
+    installed = {k: v for k, v in managed.installed.items() if k != target_id}
+    if spec == managed.service and installed == managed.installed:
+        return managed
+    managed = dataclasses.replace(managed, service=spec, installed=installed)
+    state.write_meta(managed)
+    return managed
 
 
 def process_service(service: Service, env: Environment, state: StateDir, *,
@@ -338,7 +595,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                     force: bool = False, cancel: threading.Event | None = None,
                     policy: RenewalPolicy | None = None,
                     targets: Sequence[InstallTarget] | None = None,
-                    remember_service: bool = True) -> ServiceResult:
+                    remember_service: bool = True,
+                    owners: Mapping[str, str] | None = None) -> ServiceResult:
     """Bring one service to a valid, installed, verified certificate.
 
     Args:
@@ -354,6 +612,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
             ``service.install``).
         remember_service: store ``service`` as the certificate's spec (what
             ``renew`` uses); ``acmelab install`` stores it only on success.
+        owners: target id -> owning certificate (default: read from
+            ``state``, :func:`target_owners`).
 
     Returns:
         :class:`ServiceResult`; never raises for a failure of this service
@@ -371,7 +631,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         _check_cancel(cancel, "starting")
         with state.lock(service.name):
             holding_lock = True
-            run.run(policy, now, force, service.install if targets is None else targets, remember_service)
+            run.run(policy, now, force, service.install if targets is None else targets, remember_service,
+                    target_owners(state) if owners is None else owners)
     except Interrupted as error:
         return run.result("interrupted", str(error), started=started)
     except StateLocked as error:
@@ -411,10 +672,11 @@ def _message(error: BaseException) -> str:
 
 
 def _result(service: Service, status: str, reason: str, managed: ManagedCertificate | None,
-            installed: list[str], verified: list[str], error: str | None, started: float) -> ServiceResult:
+            installed: list[str], verified: list[str], error: str | None, started: float,
+            notes: Sequence[str] = ()) -> ServiceResult:
     return ServiceResult(service.name, status, reason, managed.serial_hex if managed else None,
                          managed.not_after if managed else None, tuple(installed), tuple(verified),
-                         error, time.monotonic() - started)
+                         error, time.monotonic() - started, tuple(notes))
 
 
 # --------------------------------------------------------------------------
@@ -492,7 +754,8 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
             started yet end ``interrupted``; running ones stop at their next
             step after removing their DNS records.
         on_result: called in the calling thread as each service finishes.
-        **options: ``targets``, ``remember_service`` of :func:`process_service`.
+        **options: ``targets``, ``remember_service``, ``owners`` of
+            :func:`process_service` (``owners`` default: read once, :func:`target_owners`).
         (the rest as :func:`process_service`)
 
     Returns:
@@ -504,6 +767,7 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, not {concurrency}")
     cancel = cancel or threading.Event()
+    options.setdefault("owners", target_owners(state))
     results: dict[str, ServiceResult] = {}
     with futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="acmelab-service") as pool:
         pending = {pool.submit(process_service, service, env, state, threshold=threshold, now=now,

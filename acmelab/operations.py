@@ -15,8 +15,10 @@ the person at the terminal (what a recovery found out) go to ``notify``
   the CA which key it knows);
 * :func:`environment` -- the engine's :class:`~acmelab.engine.Environment`;
 * :func:`check_profiles` -- every profile the services name is offered;
+* :func:`preflight` -- every target exists and DNS can write every record,
+  before any order (``acmelab issue``);
 * :func:`install` -- put a managed certificate on one more target and
-  remember it for renewals;
+  remember it for renewals (moving the target's ownership);
 * :func:`revoke` -- revoke at the CA and keep the bookkeeping (§7.6);
 * :func:`certificate_rows` -- the managed certificates with their renewal decisions.
 """
@@ -33,6 +35,7 @@ from acmelab import keys
 from acmelab.backends import Backend
 from acmelab.certificates import serial_hex
 from acmelab.config import InstallTarget, Service
+from acmelab import engine
 from acmelab.engine import Environment, ServiceResult, apply_services, refresh_renewal_info
 from acmelab.errors import AccountDoesNotExist, AcmelabError, AcmeProblem, ConfigError, InputError, \
     KeyExistsError, StateLocked
@@ -41,7 +44,7 @@ from acmelab.state import AccountRecord, ManagedCertificate, StateDir
 
 __all__ = [
     "ACCOUNT_LOCK_WAIT", "Revocation", "account", "certificate_rows", "check_profiles", "deactivate",
-    "environment", "install", "managed_certificate", "revoke", "rollover", "update_contacts",
+    "environment", "install", "managed_certificate", "preflight", "revoke", "rollover", "update_contacts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -259,6 +262,15 @@ def check_profiles(env: Environment, services: Sequence[Service]) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def preflight(env: Environment, services: Sequence[Service]) -> None:
+    """Every target of every service exists and fits, and DNS can write
+    every challenge record (:func:`acmelab.engine.preflight`) -- for
+    ``acmelab issue``, which refuses (exit 2) before any order instead of
+    reporting a failed service.  Raises the first ConfigError."""
+    for service in services:
+        engine.preflight(service, env)
+
+
 def managed_certificate(state: StateDir, name: str) -> ManagedCertificate:
     """The managed certificate ``name``.  Raises InputError naming the ones there are."""
     managed = state.certificate(name)
@@ -278,6 +290,11 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     target for renewals (the certificate's spec in meta.json).  No new
     certificate is issued unless the current one has expired.
 
+    A target another managed certificate owns (:func:`acmelab.engine.target_owners`)
+    changes hands: once the install worked, the other certificate forgets
+    it (under its lock), and the result's notes say so -- so the two never
+    install over each other on ``renew``.
+
     Returns the :class:`~acmelab.engine.ServiceResult` (status
     ``"installed"`` when the live certificate went onto the new target).
     Raises InputError for an unknown certificate."""
@@ -285,15 +302,25 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     service = Service.from_managed(managed)
     if target not in service.install:
         service = dataclasses.replace(service, install=(*service.install, target))
+    owners = engine.target_owners(state)
+    previous_owner = owners.get(target.id) if target.deployer.exclusive else None
+    owners[target.id] = certificate
     # Only the new target is worked on; the spec (what renew reinstalls) is
     # stored only once it is installed.
     [result] = apply_services([service], env, state, threshold=RenewalThreshold(0.0, None), concurrency=1,
-                              targets=(target,), remember_service=False)
+                              targets=(target,), remember_service=False, owners=owners)
     if result.ok:
         stored = state.certificate(managed.name, check_files=False)
         state.write_meta(dataclasses.replace(stored, service=service.to_dict()))
         if result.installed and result.status == "unchanged":
             result = dataclasses.replace(result, status="installed")
+        if previous_owner not in (None, certificate):
+            with state.lock(previous_owner, wait=ACCOUNT_LOCK_WAIT):
+                engine.forget_target(state, previous_owner, target.id)
+            note = (f"{target.id}: ownership moved from the certificate {previous_owner!r} to {certificate!r}; "
+                    f"renewing {previous_owner!r} no longer installs there")
+            logger.warning("%s", note)
+            result = dataclasses.replace(result, notes=(*result.notes, note))
     return result
 
 

@@ -312,7 +312,8 @@ class RenewalPolicy:
             if self.threshold_always and now >= own:
                 return Decision(True, f"due: {left}, under the threshold {self.threshold} (before the CA's {why})",
                                 replaces, window, ari.next_check)
-            return Decision(False, f"not due: {left}, {why}, renewing at {_when(moment)}",
+            opens = "renewal window open" if now >= window[0] else f"renewal window opens {_when(window[0])}"
+            return Decision(False, f"not due: {left}, {opens}; the CA's {why}, renewing at {_when(moment)}",
                             None, window, ari.next_check, moment)
         moment = self.threshold.renew_after(certificate.not_before, certificate.not_after)
         fallback = f"renew with {self.threshold} left"
@@ -323,5 +324,5 @@ class RenewalPolicy:
         if now >= moment:
             return Decision(True, f"due: {left}; {fallback}", replaces,
                             next_check=ari.next_check if ari else None)
-        return Decision(False, f"not due: {left}; {fallback}, from {_when(moment)}",
+        return Decision(False, f"not due: {left}, renewal window opens {_when(moment)}; {fallback}",
                         next_check=ari.next_check if ari else None, renew_at=moment)

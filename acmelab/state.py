@@ -15,6 +15,8 @@ Everything the command must remember between runs lives in one directory
     certificates/<name>/current          symlink to the live <version>
     certificates/<name>/dns-pending.json TXT records published and not yet
                                          removed (only while issuing)
+    certificates/<name>/not-before.json  the CA rate-limited this certificate:
+                                         not before {"not_before", "reason"}
     locks/<name>.lock                    flock of one certificate (exists
                                          only while a run holds it)
 
@@ -453,6 +455,33 @@ class StateDir:
             return
         with new_directory(directory, error=StateError):
             atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600)
+
+    # -- rate limits ---------------------------------------------------------
+    def not_before(self, name: str) -> dict[str, Any] | None:
+        """``{"not_before": ISO time, "reason": str}`` when the CA said to
+        come back later for ``name`` (RFC 8555 §6.6, ``Retry-After``), else None."""
+        path = self.certificate_dir(name) / "not-before.json"
+        try:
+            record = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise _cannot("read", path, error) from None
+        return record if isinstance(record, dict) else None
+
+    def set_not_before(self, name: str, record: dict[str, Any] | None) -> None:
+        """Replace (atomic) or, with None, remove the "not before" record of ``name``."""
+        directory = self.certificate_dir(name)
+        path = directory / "not-before.json"
+        if record is None:
+            try:
+                if os.path.lexists(path):
+                    path.unlink()
+            except OSError as error:
+                raise _cannot("remove", path, error) from None
+            return
+        with new_directory(directory, error=StateError):
+            atomic_write(path, json.dumps(record, indent=2) + "\n")
 
     def record_install(self, name: str, target_id: str, record: dict[str, Any]) -> ManagedCertificate:
         """Remember that the live certificate of ``name`` is installed at

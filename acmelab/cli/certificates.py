@@ -36,7 +36,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
     targets = Service.from_managed(previous).install if previous else ()
     service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue",
                       args.profile, args.challenge)
-    return run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check)
+    return run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check,
+                        strict_preflight=True)
 
 
 def cmd_renew(args: argparse.Namespace) -> int:

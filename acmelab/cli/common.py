@@ -114,7 +114,7 @@ def install_sigint(cancel: threading.Event):
 
 
 def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
-                 verify_installs: bool = True) -> int:
+                 verify_installs: bool = True, strict_preflight: bool = False) -> int:
     """Run the apply engine with a progress display; SIGINT stops it cleanly."""
     from acmelab import operations
     from acmelab.engine import apply_services
@@ -135,6 +135,8 @@ def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bo
     backend.check_services(services)
     env = operations.environment(backend, state, verify_installs=verify_installs)
     operations.check_profiles(env, services)
+    if strict_preflight:   # acmelab issue: a missing target or zone is a usage error (exit 2), no order placed
+        operations.preflight(env, services)
     cancel = threading.Event()
     previous = install_sigint(cancel)
     show = not args.json and not args.quiet and sys.stderr.isatty()

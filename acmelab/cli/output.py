@@ -79,7 +79,7 @@ class Progress:
             self.progress.stop()
 
     def done(self, result) -> None:
-        kind = "ok" if result.ok else "skipped" if result.status == "skipped" else "failed"
+        kind = "ok" if result.ok else result.status if result.status in ("skipped", "scheduled") else "failed"
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.progress is not None:
             counts = "  ".join(f"{k} {n}" for k, n in self.counts.items() if n or k != "skipped")
@@ -100,7 +100,7 @@ def exit_status(counts: dict[str, int]) -> int:
 
 
 _STYLE = {"issued": "green", "renewed": "green", "installed": "green", "unchanged": "", "failed": "red",
-          "interrupted": "yellow", "skipped": "yellow"}
+          "interrupted": "yellow", "skipped": "yellow", "scheduled": "yellow"}
 
 
 def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,

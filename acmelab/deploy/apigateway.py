@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
@@ -26,9 +26,9 @@ PRODUCT = "CloudAPI"
 
 
 def _not_found(error: AliyunError, group_id: str, domain: str) -> None:
-    if error.code == "NotFoundGroup":
+    if error.code in ("NotFoundGroup", "NotFoundApiGroup"):   # SetDomainCertificate, DescribeApiGroup
         raise DeployError(f"API Gateway: no API group {group_id} in this account and region "
-                          f"(NotFoundGroup, RequestId {error.request_id}); check GroupId and region_id") from None
+                          f"({error.code}, RequestId {error.request_id}); check GroupId and region_id") from None
     if error.code == "NotFoundDomain":
         raise DeployError(f"API Gateway: {domain} is not bound to group {group_id} "
                           f"(NotFoundDomain, RequestId {error.request_id}); bind it first (SetDomain)") from None
@@ -151,7 +151,7 @@ class ApiGatewayDeployer(Deployer):
                                   f"group {target.group_id}; bind it first (SetDomain)")
 
     def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
-                label: str, names: Sequence[str] = ()) -> Installation:
+                label: str, names: Sequence[str] = (), carrier: Mapping[str, Any] | None = None) -> Installation:
         return set_domain_certificate(client, target.group_id, target.domain, chain_pem, private_key)
 
     def ram_statements(self, targets: Sequence[InstallTarget], region: str) -> list[dict[str, Any]]:

@@ -20,6 +20,10 @@ A deployer says, for its product:
 * :meth:`Deployer.install` -- send the certificate, answer an
   :class:`~acmelab.deploy._rpc.Installation`; :meth:`Deployer.retire` --
   after a successful install, what the previous install left behind;
+* :attr:`Deployer.carrier` / :attr:`Deployer.binds` -- CAS-first delivery:
+  a carrier (CAS) holds one upload per certificate version that other
+  products bind by reference (CDN ``CertType=cas``); :meth:`Deployer.delete`
+  removes a superseded upload;
 * :meth:`Deployer.handshake` -- the name and port to check the TLS
   handshake at (None: the product serves nothing itself, e.g. CAS);
 * :meth:`Deployer.ram_statements` -- the RAM policy statements its actions
@@ -168,6 +172,10 @@ class Deployer:
         exclusive: True if a target can belong to one service only
             (a CDN domain); False if every service may have one (CAS).
         ram_actions: the RAM actions its calls need (``"cdn:SetCdnDomainSSLCertificate"``).
+        carrier: True if other products can bind its uploads by reference
+            (CAS: ``delivery = "cas"``).
+        binds: the carriers whose uploads :meth:`install` can bind
+            (its ``carrier=`` argument), e.g. ``("cas",)`` for CDN.
     """
 
     product: str = ""
@@ -175,6 +183,8 @@ class Deployer:
     api: str = ""
     exclusive: bool = True
     ram_actions: tuple[str, ...] = ()
+    carrier: bool = False
+    binds: tuple[str, ...] = ()
 
     # -- the services file ------------------------------------------------
     def parse(self, value: Any, where: str) -> list[InstallTarget]:
@@ -210,10 +220,19 @@ class Deployer:
         target (default: nothing to check)."""
 
     def install(self, client: Any, target: InstallTarget, chain_pem: str, private_key: Any, *,
-                label: str, names: Sequence[str] = ()) -> Any:
+                label: str, names: Sequence[str] = (), carrier: Mapping[str, Any] | None = None) -> Any:
         """Send the certificate; returns an :class:`~acmelab.deploy._rpc.Installation`.
         ``label`` is a name unique per certificate version (``<service>-<serial>``),
-        ``names`` the certificate's DNS names (first = CN)."""
+        ``names`` the certificate's DNS names (first = CN).  ``carrier`` (only
+        for a deployer whose :attr:`binds` names it): the carrier's install
+        record of this version (``cert_id``, ``name``, ``cert_region``) to
+        bind instead of sending the key."""
+        raise NotImplementedError
+
+    def delete(self, client: Any, record: Mapping[str, Any]) -> None:
+        """A carrier: delete the superseded upload ``record`` (``cert_id``,
+        ``name``, ``serial_hex``).  Raises AliyunError when the product
+        refuses (e.g. still bound somewhere)."""
         raise NotImplementedError
 
     def retire(self, client: Any, target: InstallTarget, previous: Mapping[str, Any] | None,

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
 from acmelab.deploy._rpc import Installation, post
 from acmelab.deploy.base import Deployer, InstallTarget, config_error
+from acmelab.errors import AliyunError
 
 VERSION = "2020-04-07"
 PRODUCT = "cas"
@@ -50,17 +51,34 @@ def upload_user_certificate(client: AliyunClient, name: str, chain_pem: str | by
                         answer.get("RequestId"), cert_id=int(answer["CertId"]))
 
 
+def delete_user_certificate(client: AliyunClient, cert_id: int) -> bool:
+    """Delete the CAS certificate ``cert_id``.  Returns False when it is gone
+    already (``InvalidCertId.NotFound``); raises AliyunError when CAS refuses
+    (e.g. a product still uses it).  Source: cas 2020-04-07, DeleteUserCertificate."""
+    try:
+        client.call("DeleteUserCertificate", VERSION, {"CertId": str(int(cert_id))}, product=PRODUCT)
+    except AliyunError as error:
+        if error.code in ("InvalidCertId.NotFound", "NotFound"):
+            return False
+        raise
+    return True
+
+
 class CasDeployer(Deployer):
     """A copy in Certificate Management Service: ``cas = true`` in the services
     file, ``acmelab install cas CERT``; target id ``"cas"`` (every service
     may have one); install ``UploadUserCertificate`` (cas 2020-04-07) under
-    the name ``<service>-<serial>``; nothing to handshake with."""
+    the name ``<service>-<serial>``; nothing to handshake with.  A carrier:
+    with ``delivery = "cas"`` CDN binds the upload by ``CertId``, and the
+    superseded uploads are deleted (``DeleteUserCertificate``) once every
+    target has the new version."""
 
     product = "cas"
     fields = ()
     api = "UploadUserCertificate (CAS 2020-04-07)"
     exclusive = False
-    ram_actions = ("yundun-cert:UploadUserCertificate",)
+    carrier = True
+    ram_actions = ("yundun-cert:UploadUserCertificate", "yundun-cert:DeleteUserCertificate")
 
     def parse(self, value: Any, where: str) -> list[InstallTarget]:
         if not isinstance(value, bool):
@@ -71,8 +89,11 @@ class CasDeployer(Deployer):
         return "cas"
 
     def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
-                label: str, names: Sequence[str] = ()) -> Installation:
+                label: str, names: Sequence[str] = (), carrier: Mapping[str, Any] | None = None) -> Installation:
         return upload_user_certificate(client, label, chain_pem, private_key, domain=names[0] if names else None)
+
+    def delete(self, client: AliyunClient, record: Mapping[str, Any]) -> None:
+        delete_user_certificate(client, int(record["cert_id"]))
 
     def handshake(self, target: InstallTarget, names: Any) -> None:
         return None

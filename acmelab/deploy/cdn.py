@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
@@ -144,6 +144,7 @@ class CdnDeployer(Deployer):
     product = "cdn"
     fields = ("domain",)
     api = "SetCdnDomainSSLCertificate (CDN 2018-05-10)"
+    binds = ("cas",)
     ram_actions = ("cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo",
                    "cdn:DescribeCdnDomainDetail")
 
@@ -161,8 +162,18 @@ class CdnDeployer(Deployer):
             raise ConfigError(f"{self.target_id(target)}: {error}") from None
 
     def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
-                label: str, names: Sequence[str] = ()) -> Installation:
-        return set_cdn_domain_ssl_certificate(client, target.domain, chain_pem, private_key)
+                label: str, names: Sequence[str] = (), carrier: Mapping[str, Any] | None = None) -> Installation:
+        """``CertType=upload`` (the key in the POST body), or with ``carrier``
+        (a CAS upload of this version) ``CertType=cas`` + ``CertId`` +
+        ``CertRegion``: the key does not travel again."""
+        if carrier is None:
+            return set_cdn_domain_ssl_certificate(client, target.domain, chain_pem, private_key)
+        checked = checks.check_certificate(chain_pem, private_key, target.domain)   # the same pre-send checks
+        answer = set_cdn_domain_cas_certificate(client, checked.domain, int(carrier["cert_id"]),
+                                                cert_name=carrier.get("name"),
+                                                cert_region=carrier.get("cert_region") or "cn-hangzhou")
+        return Installation("cdn", checked.domain, str(carrier.get("name") or ""), checked.serial_hex,
+                            checked.not_after, answer.get("RequestId"), cert_id=int(carrier["cert_id"]))
 
     def ram_statements(self, targets: Sequence[InstallTarget], region: str) -> list[dict[str, Any]]:
         domains = sorted({t.domain for t in targets})

@@ -176,7 +176,7 @@ class SlbDeployer(Deployer):
             raise ConfigError(f"{self.target_id(target)}: {error}") from None
 
     def install(self, client: AliyunClient, target: InstallTarget, chain_pem: str, private_key: Any, *,
-                label: str, names: Sequence[str] = ()) -> Installation:
+                label: str, names: Sequence[str] = (), carrier: Mapping[str, Any] | None = None) -> Installation:
         uploaded = upload_server_certificate(client, label, chain_pem, private_key,
                                              domain=names[0] if names else None)
         set_https_listener_certificate(client, target.get("load_balancer_id"), target.get("listener_port"),

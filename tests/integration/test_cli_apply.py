@@ -217,8 +217,9 @@ def test_one_failing_service_does_not_stop_the_others(lab, tmp_path, capsys):
     assert statuses[good]["status"] == "issued" and statuses[good]["verified"] == [f"cdn:{good}"]
     bad = statuses[service_domain("bad", 2)]
     assert bad["status"] == "failed" and "InvalidDomain.NotFound" in bad["error"]
-    # the certificate was issued and kept; only the install failed
-    assert bad["serial_hex"]
+    # issue #14: the target is checked before the order, so no certificate was issued
+    assert bad["serial_hex"] is None and f"cdn:{service_domain('bad', 2)}" in bad["error"]
+    assert not (tmp_path / "state" / "certificates" / service_domain("bad", 2) / "meta.json").exists()
     nozone = statuses[f"nozone-{RUN}.invalid-zone.test"]
     assert nozone["status"] == "failed" and "no zone" in nozone["error"]
     assert acme_txt_records(lab, RUN) == []

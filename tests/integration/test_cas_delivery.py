@@ -1,0 +1,118 @@
+"""CAS-first delivery and the international site (issue #14), against the lab.
+
+``delivery = "cas"``: each certificate version is uploaded once to the lab's
+Certificate Management Service (``UploadUserCertificate``), the CDN domain
+binds it by ``CertId`` (``CertType=cas``: the key is not sent to CDN), the
+TLS edge serves it, and once every target has the new version the
+superseded CAS certificates are deleted (``DeleteUserCertificate``),
+keeping ``keep_previous``.  ``region = "ap-southeast-1"`` makes the CDN
+``CertRegion`` the international one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from acmelab import cli
+from acmelab.certificates import serial_hex
+from acmelab.deploy import cas, cdn, lab_client, verify
+from acmelab.errors import AliyunError
+
+pytestmark = pytest.mark.lab
+
+RUN = uuid.uuid4().hex[:6]
+
+
+@pytest.fixture
+def run(lab, tmp_path, capsys):
+    state = tmp_path / "state"
+
+    def call(*argv: str):
+        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
+        captured = capsys.readouterr()
+        return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
+
+    call.state = state
+    return call
+
+
+def cas_exists(lab, cert_id: int) -> bool:
+    try:
+        lab_client(lab).call("GetUserCertificateDetail", cas.VERSION, {"CertId": str(cert_id)}, product=cas.PRODUCT)
+    except AliyunError as error:
+        assert error.code == "InvalidCertId.NotFound"
+        return False
+    return True
+
+
+def binding(lab, domain: str) -> dict:
+    [info] = cdn.describe_domain_certificate_info(lab_client(lab), domain)
+    return info
+
+
+def served(lab, domain: str) -> str:
+    return serial_hex(verify(domain, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots()).serial_hex)
+
+
+@pytest.mark.parametrize("keep", [1, 0])
+def test_cas_first_binds_cdn_by_cert_id_and_removes_superseded(run, lab, tmp_path, keep):
+    domain = f"casfirst{keep}-{RUN}.example.com"
+    cdn.add_cdn_domain(lab_client(lab), domain)
+    services = tmp_path / "services.toml"
+    services.write_text(f'[[service]]\nname = "shop"\ndomains = ["{domain}"]\ndns = "challtestsrv"\n'
+                        f'cdn = "{domain}"\ndelivery = "cas"\nkeep_previous = {keep}\n')
+    cert_ids, serials = [], []
+    for attempt in range(3):
+        code, out, err = run("apply", str(services), *(["--force"] if attempt else []))
+        [result] = out["services"]
+        assert code == 0, (err, result)
+        assert result["installed"] == ["cas", f"cdn:{domain}"] and result["verified"] == [f"cdn:{domain}"]
+        meta = json.loads((run.state / "certificates" / "shop" / "meta.json").read_text())
+        cert_id = meta["installed"]["cas"]["cert_id"]
+        assert meta["installed"][f"cdn:{domain}"]["cert_id"] == cert_id
+        assert meta["installed"][f"cdn:{domain}"]["via"] == "cas"
+        info = binding(lab, domain)
+        assert (info["CertType"], info["CertId"], info["CertRegion"]) == ("cas", str(cert_id), "cn-hangzhou")
+        assert served(lab, domain) == result["serial_hex"]
+        assert f"installed: cdn:{domain} (serial {result['serial_hex']} by CertId from CAS, handshake verified)" \
+            in result["notes"]
+        cert_ids.append(cert_id)
+        serials.append(result["serial_hex"])
+        # the live upload and keep_previous superseded ones remain; older ones are gone
+        kept = cert_ids[-1 - keep:] if keep else cert_ids[-1:]
+        assert [c for c in cert_ids if cas_exists(lab, c)] == kept
+        assert [s["cert_id"] for s in meta["installed"]["cas"]["superseded"]] == kept[:-1]
+        if attempt and len(cert_ids) - 1 > keep:
+            assert any(f"deleted the superseded CertId {cert_ids[-2 - keep]}" in n for n in result["notes"])
+    assert len(set(cert_ids)) == 3 and len(set(serials)) == 3
+
+    # the next apply: nothing to do, the CDN domain verified, nothing deleted
+    code, out, _ = run("apply", str(services))
+    [result] = out["services"]
+    assert code == 0 and result["status"] == "unchanged" and result["installed"] == []
+    assert result["reason"].startswith("not due:") and "renewal window opens" in result["reason"]
+    assert f"cdn:{domain}: serves serial {serials[-1]} (handshake verified)" in result["notes"]
+
+
+def test_international_region_sets_the_cdn_cert_region(run, lab, tmp_path):
+    domain = f"intl-{RUN}.example.com"
+    cdn.add_cdn_domain(lab_client(lab), domain)
+    services = tmp_path / "services.toml"
+    services.write_text(f'[[service]]\nname = "intl"\ndomains = ["{domain}"]\ndns = "challtestsrv"\n'
+                        f'cdn = "{domain}"\ndelivery = "cas"\nregion = "ap-southeast-1"\n')
+    code, out, err = run("apply", str(services))
+    [result] = out["services"]
+    assert code == 0, (err, result)
+    info = binding(lab, domain)
+    assert (info["CertType"], info["CertRegion"]) == ("cas", "ap-southeast-1")
+    assert served(lab, domain) == result["serial_hex"]
+    meta = json.loads((run.state / "certificates" / "intl" / "meta.json").read_text())
+    assert meta["service"]["region"] == "ap-southeast-1" and meta["service"]["delivery"] == "cas"
+    # renew reads the stored spec: the same region, the same delivery
+    code, out, _ = run("renew", "--force")
+    [renewed] = out["services"]
+    assert code == 0 and renewed["status"] == "renewed" and renewed["installed"] == ["cas", f"cdn:{domain}"]
+    assert binding(lab, domain)["CertRegion"] == "ap-southeast-1"
