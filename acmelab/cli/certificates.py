@@ -6,12 +6,14 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
 from pathlib import Path
 
 from acmelab import operations
 from acmelab.challenges import CHALLENGE_TYPES
-from acmelab.cli.common import OPTION_GROUPS, backend_of, options, run_options, run_services, state_of
-from acmelab.cli.output import EXIT_OK, console, notify, print_json
+from acmelab.cli.common import OPTION_GROUPS, backend_of, options, run_engine, run_options, run_services, \
+    state_of
+from acmelab.cli.output import EXIT_OK, console, exit_status, notify, print_json, summary, why
 from acmelab.errors import AcmelabError, ConfigError, InputError
 
 logger = logging.getLogger("acmelab.cli")
@@ -36,7 +38,51 @@ def cmd_issue(args: argparse.Namespace) -> int:
     targets = Service.from_managed(previous).install if previous else ()
     service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue",
                       args.profile, args.challenge)
-    return run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check)
+    [result], backend, state = run_engine(args, [service], force=True,
+                                          verify_installs=not args.skip_handshake_check)
+    managed = state.certificate(name, check_files=False) if result.ok else None
+    issued = _issued_json(managed, result) if managed is not None else None
+    if args.json or args.quiet or issued is None:
+        extra = {"directory_url": backend.directory_url, "state_dir": str(state.root)}
+        if args.json and issued is not None:
+            extra["certificate"] = issued
+        if args.json or args.quiet:
+            return summary([result], as_json=args.json, quiet=args.quiet, extra=extra)
+        print(f"acmelab: error: {result.name} {result.status}: {why(result)}", file=sys.stderr)
+        return exit_status({result.status: 1})
+    _print_issued(issued, result)
+    return exit_status({result.status: 1})
+
+
+#: what ``acmelab issue`` prints for each file of a certificate version
+_FILES = (("certificate", "cert.pem", ""), ("chain", "chain.pem", "intermediates"),
+          ("fullchain", "fullchain.pem", "certificate + chain: what most servers want"),
+          ("private_key", "privkey.pem", "mode 0600"))
+
+
+def _issued_json(managed, result) -> dict:
+    """The certificate ``acmelab issue`` made: name, serial, dates and its
+    files under ``current/`` (the symlink that follows renewals)."""
+    current = managed.version_dir.parent / "current"
+    return {"name": managed.name, "status": result.status, "names": list(managed.names),
+            "serial_hex": managed.serial_hex, "not_after": managed.not_after.isoformat(),
+            "profile": managed.profile, "key_type": managed.key_type,
+            "files": {key: str(current / file) for key, file, _note in _FILES},
+            "installed": list(result.installed), "verified": list(result.verified)}
+
+
+def _print_issued(issued: dict, result) -> None:
+    """``acmelab issue`` on a terminal: the certificate's name, serial and files."""
+    not_after = dt.datetime.fromisoformat(issued["not_after"])
+    print(f"{issued['status'].capitalize()} certificate {issued['name']!r}: serial {issued['serial_hex']}, "
+          f"valid until {not_after:%Y-%m-%d %H:%M} UTC"
+          + (f", profile {issued['profile']}" if issued["profile"] else "") + f", {issued['key_type']} key")
+    print(f"  {'names':<12} {', '.join(issued['names'])}")
+    for key, _file, note in _FILES:
+        print(f"  {key.replace('_', ' '):<12} {issued['files'][key]}" + (f"  ({note})" if note else ""))
+    for target in issued["installed"]:
+        print(f"  {'installed':<12} {target} "
+              f"({'handshake verified' if target in issued['verified'] else 'handshake not checked'})")
 
 
 def cmd_renew(args: argparse.Namespace) -> int:

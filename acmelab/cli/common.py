@@ -175,19 +175,14 @@ def install_sigint(cancel: threading.Event):
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
-def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
-                 verify_installs: bool = True) -> int:
-    """Run the apply engine with a progress display; SIGINT stops it cleanly."""
+def run_engine(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
+               verify_installs: bool = True):
+    """Run the apply engine over ``services`` (at least one) with a progress
+    display; SIGINT stops it cleanly.  Returns (results, backend, state)."""
     from acmelab import operations
     from acmelab.engine import apply_services
     from acmelab.renewal import RenewalThreshold
 
-    if not services:
-        if args.json:
-            print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
-        elif not args.quiet:
-            print("No certificates to work on.")
-        return EXIT_OK
     threshold = RenewalThreshold.parse(args.threshold) if args.threshold else None
     now = parse_now(args.now)
     if args.concurrency < 1:
@@ -208,5 +203,18 @@ def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bo
     finally:
         for signum, handler in (previous or {}).items():
             signal.signal(signum, handler)
+    return results, backend, state
+
+
+def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
+                 verify_installs: bool = True) -> int:
+    """Run the apply engine (:func:`run_engine`) and print the summary; the exit status."""
+    if not services:
+        if args.json:
+            print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
+        elif not args.quiet:
+            print("No certificates to work on.")
+        return EXIT_OK
+    results, backend, state = run_engine(args, services, force=force, verify_installs=verify_installs)
     return summary(results, as_json=args.json, quiet=args.quiet,
                    extra={"directory_url": backend.directory_url, "state_dir": str(state.root)})

@@ -28,6 +28,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     operations.managed_certificate(state, args.certificate)
     env = operations.environment(backend, state, verify_installs=not args.skip_handshake_check)
     result = operations.install(env, state, args.certificate, target)
+    # the note says "installed: cdn:cdn.example.com (serial ..., handshake verified); <why>"
     return summary([result], as_json=args.json, quiet=args.quiet)
 
 
