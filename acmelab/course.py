@@ -37,6 +37,12 @@ notebook 00 and the README):
 ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``  a real Alibaba Cloud RAM user (outside the lab)
 ==============================  ============================================
 
+A helper that *creates* something instead of loading it prints one line
+saying so, ``course: created ...`` (so a notebook run alone shows what it
+made that an earlier notebook would have); ``notebooks/sanitize.cfg``
+drops that line before nbval compares outputs, since whether it appears
+depends on what the course directory and the lab already hold.
+
 Nothing here prints or returns key material in text form.
 """
 
@@ -59,6 +65,11 @@ LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LAB_DOMAIN = "example.com"
 
 _REPO = Path(__file__).resolve().parent.parent
+
+
+def _created(what: str) -> None:
+    """Say, in one line, that a helper made ``what`` instead of loading it."""
+    print(f"course: created {what}", flush=True)
 
 
 def base_directory() -> Path:
@@ -229,6 +240,7 @@ def account_key(key_type: str = "ec256"):
         save_private_key(key, path)
     except FileExistsError:  # another process saved one meanwhile: use that one
         return load_private_key(path)
+    _created(f"the account key {relative(path)} ({key_type}, mode 0600; notebook 01 makes it)")
     return key
 
 
@@ -279,6 +291,7 @@ def certificate_key(label: str = "course", key_type: str = "ec256"):
         save_private_key(key, path)
     except FileExistsError:
         return load_private_key(path)
+    _created(f"the certificate key {relative(path)} ({key_type}, mode 0600; notebook 02 makes it)")
     return key
 
 
@@ -306,6 +319,7 @@ def csr(label: str = "course", certificate_names: list[str] | None = None):
             return request
     request = make_csr(certificate_key(label), wanted)
     write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
+    _created(f"the CSR {relative(path)} for {', '.join(wanted)} (notebook 02 makes it)")
     return request
 
 
@@ -367,10 +381,11 @@ def client(key=None, **options: Any):
 
 def account_client(**options: Any):
     """A client signed in as the course's account: :func:`client` with
-    :func:`account_key`, after ``newAccount`` (RFC 8555 §7.3), which creates
-    the account on first use and otherwise returns the existing one
-    (``ACMELAB_CONTACT`` as contact, terms of service agreed).  The account
-    URL is remembered as ``account_url``.
+    :func:`account_key`.  The account is looked up (``newAccount`` with
+    ``onlyReturnExisting``, RFC 8555 §7.3.1) and, if the CA has none for the
+    key (a fresh lab), created (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as
+    contact, terms of service agreed) with a ``course: created`` line.  The
+    account URL is remembered as ``account_url``.
 
     Returns:
         :class:`acmelab.client.AcmeClient` with ``account_url`` set.
@@ -378,8 +393,14 @@ def account_client(**options: Any):
     Raises:
         AcmeProblem: the CA refused (e.g. ``externalAccountRequired``).
     """
+    from acmelab.errors import AccountDoesNotExist
+
     acme = client(**options)
-    account = acme.new_account(target().contact, terms_of_service_agreed=True)
+    try:
+        account = acme.find_account()
+    except AccountDoesNotExist:
+        account = acme.new_account(target().contact, terms_of_service_agreed=True)
+        _created(f"the course's account {account.url} (newAccount; notebook 05 makes it)")
     remember(account_url=account.url)
     return acme
 
@@ -388,11 +409,37 @@ def account_client(**options: Any):
 # Notebooks 07-15: DNS, Alibaba Cloud, the course's certificate
 # --------------------------------------------------------------------------
 
+#: Let's Encrypt's published staging roots, shipped with the package
+#: (public certificates): Pretend Pear X1, Bogus Broccoli X2 and the Gen Y
+#: roots Yonder Yam YR and Yearning Yucca YE.
+STAGING_ROOTS_FILE = "data/letsencrypt-staging-roots.pem"
+
+
+def letsencrypt_staging_roots() -> list[str]:
+    """The PEM texts of Let's Encrypt's staging roots (package data, read
+    offline; see :data:`STAGING_ROOTS_FILE`), one certificate each.  For
+    testing only: no trust store holds them, and none should."""
+    from importlib import resources
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    data = resources.files("acmelab").joinpath(STAGING_ROOTS_FILE).read_bytes()
+    return [certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for certificate in x509.load_pem_x509_certificates(data)]
+
+
 def trust_roots() -> list[str] | None:
-    """PEM roots a served chain must lead to: Pebble's roots in the lab
-    (they change at every lab start), None (the system store) otherwise."""
+    """PEM roots an issued chain must lead to: Pebble's roots in the lab
+    (they change at every lab start), Let's Encrypt's staging roots
+    (:func:`letsencrypt_staging_roots`) with ``staging``, None (the system
+    store) for production and a custom directory."""
     chosen = target()
-    return chosen.lab.roots() if chosen.lab is not None else None
+    if chosen.lab is not None:
+        return chosen.lab.roots()
+    if chosen.environment == "staging":
+        return letsencrypt_staging_roots()
+    return None
 
 
 def _chain_is_current(chain_pem: str, key) -> bool:
@@ -466,6 +513,8 @@ def issued_certificate(label: str = "course"):
         issued = issue_certificate(names(), client=account_client(), dns=dns_provider(), certificate_key=key)
         save_certificate(issued.chain_pem, label)
         remember(**{f"{label}_order_url": issued.order_url})
+        _created(f"a certificate for {', '.join(issued.names)}, issued now and saved in "
+                 f"{relative(path)} (notebook 09 issues it; none current was there)")
         return issued
     leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -515,6 +564,7 @@ def pending_order(client):
             pass  # an order of an earlier lab (Pebble forgets everything when it stops: 404)
     order = client.new_order(names(), profile=_profile(client))
     remember(order_url=order.url)
+    _created(f"a new order for {', '.join(names())} (notebook 06 makes it; none pending was there)")
     return order
 
 
@@ -560,7 +610,10 @@ def ready_order(client, dns=None):
     finally:
         for name, value in reversed(published):
             dns.cleanup(name, value)
-    return client.poll_order(order.url, until=("ready", "invalid"))
+    ready = client.poll_order(order.url, until=("ready", "invalid"))
+    _created(f"a new order for {', '.join(names())}, its dns-01 challenges answered: {ready.status} "
+             f"(notebook 07 makes it ready; none ready was there)")
+    return ready
 
 
 # Alibaba Cloud helpers (notebooks 07-15): acmelab.course_cloud

@@ -57,16 +57,32 @@ _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Names
 # --------------------------------------------------------------------------
 
+def a_label(label: str, name: str | None = None) -> str:
+    """One DNS label in its lower-case ASCII form: an ASCII label as it is,
+    lower-cased; any other mapped by UTS #46 and encoded as an A-label
+    (IDNA 2008, RFC 5891 §4: ``"bücher"`` -> ``"xn--bcher-kva"``).  No
+    other check: callers add theirs (certificate names: LDH below; DNS
+    record names keep ``_acme-challenge``).  The one IDNA conversion of the
+    client side.
+
+    Raises:
+        InputError: not a valid internationalised label (``name``, the
+            whole name, is quoted in the message when given).
+    """
+    if label.isascii():
+        return label.lower()
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InputError(f"{name if name is not None else label!r} is not a valid internationalised name: {exc}") \
+            from None
+
+
 def _label_to_ascii(label: str, name: str) -> str:
     """One label -> lower-case A-label, LDH-checked."""
     if not label:
         raise InputError(f"{name!r} has an empty label (two dots in a row, or a leading dot)")
-    if not label.isascii():
-        try:
-            label = idna.alabel(label).decode("ascii")
-        except idna.IDNAError as exc:
-            raise InputError(f"{name!r} is not a valid internationalised name: {exc}") from None
-    label = label.lower()
+    label = a_label(label, name)
     if "_" in label:
         raise InputError(f"{name!r} contains an underscore, which is not allowed in certificate names")
     if len(label) > 63:

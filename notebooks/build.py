@@ -204,8 +204,11 @@ def build(source: Path, keep_outputs: bool = True, solutions: bool = False) -> P
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     notebook.metadata["language_info"] = {"name": "python"}
-    folder = HERE if not solutions else SOLUTIONS
-    cells = parse(source.read_text(encoding="utf-8"), DIAGRAM_FOLDER if not solutions else f"../{DIAGRAM_FOLDER}",
+    # a solution: built from a numbered source's "# solution:" answers, or
+    # written on its own in notebooks/solutions/src/ (src/ sits beside its notebooks)
+    in_solutions = solutions or source.parent.parent == SOLUTIONS
+    folder = SOLUTIONS if in_solutions else HERE
+    cells = parse(source.read_text(encoding="utf-8"), f"../{DIAGRAM_FOLDER}" if in_solutions else DIAGRAM_FOLDER,
                   solutions=solutions)
     for index, (kind, text) in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
@@ -251,7 +254,7 @@ def main(argv: list[str]) -> int:
 
         return render_diagrams.main(argv[1:])
     wanted = set(argv)
-    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py"))
+    sources = sorted(SOURCES.glob("[0-9][0-9]_*.py")) + sorted((HERE / "solutions" / "src").glob("[0-9][0-9]_*.py"))
     for source in sources:
         if wanted and source.stem.split("_", 1)[0] not in wanted:
             continue

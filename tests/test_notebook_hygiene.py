@@ -233,6 +233,9 @@ def _sanitize(text: str) -> str:
      "dns-account-01  _ojorzm3sel566zyq._acme-challenge.persist.example.com  removed"),
     ("label: tdz22jtttrokknd3 (16 characters", "label: ojorzm3sel566zyq (16 characters"),
     ("Retry-After: 1\n", "Retry-After: Tue, 01 Dec 2026 22:10:03 GMT\n"),
+    # acmelab.course's "created" lines (present or not, depending on the course folder and the lab)
+    ("course: created the account key course/lab/account.key (ec256, mode 0600; notebook 01 makes it)\n"
+     "account key: ec256\n", "account key: ec256\n"),
 ])
 def test_sanitize_hides_what_changes_between_runs(first, second):
     assert first != second

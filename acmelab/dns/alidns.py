@@ -55,12 +55,12 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
-import idna
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
+from acmelab import csr
 from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.dns.propagation import Server, wait_for_txt
 from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, InputError
@@ -84,17 +84,7 @@ def a_label(name: str) -> str:
     Raises:
         InputError: a label cannot be converted to an A-label.
     """
-    labels = name.strip().rstrip(".").lower().split(".")
-    result = []
-    for label in labels:
-        if label.isascii():
-            result.append(label)
-            continue
-        try:
-            result.append(idna.encode(label, uts46=True).decode("ascii"))
-        except idna.IDNAError as error:
-            raise InputError(f"{name!r} is not a valid domain name: {error}") from None
-    return ".".join(result)
+    return ".".join(csr.a_label(label, name) for label in name.strip().rstrip(".").split("."))
 
 
 @dataclass(frozen=True)

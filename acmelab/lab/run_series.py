@@ -22,6 +22,12 @@ and Pebble's pid.
 notebooks and writes their outputs back into ``notebooks/`` -- the stored
 outputs nbval compares against.  The ACME target is forced to the lab.
 
+Either way the worked solutions, ``notebooks/solutions/NN_*.ipynb``, run
+after the numbered notebooks in the same lab run (working directory
+``notebooks/solutions/``; with ``--out`` into ``DIR/solutions/``), unless
+``--no-solutions``.  A number or name selects a notebook and its solution;
+``solutions/NN`` (or ``solutions``) selects solutions only.
+
 Either way the run fails (exit status 1) on the first cell error, or if any
 output contains ``PRIVATE KEY``, the lab's access key secret or the one in
 ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (such a notebook is not written
@@ -46,6 +52,8 @@ from acmelab.lab.html_export import html_links  # noqa: F401  (its old home; tes
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
+#: The worked solutions, one per numbered notebook, run after the series.
+SOLUTIONS = NOTEBOOKS / "solutions"
 
 #: Environment variables that point the course away from the lab.
 TARGET_VARIABLES = ("ACMELAB_ACME", "ACMELAB_PRODUCTION", "ACMELAB_DOMAIN", "ACMELAB_CONTACT")
@@ -54,14 +62,23 @@ TARGET_VARIABLES = ("ACMELAB_ACME", "ACMELAB_PRODUCTION", "ACMELAB_DOMAIN", "ACM
 FORBIDDEN_MARKERS = ("PRIVATE KEY",)
 
 
-def notebook_paths(selection: Iterable[str] = ()) -> list[Path]:
-    """``notebooks/NN_*.ipynb`` in order; ``selection`` keeps the given
-    numbers ("04") or names."""
+def notebook_paths(selection: Iterable[str] = (), *, solutions: bool = False) -> list[Path]:
+    """``notebooks/NN_*.ipynb`` in order, then (with ``solutions``)
+    ``notebooks/solutions/NN_*.ipynb``; ``selection`` keeps the given
+    numbers ("04") or names (a notebook and its solution), or
+    ``solutions/NN`` / ``solutions`` (solutions only)."""
     wanted = set(selection)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    solution_paths = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) if solutions else []
     if wanted:
-        paths = [p for p in paths if p.stem.split("_", 1)[0] in wanted or p.stem in wanted or p.name in wanted]
-    return paths
+        def chosen(path: Path, names: set[str]) -> bool:
+            return bool({path.stem.split("_", 1)[0], path.stem, path.name} & names)
+
+        only_solutions = {w.split("/", 1)[1] for w in wanted if w.startswith("solutions/")}
+        paths = [p for p in paths if chosen(p, wanted)]
+        solution_paths = [p for p in solution_paths
+                          if "solutions" in wanted or chosen(p, wanted) or chosen(p, only_solutions)]
+    return paths + solution_paths
 
 
 def output_texts(outputs: Iterable[Any]) -> Iterable[str]:
@@ -118,7 +135,7 @@ def execute(path: Path, timeout: int, kernel_log: Path | None = None) -> tuple[A
 
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+                            resources={"metadata": {"path": str(path.parent)}})
     started = time.perf_counter()
     error = None
     log = open(kernel_log, "wb") if kernel_log else open(os.devnull, "wb")
@@ -176,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="re-execute against a fresh lab and store the outputs in notebooks/")
     parser.add_argument("--fresh", action="store_true", help="restart the lab first (implied by --in-place)")
     parser.add_argument("--timeout", type=int, default=180, help="seconds allowed per cell (default 180)")
+    parser.add_argument("--no-solutions", dest="solutions", action="store_false",
+                        help="skip the worked solutions (notebooks/solutions/)")
     parser.add_argument("notebooks", nargs="*", help="numbers or names to run (default: all)")
     options = parser.parse_args(argv)
 
@@ -185,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.in_place:
         for name in TARGET_VARIABLES:  # stored outputs always come from the lab
             os.environ.pop(name, None)
-    paths = notebook_paths(options.notebooks)
+    paths = notebook_paths(options.notebooks, solutions=options.solutions)
     if not paths:
         print("no notebooks matched", file=sys.stderr)
         return 2
@@ -222,23 +241,26 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         for path in paths:
-            notebook, seconds, error = execute(path, options.timeout, logs / f"{path.stem}.log")
+            shown = path.relative_to(NOTEBOOKS)  # NN_name.ipynb or solutions/NN_name.ipynb
+            log = logs / str(shown.with_suffix(".log")).replace("/", "-")
+            notebook, seconds, error = execute(path, options.timeout, log)
             total += seconds
             problems = leaks(notebook, secrets)
             if problems:
                 pass  # a leaking notebook is written nowhere
             elif options.out:
-                write_notebook(notebook, options.out / path.name)
-                write_html(notebook, options.out / f"{path.stem}.html")
+                (options.out / shown).parent.mkdir(parents=True, exist_ok=True)
+                write_notebook(notebook, options.out / shown)
+                write_html(notebook, options.out / shown.with_suffix(".html"))
             elif not error:
                 write_notebook(notebook, path)
             status = "ok" if not error and not problems else "FAILED"
-            print(f"{seconds:6.1f} s  {path.name}  {status}", flush=True)
+            print(f"{seconds:6.1f} s  {shown}  {status}", flush=True)
             if error or problems:
                 failed = True
                 for line in ([error] if error else []) + problems:
                     print(f"         {line}", file=sys.stderr)
-                print(f"         kernel log: {logs / (path.stem + '.log')}", file=sys.stderr)
+                print(f"         kernel log: {log}", file=sys.stderr)
                 break
     finally:
         if uses_lab:

@@ -70,7 +70,8 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # > available since 2026-01-15. SC-081 caps every publicly trusted certificate at 200 days
 # > since 2026-03-15, 100 days from 2027-03-15 and 47 days from 2029-03-15. When to renew is
 # > the CA's answer: **ARI** (ACME Renewal Information, RFC 9773) gives each certificate a
-# > suggested renewal window, and a renewal inside it is exempt from the rate limits.
+# > suggested renewal window; at Let's Encrypt a renewal ordered inside it (naming the old
+# > certificate with `replaces`) is exempt from the rate limits.
 # > Let's Encrypt no longer runs OCSP (revocation is by CRL) and no longer stores contact
 # > e-mail addresses. The lab's Pebble offers the same three profiles and ARI.
 #
@@ -100,9 +101,11 @@ display.table(display.CABF_POLICIES.items(), header=["policy OID", "meaning"])
 # token, you publish a TXT record at `_acme-challenge.<name>` whose value is derived from the
 # token and your account key's thumbprint (notebook 07), and the CA looks it up.
 #
-# DNS-01 is the only challenge that also works for wildcard names (`*.example.com`) and for
-# hosts that are not reachable from the internet — such as a domain served by Alibaba Cloud
-# CDN and API Gateway, where we control the DNS but not the web servers.
+# DNS-01 works for wildcard names (`*.example.com`) and for hosts that are not reachable from
+# the internet — such as a domain served by Alibaba Cloud CDN and API Gateway, where we
+# control the DNS but not the web servers. (`http-01` and `tls-alpn-01`, RFC 8737, need the CA
+# to reach the host and cannot prove a wildcard; the newer **dns-persist-01** can do both with
+# one standing record — on Let's Encrypt staging, not yet in production, as of mid-2026.)
 
 # %% [markdown]
 # The whole flow, which the notebooks walk through one step at a time:
@@ -217,7 +220,7 @@ print(f"{cdn}: {served.protocol}, serves our certificate (serial {served.serial_
 # | `ACMELAB_ACME` | `lab` (default), `staging` (Let's Encrypt staging), `production`, or any directory URL |
 # | `ACMELAB_PRODUCTION=yes` | required with `production`: real certificates, strict rate limits |
 # | `ACMELAB_DOMAIN` | your domain, hosted in Alibaba Cloud DNS (required outside the lab) |
-# | `ACMELAB_CONTACT` | e-mail for the ACME account (the CA's notices) |
+# | `ACMELAB_CONTACT` | e-mail for the ACME account (Pebble keeps it; Let's Encrypt keeps no contact since mid-2025) |
 # | `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET` | a RAM user's access key (see notebook 15 for least privilege) |
 # | `ACMELAB_CA_BUNDLE` | PEM file of the CA to trust, for a private ACME server's directory URL |
 # | `ACMELAB_COURSE_DIR` | where keys and CSRs are kept (default `notebooks/course/`) |

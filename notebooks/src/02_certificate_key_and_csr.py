@@ -107,6 +107,7 @@ print(pem[-1])
 from acmelab import course
 
 course_request = course.csr()
+print("saved as", course.relative(course.csr_path()))
 display.csr(course_request, title="the course's CSR")
 
 # %% [markdown]
@@ -120,6 +121,57 @@ print("certificate key is not the account key:",
       keys.thumbprint(course.certificate_key()) != keys.thumbprint(course.account_key()))
 
 # %% [markdown]
+# ## What comes back: a real Let's Encrypt certificate
+#
+# The CA turns the CSR into a certificate and adds what *it* vouches for. Here is a real one,
+# from Let's Encrypt in 2018 for `cryptography.io`, as the `cryptography_vectors` package ships
+# it (nothing is downloaded). `display.certificate` shows the basics — note the policy
+# `2.23.140.1.2.1`, **Domain Validated**, which notebook 00 promised, next to Let's Encrypt's
+# own policy OID:
+
+# %%
+import cryptography_vectors
+from cryptography import x509
+
+with cryptography_vectors.open_vector_file("x509/cryptography-scts.pem", "rb") as vector:
+    real = x509.load_pem_x509_certificate(vector.read())
+display.certificate(real, title="a real Let's Encrypt certificate (2018, from cryptography_vectors)")
+
+# %% [markdown]
+# And the extensions a client and an auditor read:
+#
+# * **Extended key usage**: what the key may be used for. `serverAuth` is TLS servers; this
+#   2018 certificate also has `clientAuth`, which Let's Encrypt's `classic` profile dropped on
+#   2026-02-11 (its Gen Y intermediates carry no client-auth EKU).
+# * **Authority Information Access**: where to fetch the issuer (`caIssuers`) and, in 2018,
+#   the **OCSP** responder. OCSP URLs left Let's Encrypt certificates on 2025-05-07 and the
+#   responders went off on 2025-08-06; today's certificates carry a **CRL distribution point**
+#   instead (revocation by CRL only, notebook 13). This one predates CRLs in leaves: it has none.
+# * **Signed Certificate Timestamps** (SCTs): promises from public **Certificate Transparency**
+#   logs (RFC 6962) that the certificate was logged before it was issued. Browsers require
+#   them, so every certificate Let's Encrypt issues — and every name in it — becomes public,
+#   searchable in CT logs (e.g. crt.sh) within minutes. Never put a secret in a name; a
+#   wildcard hides the individual hosts. (Pebble and the staging CA do not log publicly.)
+
+# %%
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+extensions = real.extensions
+usages = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth", ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
+print("extended key usage:", ", ".join(usages.get(oid, oid.dotted_string)
+                                       for oid in extensions.get_extension_for_class(x509.ExtendedKeyUsage).value))
+methods = {AuthorityInformationAccessOID.OCSP: "OCSP", AuthorityInformationAccessOID.CA_ISSUERS: "caIssuers"}
+for access in extensions.get_extension_for_class(x509.AuthorityInformationAccess).value:
+    print(f"AIA {methods[access.access_method]:10}", access.access_location.value)
+try:
+    points = extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    print("CRL distribution points:", [name.value for point in points for name in point.full_name])
+except x509.ExtensionNotFound:
+    print("CRL distribution points: none (2018: revocation was checked by OCSP)")
+for sct in extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value:
+    print(f"SCT: log {sct.log_id[:8].hex()}…, logged {sct.timestamp:%Y-%m-%d %H:%M} UTC, {sct.entry_type.name}")
+
+# %% [markdown]
 # ## Summary
 #
 # * Every certificate has its own key; it is never the account key.
@@ -127,6 +179,8 @@ print("certificate key is not the account key:",
 #   only as the leftmost label.
 # * The CSR carries the public key and the names, signed by the certificate key; the CA reads
 #   only those two things from it.
+# * The CA adds the rest: the DV policy OID `2.23.140.1.2.1`, the EKU, where to find the issuer
+#   and the CRL, and SCTs from Certificate Transparency logs — every certified name is public.
 #
 # ## Exercises
 #

@@ -97,8 +97,9 @@ display.json_view({key: value for key, value in directory["meta"].items() if key
 # value the server made up and will accept exactly once. That stops an eavesdropper (or a
 # confused proxy) from replaying a request, such as "revoke this certificate", later.
 #
-# The first nonce comes from `newNonce`. RFC 8555 §7.2 says a `HEAD` answers
-# `200 OK` and a `GET` answers `204 No Content`; both carry the nonce in the
+# The first nonce comes from `newNonce`. RFC 8555 §7.2: the server SHOULD answer a `HEAD`
+# with `200 OK` and MUST answer a `GET` with `204 No Content` (so a client that checks the
+# status should accept any 2xx for `HEAD`); both carry the nonce in the
 # **`Replay-Nonce`** header, and a `Link: rel="index"` back to the directory.
 
 # %%

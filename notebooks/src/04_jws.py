@@ -33,7 +33,7 @@
 # The header says **who** signs (`jwk`: the public key itself, or `kid`: the account URL),
 # **where** the request goes (`url`, which must equal the URL posted to, so a signed request
 # cannot be redirected elsewhere), and the **nonce** (good once). The server checks all three
-# before it reads the payload.
+# before it reads the payload. We sign with a key of our own, made only for this notebook:
 
 # %%
 import json
@@ -48,11 +48,6 @@ session = requests.Session()
 directory = session.get(target.directory_url, verify=trust, timeout=10).json()
 nonce = session.head(directory["newNonce"], verify=trust, timeout=10).headers["Replay-Nonce"]
 print("directory has", len(directory), "entries; first nonce", nonce)
-
-# %% [markdown]
-# We sign with a key of our own, made only for this notebook:
-
-# %%
 account_key = keys.generate_key("ec256")  # a throw-away account, for this notebook only
 print("signing with an", keys.key_type_of(account_key), "key")
 
@@ -126,12 +121,10 @@ for name, value in body.items():
 # %%
 response = session.post(directory["newAccount"], data=json.dumps(body), verify=trust, timeout=10,
                         headers={"Content-Type": "application/jose+json"})
-display.exchange(response, title="newAccount, signed by hand")
-
-# %%
 account_url = response.headers["Location"]
 next_nonce = response.headers["Replay-Nonce"]
 print(response.status_code, response.json()["status"])
+display.exchange(response, title="newAccount, signed by hand")
 
 # %% [markdown]
 # ## 5. Verify it, and break it
@@ -167,8 +160,6 @@ header = jws.verify(signed, account_key)["protected"]
 print("same alg, jwk and url as ours:",
       header["alg"] == protected["alg"], header["jwk"] == protected["jwk"], header["url"] == protected["url"])
 print("new nonce:", header["nonce"] == next_nonce)
-
-# %%
 again = session.post(directory["newAccount"], data=json.dumps(signed), verify=trust, timeout=10,
                      headers={"Content-Type": "application/jose+json"})
 print(again.status_code, again.reason, "- same account:", again.headers["Location"] == account_url)

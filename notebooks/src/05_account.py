@@ -14,9 +14,12 @@
 # ## What an account is
 #
 # An ACME account (RFC 8555 §7.1.2) is small: a `status` (`valid`, `deactivated` by you, or
-# `revoked` by the CA), optional `contact` URLs (e-mail addresses the CA may write to about
-# problems and policy changes; Let's Encrypt no longer sends expiry reminders, so watch expiry
-# yourself), whether you agreed to the terms of service, and the URL of its list of `orders`. Its
+# `revoked` by the CA), optional `contact` URLs (e-mail addresses the CA may write to), whether
+# you agreed to the terms of service, and the URL of its list of `orders`. Which server keeps
+# what: **Pebble** (the lab) stores and echoes contacts, so this notebook shows them; **Let's
+# Encrypt** keeps none since mid-2025 — it deleted the stored addresses, sends no expiry
+# e-mails, returns accounts without `contact` and ignores updates — so watch expiry yourself
+# (notebook 12). Its
 # *identity* is the public key; its *name* is its URL, which the CA returns in `Location` and
 # which every later request carries as `kid`.
 #
@@ -94,7 +97,8 @@ wire.summary()
 # ## Update the contacts
 #
 # To change the contacts, POST the new list to the account URL (§7.3.2). The list
-# *replaces* the old one; an empty list removes them all.
+# *replaces* the old one; an empty list removes them all. (At Pebble, as here; Let's Encrypt
+# answers the same request with an account that has no `contact` at all.)
 
 # %%
 with display.Wire(client) as wire:
@@ -154,8 +158,10 @@ display.jws(binding, title="externalAccountBinding (inner JWS)")
 # ## The course's account
 #
 # Now the account the rest of the course uses, signed by the account key from notebook 01.
-# `course.account_client()` sends `newAccount` (creating the account the first time, finding it
-# afterwards) and remembers its URL in the course folder:
+# `course.account_client()` looks the account up (`newAccount` with `onlyReturnExisting`,
+# §7.3.1), creates it if the CA has none for the key — saying so in one `course: created` line,
+# as every `course` helper does that makes something an earlier notebook would have made —
+# and remembers its URL in the course folder:
 
 # %%
 course_client = course.account_client()

@@ -16,7 +16,7 @@
 # An **order** (RFC 8555 §7.1.3) is a request for one certificate: the list of identifiers
 # (DNS names) it should contain. The CA answers with one **authorization** per identifier
 # (§7.1.4) — "prove you control this name" — and each authorization offers a few
-# **challenges** (§8): `http-01` (a file on a web server), `tls-alpn-01` (a special TLS
+# **challenges** (§8): `http-01` (a file on a web server), `tls-alpn-01` (RFC 8737, a special TLS
 # certificate), `dns-01` (a TXT record). Completing *one* challenge per authorization is
 # enough. When every authorization is `valid`, the order becomes `ready`, and we may
 # *finalize* it with the CSR (notebook 09).
@@ -171,9 +171,12 @@ for authorization in authorizations:
 #
 # A wildcard name is ordered as written, `*.example.com`; its authorization is for the base
 # name, `example.com`, with `"wildcard": true` — and Let's Encrypt and Pebble offer **only DNS
-# challenges** for it (`dns-01`; in the lab also its two newer relatives): the CA/Browser
-# Forum's rules do not allow `http-01` or `tls-alpn-01` for wildcards, since a web server
-# cannot prove control of every possible subdomain. We do not need this order, so
+# challenges** for it: the CA/Browser Forum's rules do not allow `http-01` or `tls-alpn-01`
+# for wildcards, since a web server cannot prove control of every possible subdomain.
+# `dns-01` is no longer the only DNS way: **dns-persist-01** (ballot SC-088) proves a wildcard
+# with one standing record that says `policy=wildcard` — and, like dns-01, works for hosts no
+# CA can reach over HTTP (notebook 07; on Let's Encrypt staging, not yet in production, as of
+# mid-2026). We do not need this order, so
 # we give its authorization up right away (**deactivate** it, §7.5.2); the order can then
 # never be finalized.
 
@@ -240,7 +243,8 @@ display.table(rows, header=["profile", "lifetime", "in hours"])
 # * Each authorization offers challenges; one valid challenge makes it valid. Check statuses:
 #   a CA may reuse valid authorizations.
 # * For CDN and API Gateway we use `dns-01`: a TXT record at `_acme-challenge.<name>`. Wildcards
-#   can only be proven with `dns-01`.
+#   need a DNS challenge: `dns-01`, or `dns-persist-01` with `policy=wildcard` (staging only,
+#   mid-2026).
 # * The order URL is saved in the course folder; notebook 07 answers its challenges.
 #
 # ## Exercises

@@ -244,21 +244,17 @@ for authorization in validated:
 
 # %% [markdown]
 # One valid challenge per authorization is enough: the other challenges of the same
-# authorization are simply never used. The validated authorization on the wire:
-
-# %%
-with display.Wire(client, tidy=display.sort_lists) as wire:
-    client.fetch_authorization(validated[0].url)
-wire
-
-# %% [markdown]
-# Every authorization is valid, so the order moves from `pending` to `ready` — it waits for
-# our CSR (notebook 09):
+# authorization are simply never used. Every authorization is valid, so the order moves from
+# `pending` to `ready` — it waits for our CSR (notebook 09). The order's status, then the
+# validated authorization on the wire:
 
 # %%
 order = client.poll_order(order.url, until=("ready", "invalid"))
 course.remember(order_url=order.url)
 print("order:", order.status)
+with display.Wire(client, tidy=display.sort_lists) as wire:
+    client.fetch_authorization(validated[0].url)
+wire
 
 # %% [markdown]
 # ## Cleanup
@@ -295,6 +291,43 @@ try:
 except ChallengeFailed as error:
     print(type(error.problem).__name__, "->", error.problem.detail)
 print("order:", client.fetch_order(doomed_order.url).status)
+
+# %% [markdown]
+# ## Delegating `_acme-challenge` with a CNAME
+#
+# The CA follows CNAME records when it looks up `_acme-challenge.<name>` — Let's Encrypt
+# documents this delegation for dns-01, and Pebble does the same. So the zone owner can point
+# `_acme-challenge.shop.example.com` once, by CNAME, at a name in **another zone** — say
+# `_acme-challenge.shop.example.net` — and the ACME job then needs write access to that other
+# zone only, never to the main one. The client must write the TXT record **at the end of the
+# chain**: a TXT next to a CNAME is not allowed (Alibaba Cloud answers
+# `DomainRecordConflict`). `AlidnsProvider.record_name` follows the chain (with dnspython, on
+# the authoritative servers; bounded and loop-safe), and `check_names` checks every name
+# *before* an order, so a target outside the account is a clear `DelegatedZoneMissing` instead
+# of a failed authorization. (The lab's account holds `example.com`, `example.net` and
+# `example.org`; notebook 14 issues a certificate through such a delegation.)
+
+# %%
+from acmelab.errors import DelegatedZoneMissing
+
+domain = course.target().domain
+delegations = {"shop": "_acme-challenge.shop.example.net",        # in a zone of the account
+               "ext": "_acme-challenge.ext.delegated.example"}     # in a zone of someone else
+made = [alidns.client.call("AddDomainRecord", "2015-01-09",
+                           {"DomainName": domain, "RR": f"_acme-challenge.{label}", "Type": "CNAME",
+                            "Value": target}, product="Alidns")["RecordId"]
+        for label, target in delegations.items()]
+try:
+    print("the TXT for shop goes to:", alidns.record_name(f"_acme-challenge.shop.{domain}"))
+    alidns.check_names([f"shop.{domain}", f"*.shop.{domain}"])
+    print("check_names: shop and *.shop can be validated")
+    try:
+        alidns.check_names([f"api.{domain}", f"ext.{domain}"])
+    except DelegatedZoneMissing as error:
+        print("ext:", error)
+finally:
+    for record_id in made:   # the delegations were for this demonstration only
+        alidns.client.call("DeleteDomainRecord", "2015-01-09", {"RecordId": record_id}, product="Alidns")
 
 # %% [markdown]
 # ## Two newer DNS challenges: dns-account-01 and dns-persist-01
@@ -384,7 +417,7 @@ for attempt in ("first", "second"):
 #   call with the access key secret, which never leaves the machine.
 # * Check the authoritative servers *before* answering; answer with `{}`; poll the
 #   authorization; a failure is final for that order.
-# * Remove every record you published, on every path; a CAA record without `letsencrypt.org`
+# * Remove every record you published, on every path; a closest CAA record set without `letsencrypt.org`
 #   makes validation fail.
 # * dns-account-01 puts the record at an account-specific name (parallel accounts);
 #   dns-persist-01 leaves one standing record naming CA and account, so renewals write no DNS

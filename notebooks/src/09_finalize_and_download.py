@@ -43,27 +43,57 @@ print("finalize URL:", order.finalize)
 
 # %%
 csr = course.csr()
+print("notebook 02's CSR:", course.relative(course.csr_path()))
 display.csr(csr)
 
 # %% [markdown]
-# ## Finalize
+# ## Finalize, by hand
 #
 # `finalize` is a POST to the order's `finalize` URL with one field: `csr`, the CSR in DER
-# form, base64url-encoded (§7.4). The CA answers with the order, now `processing`; signing
-# happens in the background, so the client polls the order (POST-as-GET) until it is `valid`.
-# The answer's `Retry-After` header says how long to wait before the first poll (the course's
-# lab asks for one second; Let's Encrypt sends one too); the client waits at least that long.
-# Here is the finalize request and its answer; `shorten=("csr",)` shows the CSR only by its
-# length (it is long and different at every run):
+# form, base64url-encoded (§7.4). Written by hand as in notebooks 06 and 07 — `jws.sign` with
+# the account's `kid` and a fresh nonce, `requests.post`. The CA answers with the order, now
+# `processing`; signing happens in the background. `shorten=("csr",)` shows the CSR only by
+# name (it is long and different at every run):
 
 # %%
-with display.Wire(client) as wire:
-    order = client.finalize(order, csr)
-display.exchange(wire.exchanges[0], tidy=display.sort_lists, shorten=("csr",))  # the polls follow it
+import requests
+from cryptography.hazmat.primitives import serialization
+
+from acmelab import jws
+
+csr_der = csr.public_bytes(serialization.Encoding.DER)
+body = jws.sign({"csr": jws.b64url(csr_der)}, client.account_key, url=order.finalize,
+                nonce=client.transport.new_nonce(), kid=client.account_url)
+finalized = requests.post(order.finalize, json=body, headers={"Content-Type": "application/jose+json"},
+                          verify=course.target().verify, timeout=30)
+display.exchange(finalized, tidy=display.sort_lists, shorten=("csr",))
+
+# %% [markdown]
+# ## Poll the order
+#
+# The answer's `Retry-After` says how long to wait before asking again (the lab's Pebble asks
+# for one second, as delay-seconds or as an HTTP date; Let's Encrypt sends one too). Then a
+# POST-as-GET of the order URL, until the status leaves `processing` — with a deadline, since
+# a CA may be slow, and a wait of at least a second, since a CA may send no `Retry-After` at
+# all. The client's `poll_order` reads the same order: the answer key.
 
 # %%
-print("order:", order.status)
-print("certificate URL:", order.certificate)
+import time
+
+from acmelab.transport import parse_retry_after
+
+order_json, answer = finalized.json(), finalized
+deadline = time.monotonic() + 60
+while order_json["status"] == "processing" and time.monotonic() < deadline:
+    time.sleep(max(1.0, min(parse_retry_after(answer.headers.get("Retry-After")) or 1.0, 10.0)))
+    answer = requests.post(order.url, headers={"Content-Type": "application/jose+json"},
+                           json=jws.sign(None, client.account_key, url=order.url,
+                                         nonce=client.transport.new_nonce(), kid=client.account_url),
+                           verify=course.target().verify, timeout=30)
+    order_json = answer.json()
+print("by hand: order", order_json["status"], "| certificate URL:", order_json.get("certificate"))
+order = client.poll_order(order.url, until=("valid", "invalid"))   # the answer key
+print("client:  order", order.status, "| same certificate URL:", order.certificate == order_json.get("certificate"))
 
 # %% [markdown]
 # ## Download the chain
@@ -74,10 +104,6 @@ print("certificate URL:", order.certificate)
 # (§7.4.2).
 
 # %%
-import requests
-
-from acmelab import jws
-
 body = jws.sign(None, client.account_key, url=order.certificate, nonce=client.transport.new_nonce(),
                 kid=client.account_url)   # POST-as-GET, by hand
 download = requests.post(order.certificate, json=body, headers={"Content-Type": "application/jose+json"},
@@ -161,8 +187,11 @@ print("preferred", wanted_root, "->", "the alternate" if preferred.url != chains
 # and checks signatures, validity dates, CA flags and the name. `cryptography` does the same
 # (RFC 5280 path validation with the Web PKI's rules). `course.trust_roots()` gives the
 # "trust store": in the lab, Pebble's roots from the lab's management API (`GET /roots/0`,
-# `/roots/1`); with Let's Encrypt, `None`, and we load the system's store, which contains
-# ISRG Root X1 and X2.
+# `/roots/1`); with `ACMELAB_ACME=staging`, Let's Encrypt's published **staging roots**, which
+# ship with acmelab (Pretend Pear X1, Bogus Broccoli X2 and the Gen Y staging roots Yonder Yam
+# YR and Yearning Yucca YE — in no browser's store, and never to be put in one); with
+# production, `None`, and we load the system's store, which holds ISRG Root X1 and X2 (and, as
+# browsers add them, Root YR and YE).
 
 # %%
 import certifi
@@ -170,7 +199,7 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 roots_pem = course.trust_roots()
-if roots_pem is None:   # Let's Encrypt: the trust store requests uses (certifi's Mozilla roots)
+if roots_pem is None:   # Let's Encrypt production: the store requests uses (certifi's Mozilla roots)
     roots = x509.load_pem_x509_certificates(open(certifi.where(), "rb").read())
 else:
     roots = [x509.load_pem_x509_certificate(pem.encode()) for pem in roots_pem]

@@ -33,6 +33,7 @@
 from acmelab import course, deploy, display
 
 certificate = course.issued_certificate()  # notebook 09's certificate, or issued now
+print("notebook 09's certificate:", course.relative(course.chain_path()))
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]
@@ -151,7 +152,9 @@ print("serial: ", api_installation.serial_hex)
 # connects, sends SNI, lets OpenSSL validate the served chain against the root we trust — in the
 # lab, Pebble's roots, since that CA signed our certificate — checks the name, and compares the
 # serial with ours. In the lab each service's edge listens on a loopback port; for real
-# services it is `<domain>:443` and the system's trust store.
+# services it is `<domain>:443`, with Let's Encrypt's staging roots (shipped with acmelab,
+# `course.trust_roots()` when `ACMELAB_ACME=staging`) or, for production, the system's trust
+# store.
 
 # %%
 lab = course.target().lab
@@ -183,8 +186,8 @@ display.table([[depth, subject] for depth, subject in enumerate(result.verified_
 # has no certificate for (the TLS alert `unrecognized_name`) — `cdn.example.org` is a second
 # CDN domain of the lab account, in another zone, that never got a certificate — and a chain
 # that does not lead to a root we trust: here we trust only the lab's own listener CA, not
-# Pebble's root. (Outside the lab there is no such second CA, `wrong_roots` is then the system
-# store and that second check passes instead of failing.)
+# Pebble's root. (Outside the lab there is no such second CA, `wrong_roots` is then
+# `course.trust_roots()` and that second check passes instead of failing.)
 
 # %%
 from acmelab.errors import DeployError

@@ -41,6 +41,7 @@
 from acmelab import course, display, pkcs12
 
 certificate = course.issued_certificate()  # notebook 09's certificate, or issued now
+print("notebook 09's certificate:", course.relative(course.chain_path()))
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]

@@ -30,6 +30,7 @@ import datetime as dt
 from acmelab import course, display
 
 certificate = course.issued_certificate()  # notebook 09's certificate, or issued now
+print("notebook 09's certificate:", course.relative(course.chain_path()))
 display.certificate(certificate.certificate_pem, title="the course's certificate")
 
 # %% [markdown]
@@ -129,8 +130,8 @@ print("explanation:    ", info.explanation_url)
 # Renewing is a new order for the same names, the same challenges, a new certificate — and a
 # **new key** (the old certificate may be revoked later, and a shared key would go with it).
 # The order names the certificate it replaces, `"replaces": "<certID>"` (RFC 9773 §5): the CA
-# links the two, and Let's Encrypt exempts a renewal inside the suggested window from its rate
-# limits. To keep the course's certificate as it is, we renew a throw-away one;
+# links the two, and at Let's Encrypt a renewal ordered inside the suggested window (naming the
+# old certificate with `replaces`) is exempt from the rate limits. To keep the course's certificate as it is, we renew a throw-away one;
 # `issue_certificate` does the flow of notebooks 06–09 in one call (notebook 14):
 
 # %%
@@ -217,7 +218,8 @@ else:
 #   `0x00` kept).
 # * A renewal is a new order with a new key and `replaces: <certID>`; a certificate is replaced
 #   once (`alreadyReplaced`). The CA can move the window into the past: check twice a day.
-# * At Let's Encrypt a renewal inside the suggested window is exempt from the rate limits.
+# * At Let's Encrypt a renewal ordered inside the suggested window (naming the old certificate
+#   with `replaces`) is exempt from the rate limits.
 #
 # ## Exercises
 #

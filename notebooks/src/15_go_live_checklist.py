@@ -71,7 +71,10 @@ display.json_view(course.ram_policy(wanted, zones), title="RAM policy for servic
 #    bound to its group (`SetDomain`) and its DNS is a CNAME to the group's subdomain; note the
 #    `GroupId` and the region. In mainland-China regions, both need an **ICP filing** for the
 #    domain first.
-# 3. If the domain has **CAA** records, one of them allows `letsencrypt.org`.
+# 3. If the domain has **CAA** records, one of them allows `letsencrypt.org`: the **closest**
+#    record set counts (the name's own, else its parent's, …), `issuewild` for wildcards, a
+#    set with only `iodef` restricts nothing; RFC 8657's `accounturi=` and
+#    `validationmethods=dns-01` can tie issuance to your account and method (notebook 07).
 # 4. A RAM user with the policy above; its AccessKey in `ALIBABA_CLOUD_ACCESS_KEY_ID` /
 #    `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (a secrets manager or the job's environment — never in a
 #    file in git, a notebook, or a command line).
@@ -83,19 +86,23 @@ display.json_view(course.ram_policy(wanted, zones), title="RAM policy for servic
 #    `ACMELAB_API_GROUP_ID=<GroupId>`; run notebooks 05–10, or
 #    `acmelab apply services.toml --directory staging`.
 # 6. Expect the TLS check to fail against the system trust store: staging chains lead to the
-#    staging roots ("(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2"); pass them with
-#    `--trust-root` to prove the installs.
+#    staging roots ("(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2" and the Gen Y
+#    "(STAGING) Yonder Yam Root YR", "(STAGING) Yearning Yucca Root YE"). The notebooks trust
+#    them by themselves (`course.trust_roots()`, shipped in `acmelab/data/`); for the command,
+#    pass that file with `--trust-root` to prove the installs.
 
 # %% [markdown]
 # **Production**
 #
 # 7. Only after staging works end to end: `ACMELAB_ACME=production` with
 #    `ACMELAB_PRODUCTION=yes`, or `acmelab apply services.toml --directory production --i-mean-production`.
-#    Production has real rate limits (Let's Encrypt, at the time of writing): 50 new
-#    certificates per registered domain per week; 5 certificates per week for the exact same
-#    set of names; 5 failed validations per hour for one name and account. Do not loop on
-#    failures, and keep the state directory so that nothing is issued twice. Renewals that
-#    name the old certificate with ARI's `replaces` (notebook 12) are exempt from these limits.
+#    Production has real rate limits (Let's Encrypt, as of mid-2026): 50 new certificates per
+#    registered domain per 7 days; 5 certificates per 7 days for the exact same set of names;
+#    5 failed authorizations per name and account per hour; 300 new orders per account per
+#    3 hours; a limit answers `429 rateLimited` with `Retry-After`. Do not loop on failures, and
+#    keep the state directory so that nothing is issued twice. At Let's Encrypt a renewal
+#    ordered inside the suggested window (naming the old certificate with `replaces`, notebook
+#    12) is exempt from the rate limits; one outside it counts like any other order.
 # 8. Run `acmelab renew` (or `apply`) daily from a timer; alert on a non-zero exit status. Back up
 #    the state directory (it holds the account key, mode 0600). If a **certificate key**
 #    leaked: revoke with reason `keyCompromise` and reissue with a new key. If the **account

@@ -97,3 +97,31 @@ def test_deploy_helpers_point_at_the_lab(course_on_lab, monkeypatch):
     assert course.api_group_id() == "0123456789abcdef0123456789abcdef"
     assert course.trust_roots() == course_on_lab.roots()
     assert course_on_lab.aliyun_access_key_secret not in repr(course.dns_provider())
+
+
+def test_helpers_that_recreate_an_earlier_notebook_say_so_once(course_on_lab, capsys):
+    client = course.account_client()            # a fresh course folder and a new account on this lab
+    created = [line for line in capsys.readouterr().out.splitlines() if line.startswith("course: created")]
+    assert created == ["course: created the account key course/lab/account.key (ec256, mode 0600; "
+                       "notebook 01 makes it)",
+                       f"course: created the course's account {client.account_url} (newAccount; "
+                       "notebook 05 makes it)"]
+    assert course.recall("account_url") == client.account_url
+    again = course.account_client()             # found (onlyReturnExisting): nothing created
+    assert again.account_url == client.account_url and capsys.readouterr().out == ""
+
+    course.remember(order_url=None)
+    order = course.ready_order(client)
+    assert capsys.readouterr().out.splitlines() == [
+        "course: created a new order for api.example.com, cdn.example.com, its dns-01 challenges answered: "
+        "ready (notebook 07 makes it ready; none ready was there)"]
+    assert course.ready_order(client).url == order.url and capsys.readouterr().out == ""
+
+    course.issued_certificate()
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == ("course: created a certificate for api.example.com, cdn.example.com, issued now and saved "
+                       "in course/lab/certificates/course/fullchain.pem (notebook 09 issues it; none current "
+                       "was there)")
+    assert sum(line.startswith("course: created the certificate key") for line in out) == 1
+    course.issued_certificate()
+    assert capsys.readouterr().out == ""

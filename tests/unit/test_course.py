@@ -60,6 +60,47 @@ def test_certificate_key_and_csr_are_separate_and_follow_the_names(staging):
     assert stat.S_IMODE(course.certificate_key_path().stat().st_mode) == 0o600
 
 
+def test_helpers_say_what_they_created_and_nothing_when_they_load(staging, capsys):
+    course.account_key()
+    course.csr()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "course: created the account key course/staging/account.key (ec256, mode 0600; notebook 01 makes it)",
+        "course: created the certificate key course/staging/certificates/course/privkey.pem "
+        "(ec256, mode 0600; notebook 02 makes it)",
+        "course: created the CSR course/staging/certificates/course/request.csr for api.example.org, "
+        "cdn.example.org (notebook 02 makes it)"]
+    course.account_key()
+    course.certificate_key()
+    course.csr()
+    assert capsys.readouterr().out == ""
+    course.csr(certificate_names=["www.example.org"])  # other names: a new CSR (the key is loaded)
+    assert capsys.readouterr().out.splitlines() == [
+        "course: created the CSR course/staging/certificates/course/request.csr for www.example.org "
+        "(notebook 02 makes it)"]
+
+
+def test_staging_trusts_the_published_staging_roots_offline(staging, monkeypatch):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    roots = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in course.trust_roots()]
+    names = [root.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value for root in roots]
+    assert names == ["(STAGING) Pretend Pear X1", "(STAGING) Bogus Broccoli X2",
+                     "(STAGING) Yonder Yam Root YR", "(STAGING) Yearning Yucca Root YE"]
+    for root in roots:
+        assert root.issuer == root.subject
+        root.verify_directly_issued_by(root)   # self-signed: InvalidSignature otherwise
+        assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert roots[0].fingerprint(hashes.SHA256()).hex() == \
+        "e70570a989f8565aabdf7cae27abd1621872d6a3f811e3fef27e3dba02912198"
+    assert roots[1].fingerprint(hashes.SHA256()).hex() == \
+        "9b2a339fe6a3e85585c4cd75536cb8c1cf7cd603b9a64bec2521858ae48da85d"
+    monkeypatch.setenv("ACMELAB_ACME", "production")
+    monkeypatch.setenv("ACMELAB_PRODUCTION", "yes")
+    assert course.trust_roots() is None   # production: the system's trust store
+
+
 def test_remember_and_recall(staging):
     assert course.recall("order_url") is None
     course.remember(order_url="https://example.org/order/1", count=2)
