@@ -406,3 +406,35 @@ def test_a_mistyped_command_gets_did_you_mean(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert err.startswith("usage: acmelab")
+
+
+def test_every_result_says_why():
+    from acmelab.cli.output import why
+    from acmelab.engine import ServiceResult
+
+    unchanged = ServiceResult("shop", "unchanged", "not due: 61.0 days left, renewal window opens 2027-01-29",
+                              serial_hex="05a1", verified=("cdn:cdn.example.com",))
+    assert why(unchanged) == "not due: 61.0 days left, renewal window opens 2027-01-29"
+    renewed = ServiceResult("shop", "renewed", "due: 20.0 days left", serial_hex="05a1",
+                            installed=("cdn:cdn.example.com", "cas", "slb:lb-1:443"),
+                            verified=("cdn:cdn.example.com", "slb:lb-1:443"))
+    assert why(renewed) == ("due: 20.0 days left; installed: cdn:cdn.example.com, slb:lb-1:443 "
+                            "(serial 05a1, handshake verified); installed: cas (serial 05a1, no handshake check)")
+    installed = ServiceResult("shop", "installed", "not due: 61.0 days left", serial_hex="05a1",
+                              installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
+    assert why(installed) == ("installed: cdn:cdn.example.com (serial 05a1, handshake verified); "
+                              "not due: 61.0 days left")
+    # a reason that already names the target (the engine's own wording) is taken as it is
+    told = ServiceResult("shop", "installed", "installed: cdn:cdn.example.com (serial 05a1, handshake verified)",
+                         serial_hex="05a1", installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
+    assert why(told) == told.reason
+    failed = ServiceResult("shop", "failed", "due: no certificate yet", error="CDN domain x.example.com not found")
+    assert why(failed) == "CDN domain x.example.com not found"
+
+
+def test_the_summary_table_shows_why(capsys):
+    from acmelab.engine import ServiceResult
+
+    result = ServiceResult("shop", "unchanged", "not due: 61.0 days left [ARI]", serial_hex="05a1")
+    assert cli._summary([result], as_json=False) == 0
+    assert "not due: 61.0 days left [ARI]" in capsys.readouterr().out   # brackets are text, not markup
