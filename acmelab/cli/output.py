@@ -102,23 +102,27 @@ def exit_status(counts: dict[str, int]) -> int:
 def why(result: Any) -> str:
     """One line saying what happened to a :class:`~acmelab.engine.ServiceResult`
     and why, from its fields as they are: the engine's ``reason`` (e.g.
-    ``"not due: 61.0 days left, ..."``), then the targets installed in this
-    run that the reason does not already name (``"installed:
-    cdn:cdn.example.com (serial 05a1..., handshake verified)"``).  For an
-    ``acmelab install`` (status ``installed``) the install comes first."""
+    ``"not due: 61.0 days left, ..."``), then what happened on the targets:
+    the engine's ``notes`` where it gives them (one per target, e.g.
+    ``"installed: cdn:cdn.example.com (serial 05a1..., handshake verified)"``),
+    else made here from ``installed`` / ``verified`` for the targets the
+    reason does not already name.  For an ``acmelab install`` (status
+    ``installed``) the targets come first."""
     if result.error:
         return result.error
-    new = [target for target in result.installed if target not in result.reason]
-    installs = [f"installed: {', '.join(targets)} (serial {result.serial_hex}, {check})"
-                for targets, check in (([t for t in new if t in result.verified], "handshake verified"),
-                                       ([t for t in new if t not in result.verified], "no handshake check"))
-                if targets]
+    targets = [note for note in getattr(result, "notes", ()) if note]
+    if not targets:
+        new = [target for target in result.installed if target not in result.reason]
+        targets = [f"installed: {', '.join(ids)} (serial {result.serial_hex}, {check})"
+                   for ids, check in (([t for t in new if t in result.verified], "handshake verified"),
+                                      ([t for t in new if t not in result.verified], "no handshake check"))
+                   if ids]
     reason = [result.reason] if result.reason else []
-    return "; ".join(installs + reason if result.status == "installed" else reason + installs)
+    return "; ".join(targets + reason if result.status == "installed" else reason + targets)
 
 
 _STYLE = {"issued": "green", "renewed": "green", "installed": "green", "unchanged": "", "failed": "red",
-          "interrupted": "yellow", "skipped": "yellow"}
+          "interrupted": "yellow", "skipped": "yellow", "scheduled": "yellow"}
 
 
 def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
@@ -151,7 +155,8 @@ def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
     table.add_column("note", overflow="fold", ratio=3)
     for r in results:
         note = "see below" if r.error else why(r)
-        table.add_row(r.name, f"[{_STYLE[r.status]}]{r.status}[/]" if _STYLE[r.status] else r.status,
+        style = _STYLE.get(r.status, "")
+        table.add_row(r.name, f"[{style}]{r.status}[/]" if style else r.status,
                       r.serial_hex or "", f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
                       str(len(r.installed)), str(len(r.verified)), Text(note))
     out = console()

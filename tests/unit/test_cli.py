@@ -438,3 +438,14 @@ def test_the_summary_table_shows_why(capsys):
     result = ServiceResult("shop", "unchanged", "not due: 61.0 days left [ARI]", serial_hex="05a1")
     assert cli._summary([result], as_json=False) == 0
     assert "not due: 61.0 days left [ARI]" in capsys.readouterr().out   # brackets are text, not markup
+
+
+def test_the_engines_notes_are_printed_as_they_are():
+    from types import SimpleNamespace
+
+    from acmelab.cli.output import why
+
+    result = SimpleNamespace(name="shop", status="unchanged", reason="not due: 61.0 days left", error=None,
+                             serial_hex="05a1", installed=(), verified=("cdn:cdn.example.com",),
+                             notes=("cdn:cdn.example.com: serves serial 05a1 (handshake verified)",))
+    assert why(result) == "not due: 61.0 days left; cdn:cdn.example.com: serves serial 05a1 (handshake verified)"
