@@ -27,12 +27,15 @@ Commands::
     acmelab list
     acmelab lab up|status|down
 
-Options of every command but ``lab`` (after the command name):
-``--directory lab|staging|production|URL`` (default ``lab``; production
-needs ``--i-mean-production``), ``--ca-bundle PEM`` (TLS trust for a private
-ACME server), ``--state-dir DIR`` (else ``$ACMELAB_STATE_DIR``, else
-``~/.acmelab``), ``--lab-dir DIR``, ``--json``, ``-v``/``-q``.  ``--json``,
-``-v`` and ``-q`` may also come before the command (``acmelab -vv issue ...``).
+Each command takes only the common options it uses
+(:func:`acmelab.cli.common.options`): the ACME server (``--directory
+lab|staging|production|URL``, default ``lab``; production needs
+``--i-mean-production``; ``--ca-bundle PEM``, ``--lab-dir DIR``), the state
+directory (``--state-dir DIR``, else ``$ACMELAB_STATE_DIR``, else
+``~/.acmelab``), Alibaba Cloud (``--region-id``, ``--aliyun-profile``), the
+TLS check (``--trust-root PEM``) and output (``--json``, ``-v``/``-q``; these
+three may also come before the command: ``acmelab -vv issue ...``).  A
+mistyped command is answered with the closest one ("did you mean").
 
 Secrets never come from the command line: Alibaba Cloud credentials from
 ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the
@@ -61,7 +64,7 @@ from typing import Sequence
 
 from acmelab.backends import DIRECTORIES, EAB_HMAC_KEY_ENV
 from acmelab.cli import account, certificates, install, lab
-from acmelab.cli.common import common_options
+from acmelab.cli.common import CommandParser
 from acmelab.cli.install import PFX_PASSWORD_ENV
 from acmelab.cli.lab import cmd_lab_down, cmd_lab_status, cmd_lab_up
 from acmelab.cli.output import EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_LOCKED, \
@@ -84,7 +87,7 @@ _summary = summary
 def build_parser() -> argparse.ArgumentParser:
     """The ``acmelab`` argument parser with every command group."""
     epilog = "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="acmelab", description="Learn Let's Encrypt's ACME v2 (RFC 8555) by doing it.",
         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     # the output options are accepted before the command too (acmelab -vv issue ...);
@@ -94,13 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="as the command's -v (-vv: debug)")
     parser.add_argument("-q", "--quiet", dest="global_quiet", action="store_true", help="as the command's -q")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = common_options()
-    account.add_commands(subparsers, common)
-    certificates.add_commands(subparsers, common)
-    install.add_install_commands(subparsers, common)
-    install.add_dns_commands(subparsers, common)
-    install.add_export_commands(subparsers, common)
-    certificates.add_listing_commands(subparsers, common)
+    account.add_commands(subparsers)
+    certificates.add_commands(subparsers)
+    install.add_install_commands(subparsers)
+    install.add_dns_commands(subparsers)
+    install.add_export_commands(subparsers)
+    certificates.add_listing_commands(subparsers)
     lab.add_commands(subparsers)
     return parser
 

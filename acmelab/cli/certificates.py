@@ -6,12 +6,14 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
 from pathlib import Path
 
 from acmelab import operations
 from acmelab.challenges import CHALLENGE_TYPES
-from acmelab.cli.common import backend_of, run_options, run_services, state_of
-from acmelab.cli.output import EXIT_OK, console, notify, print_json
+from acmelab.cli.common import OPTION_GROUPS, backend_of, options, run_engine, run_options, run_services, \
+    state_of
+from acmelab.cli.output import EXIT_OK, console, exit_status, notify, print_json, summary, why
 from acmelab.errors import AcmelabError, ConfigError, InputError
 
 logger = logging.getLogger("acmelab.cli")
@@ -36,8 +38,51 @@ def cmd_issue(args: argparse.Namespace) -> int:
     targets = Service.from_managed(previous).install if previous else ()
     service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue",
                       args.profile, args.challenge)
-    return run_services(args, [service], force=True, verify_installs=not args.skip_handshake_check,
-                        strict_preflight=True)
+    [result], backend, state = run_engine(args, [service], force=True,
+                                          verify_installs=not args.skip_handshake_check, strict_preflight=True)
+    managed = state.certificate(name, check_files=False) if result.ok else None
+    issued = _issued_json(managed, result) if managed is not None else None
+    if args.json or args.quiet or issued is None:
+        extra = {"directory_url": backend.directory_url, "state_dir": str(state.root)}
+        if args.json and issued is not None:
+            extra["certificate"] = issued
+        if args.json or args.quiet:
+            return summary([result], as_json=args.json, quiet=args.quiet, extra=extra)
+        print(f"acmelab: error: {result.name} {result.status}: {why(result)}", file=sys.stderr)
+        return exit_status({result.status: 1})
+    _print_issued(issued, result)
+    return exit_status({result.status: 1})
+
+
+#: what ``acmelab issue`` prints for each file of a certificate version
+_FILES = (("certificate", "cert.pem", ""), ("chain", "chain.pem", "intermediates"),
+          ("fullchain", "fullchain.pem", "certificate + chain: what most servers want"),
+          ("private_key", "privkey.pem", "mode 0600"))
+
+
+def _issued_json(managed, result) -> dict:
+    """The certificate ``acmelab issue`` made: name, serial, dates and its
+    files under ``current/`` (the symlink that follows renewals)."""
+    current = managed.version_dir.parent / "current"
+    return {"name": managed.name, "status": result.status, "names": list(managed.names),
+            "serial_hex": managed.serial_hex, "not_after": managed.not_after.isoformat(),
+            "profile": managed.profile, "key_type": managed.key_type,
+            "files": {key: str(current / file) for key, file, _note in _FILES},
+            "installed": list(result.installed), "verified": list(result.verified)}
+
+
+def _print_issued(issued: dict, result) -> None:
+    """``acmelab issue`` on a terminal: the certificate's name, serial and files."""
+    not_after = dt.datetime.fromisoformat(issued["not_after"])
+    print(f"{issued['status'].capitalize()} certificate {issued['name']!r}: serial {issued['serial_hex']}, "
+          f"valid until {not_after:%Y-%m-%d %H:%M} UTC"
+          + (f", profile {issued['profile']}" if issued["profile"] else "") + f", {issued['key_type']} key")
+    print(f"  {'names':<12} {', '.join(issued['names'])}")
+    for key, _file, note in _FILES:
+        print(f"  {key.replace('_', ' '):<12} {issued['files'][key]}" + (f"  ({note})" if note else ""))
+    for target in issued["installed"]:
+        print(f"  {'installed':<12} {target} "
+              f"({'handshake verified' if target in issued['verified'] else 'handshake not checked'})")
 
 
 def cmd_renew(args: argparse.Namespace) -> int:
@@ -183,16 +228,17 @@ def _reason(text: str) -> int:
                           f"{', '.join(r.name for r in ReasonCode)}") from None
 
 
-def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     from acmelab import keys
     from acmelab.client import ReasonCode
     from acmelab.config import DNS_PROVIDERS
 
     issue = subparsers.add_parser(
-        "issue", parents=[common], help="issue a certificate (dns-01) and store it",
-        description="Issue a certificate for the names by dns-01 (RFC 8555 §7.4, §8.4) and store it in the "
-                    "state directory.  Issuing again under an existing name replaces that certificate and "
-                    "installs the new one wherever the old one was installed.")
+        "issue", parents=options(*OPTION_GROUPS), help="issue a certificate (dns-01) and store it",
+        description="Issue a certificate for the names by a DNS challenge (RFC 8555 §7.4, §8.4) and store it in "
+                    "the state directory; prints its name, serial and the files to point a server at.  Issuing "
+                    "again under an existing name replaces that certificate and installs the new one wherever "
+                    "the old one was installed.")
     issue.add_argument("-d", "--domain", action="append", required=True, metavar="NAME",
                        help="DNS name (repeatable; the first is the CN; *.example.com for a wildcard)")
     issue.add_argument("--dns", choices=DNS_PROVIDERS, required=True, help="who publishes the TXT records")
@@ -209,13 +255,21 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     issue.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS check of earlier install targets")
     issue.set_defaults(func=cmd_issue, threshold=None, now=None)
 
-    renew = subparsers.add_parser("renew", parents=[common],
-                                  help="renew managed certificates that are due and reinstall them")
+    renew = subparsers.add_parser(
+        "renew", parents=options(*OPTION_GROUPS), help="renew managed certificates that are due and reinstall them",
+        description="Renew every managed certificate that is due -- ARI first (RFC 9773: the CA's suggested "
+                    "window), else with a third of its lifetime left -- and install it wherever the old one was "
+                    "installed, proven by a TLS handshake.  Safe to run daily: each result says why it was or "
+                    "was not renewed.")
     renew.add_argument("--name", action="append", metavar="CERT", help="only these certificates (repeatable)")
     run_options(renew)
     renew.set_defaults(func=cmd_renew)
 
-    revoke = subparsers.add_parser("revoke", parents=[common], help="revoke a certificate (RFC 8555 §7.6)")
+    revoke = subparsers.add_parser(
+        "revoke", parents=options("acme", "state", "output"), help="revoke a certificate (RFC 8555 §7.6)",
+        description="Revoke a managed certificate (by name) or a PEM file (RFC 8555 §7.6), signed with the "
+                    "account key or the certificate's own key.  A revoked managed certificate is replaced by the "
+                    "next 'acmelab renew' or 'apply'.")
     revoke.add_argument("certificate", metavar="CERT", help="a managed certificate's name, or a PEM file")
     revoke.add_argument("--reason", default="unspecified", metavar="R",
                         help="RFC 5280 reason: a number or one of " + ", ".join(r.name for r in ReasonCode))
@@ -226,14 +280,23 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     revoke.set_defaults(func=cmd_revoke)
 
 
-def add_listing_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    apply = subparsers.add_parser("apply", parents=[common],
-                                  help="bring every service of a services file to a valid installed certificate")
+def add_listing_commands(subparsers: argparse._SubParsersAction) -> None:
+    apply = subparsers.add_parser(
+        "apply", parents=options(*OPTION_GROUPS),
+        help="bring every service of a services file to a valid installed certificate",
+        description="Bring every service of a services file (TOML, see the README) to a valid certificate that "
+                    "is installed on its targets and proven by a TLS handshake: issue when there is none, when "
+                    "names, key type or profile changed, after a revocation or when due; install wherever the "
+                    "served serial is not the live one.  One failing service does not stop the others.")
     apply.add_argument("services_file", type=Path, metavar="services.toml")
     run_options(apply)
     apply.set_defaults(func=cmd_apply)
 
-    listing = subparsers.add_parser("list", parents=[common], help="list the managed certificates")
+    listing = subparsers.add_parser(
+        "list", parents=options("acme", "state", "output"), help="list the managed certificates",
+        description="List the managed certificates of the state directory: names, serial, profile, expiry, "
+                    "where installed, and why each is or is not due.  The CA's renewalInfo (ARI, RFC 9773) is "
+                    "asked only when its Retry-After has passed; a lab that is not running is not started.")
     listing.add_argument("--offline", action="store_true",
                          help="do not ask the CA's renewalInfo (ARI); show the stored windows")
     listing.set_defaults(func=cmd_list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import difflib
 import signal
 import sys
 import threading
@@ -16,31 +17,92 @@ from acmelab.cli.output import EXIT_OK, Progress, print_json, summary
 from acmelab.errors import ConfigError
 
 
-def common_options() -> argparse.ArgumentParser:
-    """The parent parser of every certificate command (``--directory`` ... ``-q``)."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("where and how")
+class CommandParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` that answers a mistyped command
+    (or sub-command) with the closest one (:func:`difflib.get_close_matches`):
+    ``acmelab isue`` -> ``unknown command 'isue'; did you mean 'issue'?``,
+    exit status 2.  Sub-parsers are made of the same class."""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            choices = list(action.choices)
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+            # "unknown command", or "unknown account command" under `acmelab account`
+            where = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+            hint = f"did you mean {close[0]!r}?" if close else f"choose from {', '.join(choices)}"
+            self.error(f"unknown {where}command {value!r}; {hint}")
+        super()._check_value(action, value)
+
+
+#: the option groups a command may take (:func:`options`): each command gets
+#: exactly the ones it reads, so ``acmelab <command> -h`` shows nothing it ignores
+OPTION_GROUPS = ("acme", "state", "cloud", "verify", "output")
+
+
+def _acme_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ACME server")
     group.add_argument("--directory", default="lab", metavar="lab|staging|production|URL",
                        help="ACME server (default: lab, the local Pebble; production needs --i-mean-production)")
     group.add_argument("--i-mean-production", action="store_true",
                        help="confirm --directory production (real, rate-limited certificates)")
     group.add_argument("--ca-bundle", type=Path, metavar="PEM",
                        help="CA bundle trusted for the ACME server's TLS (private CAs); never turns verification off")
-    group.add_argument("--state-dir", type=Path, metavar="DIR",
-                       help="state directory (default $ACMELAB_STATE_DIR, else ~/.acmelab)")
     group.add_argument("--lab-dir", type=Path, metavar="DIR",
                        help="lab run directory for --directory lab (default as 'acmelab lab up')")
+
+
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("state")
+    group.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="state directory (default $ACMELAB_STATE_DIR, else ~/.acmelab)")
+
+
+def _cloud_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Alibaba Cloud (outside the lab)")
     group.add_argument("--region-id", default="cn-hangzhou", help="Alibaba Cloud region (default cn-hangzhou)")
     group.add_argument("--aliyun-profile", metavar="NAME",
                        help="Alibaba Cloud credentials: this profile of the aliyun CLI's ~/.aliyun/config.json "
                             "(modes AK, StsToken, RamRoleArn, EcsRamRole); wins over the environment's keys")
+
+
+def _verify_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TLS check of installed certificates")
     group.add_argument("--trust-root", action="append", type=Path, metavar="PEM",
                        help="root(s) the installed chains must validate to in the TLS check "
                             "(default: the lab's Pebble roots, else the system store)")
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
     group.add_argument("--json", action="store_true", help="machine-readable JSON on stdout (no progress display)")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv: debug)")
     group.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
-    return common
+
+
+_ADDERS = {"acme": _acme_options, "state": _state_options, "cloud": _cloud_options,
+           "verify": _verify_options, "output": _output_options}
+
+
+def options(*groups: str) -> list[argparse.ArgumentParser]:
+    """Parent parsers with the named option groups (:data:`OPTION_GROUPS`):
+    ``acme`` (``--directory``, ``--i-mean-production``, ``--ca-bundle``,
+    ``--lab-dir``), ``state`` (``--state-dir``), ``cloud`` (``--region-id``,
+    ``--aliyun-profile``), ``verify`` (``--trust-root``), ``output``
+    (``--json``, ``-v``, ``-q``).  For ``add_parser(..., parents=options(...))``."""
+    unknown = set(groups) - set(OPTION_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown option groups {sorted(unknown)}")
+    parent = argparse.ArgumentParser(add_help=False)
+    for name in OPTION_GROUPS:        # one order in every command's help
+        if name in groups:
+            _ADDERS[name](parent)
+    return [parent]
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Every common option in one parent parser (what a command that works on
+    installed certificates takes: issue, renew, apply, install)."""
+    return options(*OPTION_GROUPS)[0]
 
 
 def run_options(parser: argparse.ArgumentParser) -> None:
@@ -113,19 +175,16 @@ def install_sigint(cancel: threading.Event):
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
-def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
-                 verify_installs: bool = True, strict_preflight: bool = False) -> int:
-    """Run the apply engine with a progress display; SIGINT stops it cleanly."""
+def run_engine(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
+               verify_installs: bool = True, strict_preflight: bool = False):
+    """Run the apply engine over ``services`` (at least one) with a progress
+    display; SIGINT stops it cleanly.  Returns (results, backend, state).
+    ``strict_preflight`` (``acmelab issue``): a missing target or zone is a
+    ConfigError (exit 2) before any order is placed."""
     from acmelab import operations
     from acmelab.engine import apply_services
     from acmelab.renewal import RenewalThreshold
 
-    if not services:
-        if args.json:
-            print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
-        elif not args.quiet:
-            print("No certificates to work on.")
-        return EXIT_OK
     threshold = RenewalThreshold.parse(args.threshold) if args.threshold else None
     now = parse_now(args.now)
     if args.concurrency < 1:
@@ -148,5 +207,18 @@ def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bo
     finally:
         for signum, handler in (previous or {}).items():
             signal.signal(signum, handler)
+    return results, backend, state
+
+
+def run_services(args: argparse.Namespace, services: Sequence[Any], *, force: bool = False,
+                 verify_installs: bool = True) -> int:
+    """Run the apply engine (:func:`run_engine`) and print the summary; the exit status."""
+    if not services:
+        if args.json:
+            print_json({"counts": {}, "exit_code": EXIT_OK, "services": []})
+        elif not args.quiet:
+            print("No certificates to work on.")
+        return EXIT_OK
+    results, backend, state = run_engine(args, services, force=force, verify_installs=verify_installs)
     return summary(results, as_json=args.json, quiet=args.quiet,
                    extra={"directory_url": backend.directory_url, "state_dir": str(state.root)})

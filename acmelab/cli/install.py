@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from acmelab import operations
-from acmelab.cli.common import backend_of, state_of
+from acmelab.cli.common import OPTION_GROUPS, backend_of, options, state_of
 from acmelab.cli.output import EXIT_OK, plural, print_json, summary
 from acmelab.errors import ConfigError, InputError, WouldOverwriteError
 
@@ -28,17 +28,25 @@ def cmd_install(args: argparse.Namespace) -> int:
     operations.managed_certificate(state, args.certificate)
     env = operations.environment(backend, state, verify_installs=not args.skip_handshake_check)
     result = operations.install(env, state, args.certificate, target)
+    # the note says "installed: cdn:cdn.example.com (serial ..., handshake verified); <why>"
     return summary([result], as_json=args.json, quiet=args.quiet)
 
 
-def add_install_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def add_install_commands(subparsers: argparse._SubParsersAction) -> None:
     from acmelab.deploy import DEPLOYERS
 
     names = ", ".join(DEPLOYERS)
-    install = subparsers.add_parser("install", help=f"install a managed certificate ({names})")
+    install = subparsers.add_parser(
+        "install", help=f"install a managed certificate ({names})",
+        description="Install a managed certificate on one Alibaba Cloud product, check it with a TLS handshake, "
+                    "and remember the target: 'renew' and 'apply' reinstall there.  The lab's Alibaba endpoint "
+                    "stands in for Alibaba Cloud with --directory lab.")
     products = install.add_subparsers(dest="product", required=True, metavar="{" + ",".join(DEPLOYERS) + "}")
     for product, deployer in DEPLOYERS.items():
-        parser = products.add_parser(product, parents=[common], help=deployer.api)
+        parser = products.add_parser(
+            product, parents=options(*OPTION_GROUPS), help=deployer.api,
+            description=f"Install a managed certificate through {deployer.api}, then check with a TLS handshake "
+                        "that the target serves its serial; the target is remembered for renewals.")
         parser.add_argument("certificate", metavar="CERT", help="managed certificate name")
         deployer.add_arguments(parser)
         parser.add_argument("--skip-handshake-check", action="store_true", help="skip the TLS handshake check")
@@ -79,15 +87,25 @@ def cmd_dns_persist_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_dns_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    dns = subparsers.add_parser("dns", help="DNS records acmelab keeps (dns-persist-01)")
+def add_dns_commands(subparsers: argparse._SubParsersAction) -> None:
+    dns = subparsers.add_parser(
+        "dns", help="DNS records acmelab keeps (dns-persist-01)",
+        description="DNS records acmelab leaves in place on purpose (dns-01 TXT records are always removed).")
     dns_commands = dns.add_subparsers(dest="dns_command", required=True, metavar="{persist}")
-    persist = dns_commands.add_parser("persist", help="the standing dns-persist-01 records, left in place by design")
+    persist = dns_commands.add_parser(
+        "persist", help="the standing dns-persist-01 records, left in place by design",
+        description="The standing dns-persist-01 records (_validation-persist.<name>, draft-ietf-acme-dns-persist): "
+                    "written once, they let every renewal validate without a new DNS record.")
     persist_commands = persist.add_subparsers(dest="persist_command", required=True, metavar="{list,remove}")
-    persist_list = persist_commands.add_parser("list", parents=[common], help="list them (no network)")
+    persist_list = persist_commands.add_parser(
+        "list", parents=options("state", "output"), help="list them (no network)",
+        description="List the standing dns-persist-01 records the state directory knows of (no network).")
     persist_list.set_defaults(func=cmd_dns_persist_list)
-    persist_remove = persist_commands.add_parser("remove", parents=[common],
-                                                 help="remove a certificate's standing records from DNS")
+    persist_remove = persist_commands.add_parser(
+        "remove", parents=options("acme", "state", "cloud", "output"),
+        help="remove a certificate's standing records from DNS",
+        description="Remove a certificate's standing dns-persist-01 records from DNS (the lab's, or Alibaba "
+                    "Cloud DNS); its next renewal then writes a dns-01 record again or a new standing one.")
     persist_remove.add_argument("certificate", metavar="CERT", help="managed certificate name")
     persist_remove.set_defaults(func=cmd_dns_persist_remove)
 
@@ -152,11 +170,17 @@ def cmd_export_pfx(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_export_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    export = subparsers.add_parser("export", help="export a managed certificate")
+def add_export_commands(subparsers: argparse._SubParsersAction) -> None:
+    export = subparsers.add_parser(
+        "export", help="export a managed certificate",
+        description="Export a managed certificate with its key in another format (no network).")
     formats = export.add_subparsers(dest="format", required=True, metavar="{pfx}")
-    pfx = formats.add_parser("pfx", parents=[common], help="PKCS#12 for Windows IIS",
-                             allow_abbrev=False)  # "--password" must not pass for --password-file
+    pfx = formats.add_parser(
+        "pfx", parents=options("state", "output"), help="PKCS#12 for Windows IIS",
+        description="Write the certificate, its chain and key as PKCS#12 (.pfx, mode 0600) for Windows IIS.  "
+                    "The password comes from --password-file, $" + PFX_PASSWORD_ENV + " or a prompt, never "
+                    "from the command line.",
+        allow_abbrev=False)  # "--password" must not pass for --password-file
     pfx.add_argument("certificate", metavar="CERT", help="managed certificate name")
     pfx.add_argument("--profile", choices=("modern", "legacy"), required=True,
                      help="modern: AES-256/SHA-256 (Windows Server 2019+); legacy: 3DES/SHA-1 (2016 and older)")

@@ -203,14 +203,22 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    lab_parser = subparsers.add_parser("lab", help="the local ACME lab (Pebble, mock DNS, Alibaba endpoint)")
+    lab_parser = subparsers.add_parser(
+        "lab", help="the local ACME lab (Pebble, mock DNS, Alibaba endpoint)",
+        description="The local ACME lab on 127.0.0.1: the pinned Pebble build (the CA), pebble-challtestsrv "
+                    "(mock DNS) and the offline Alibaba Cloud endpoint (DNS, CDN, API Gateway, CAS, SLB), "
+                    "with its run directory (default $ACMELAB_LAB_DIR, else .lab/).")
     commands = lab_parser.add_subparsers(dest="lab_command", required=True, metavar="{up,status,down}")
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--run-dir", type=Path, default=None,
                             help="lab run directory (default $ACMELAB_LAB_DIR, else .lab/ in the repo)")
 
-    up = commands.add_parser("up", help="start the lab in the background (no-op if it is up)")
+    up = commands.add_parser(
+        "up", help="start the lab in the background (no-op if it is up)",
+        description="Start the lab in the background and print where everything listens (directory URL, CA "
+                    "bundle to trust, management URLs; no secrets).  If a lab is already up in the run directory "
+                    "it is kept, and options it does not match are named in a warning.")
     common(up)
     up.add_argument("--json", action="store_true", help="print the lab's info as JSON (no secrets)")
     up.add_argument("--free-ports", action="store_true", help="use free ephemeral ports instead of the defaults")
@@ -235,14 +243,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     help="seconds added to every Alibaba endpoint answer (default 0)")
     up.set_defaults(func=cmd_lab_up)
 
-    status = commands.add_parser("status", help="show the running lab (exit status 3 if none)")
+    status = commands.add_parser(
+        "status", help="show the running lab (exit status 3 if none)",
+        description="Show the lab running in the run directory (exit status 3 if none); --inventory lists what "
+                    "its Alibaba Cloud account holds: zones, CDN domains, API groups, load balancers.")
     common(status)
     status.add_argument("--json", action="store_true", help="print the lab's info as JSON (no secrets)")
     status.add_argument("--inventory", action="store_true",
                         help="list the lab account's zones, CDN domains, API groups and load balancers")
     status.set_defaults(func=cmd_lab_status)
 
-    down = commands.add_parser("down", help="stop the processes the lab started")
+    down = commands.add_parser(
+        "down", help="stop the processes the lab started",
+        description="Stop exactly the processes 'acmelab lab up' started in the run directory (by their pid "
+                    "files); nothing else is touched.")
     common(down)
     down.set_defaults(func=cmd_lab_down)
 

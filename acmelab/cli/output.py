@@ -99,6 +99,28 @@ def exit_status(counts: dict[str, int]) -> int:
     return EXIT_OK
 
 
+def why(result: Any) -> str:
+    """One line saying what happened to a :class:`~acmelab.engine.ServiceResult`
+    and why, from its fields as they are: the engine's ``reason`` (e.g.
+    ``"not due: 61.0 days left, ..."``), then what happened on the targets:
+    the engine's ``notes`` where it gives them (one per target, e.g.
+    ``"installed: cdn:cdn.example.com (serial 05a1..., handshake verified)"``),
+    else made here from ``installed`` / ``verified`` for the targets the
+    reason does not already name.  For an ``acmelab install`` (status
+    ``installed``) the targets come first."""
+    if result.error:
+        return result.error
+    targets = [note for note in result.notes if note]
+    if not targets:
+        new = [target for target in result.installed if target not in result.reason]
+        targets = [f"installed: {', '.join(ids)} (serial {result.serial_hex}, {check})"
+                   for ids, check in (([t for t in new if t in result.verified], "handshake verified"),
+                                      ([t for t in new if t not in result.verified], "no handshake check"))
+                   if ids]
+    reason = [result.reason] if result.reason else []
+    return "; ".join(targets + reason if result.status == "installed" else reason + targets)
+
+
 _STYLE = {"issued": "green", "renewed": "green", "installed": "green", "unchanged": "", "failed": "red",
           "interrupted": "yellow", "skipped": "yellow", "scheduled": "yellow"}
 
@@ -107,7 +129,8 @@ def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
             extra: dict[str, Any] | None = None) -> int:
     """Print the summary of :class:`~acmelab.engine.ServiceResult` objects
     (rich table, or JSON; with ``quiet`` only the services that are not ok,
-    on stderr); return the exit status (:func:`exit_status`)."""
+    on stderr); return the exit status (:func:`exit_status`).  Every row's
+    note says why (:func:`why`)."""
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
@@ -119,9 +142,10 @@ def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
     if quiet:
         for r in results:
             if not r.ok:
-                print(f"acmelab: {r.name} {r.status}: {r.error or r.reason}", file=sys.stderr)
+                print(f"acmelab: {r.name} {r.status}: {why(r)}", file=sys.stderr)
         return code
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{plural(len(results), 'service')}: "
                         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -130,10 +154,11 @@ def summary(results: Sequence[Any], *, as_json: bool, quiet: bool = False,
         table.add_column(column, no_wrap=column != "serial", overflow="fold")
     table.add_column("note", overflow="fold", ratio=3)
     for r in results:
-        note = "see below" if r.error else r.reason
-        table.add_row(r.name, f"[{_STYLE[r.status]}]{r.status}[/]" if _STYLE[r.status] else r.status,
+        note = "see below" if r.error else why(r)
+        style = _STYLE.get(r.status, "")
+        table.add_row(r.name, f"[{style}]{r.status}[/]" if style else r.status,
                       r.serial_hex or "", f"{r.not_after:%Y-%m-%d}" if r.not_after else "",
-                      str(len(r.installed)), str(len(r.verified)), note)
+                      str(len(r.installed)), str(len(r.verified)), Text(note))
     out = console()
     out.print(table)
     for r in results:

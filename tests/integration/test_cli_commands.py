@@ -27,7 +27,8 @@ def run(lab, tmp_path, capsys):
     state = tmp_path / "state"
 
     def call(*argv: str, json_out: bool = True):
-        extra = ["--lab-dir", str(lab.run_dir), "--state-dir", str(state)] + (["--json"] if json_out else [])
+        where = [] if tuple(argv[:2]) == ("export", "pfx") else ["--lab-dir", str(lab.run_dir)]  # no network
+        extra = [*where, "--state-dir", str(state)] + (["--json"] if json_out else [])
         if argv[0] == "lab":
             extra = []
         code = cli.main([*argv, *extra])

@@ -23,7 +23,8 @@ def run(lab, tmp_path, capsys):
     state = tmp_path / "state"
 
     def call(*argv: str):
-        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
+        where = [] if tuple(argv[:3]) == ("dns", "persist", "list") else ["--lab-dir", str(lab.run_dir)]  # no network
+        code = cli.main([*argv, *where, "--state-dir", str(state), "--json"])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

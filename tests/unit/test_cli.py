@@ -326,3 +326,126 @@ def test_stdout_closed_early_is_no_traceback(tmp_path, command):
     err = process.stderr.read().decode()
     assert process.wait(timeout=60) == cli.EXIT_BROKEN_PIPE
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err
+
+
+# --------------------------------------------------------------------------
+# Issue #14's CLI polish: descriptions, only the options a command uses,
+# "did you mean"
+# --------------------------------------------------------------------------
+
+def parser_at(path: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = cli.build_parser()
+    for name in path:
+        [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = subparsers.choices[name]
+    return parser
+
+
+GROUPS = sorted({path[:i] for path in EXPECTED for i in range(1, len(path))})
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED) + GROUPS)
+def test_every_command_has_a_description(path, capsys):
+    description = parser_at(path).description
+    assert description and len(description) > 40, path
+    with pytest.raises(SystemExit):
+        cli.main([*path, "--help"])
+    assert description.split()[0] in capsys.readouterr().out
+
+
+ACME = {"--directory", "--i-mean-production", "--ca-bundle", "--lab-dir"}
+STATE = {"--state-dir"}
+CLOUD = {"--region-id", "--aliyun-profile"}
+VERIFY = {"--trust-root"}
+OUTPUT = {"--json", "--verbose", "--quiet"}
+COMMON = ACME | STATE | CLOUD | VERIFY | OUTPUT
+#: the common options each command reads -- nothing it would ignore
+USES = {
+    **{("account", c): ACME | STATE | OUTPUT for c in ("create", "show", "update", "rollover", "deactivate")},
+    ("issue",): COMMON, ("renew",): COMMON, ("apply",): COMMON,
+    **{("install", p): COMMON for p in ("cdn", "apigateway", "cas", "slb")},
+    ("revoke",): ACME | STATE | OUTPUT, ("list",): ACME | STATE | OUTPUT,
+    ("dns", "persist", "list"): STATE | OUTPUT, ("dns", "persist", "remove"): ACME | STATE | CLOUD | OUTPUT,
+    ("export", "pfx"): STATE | OUTPUT,
+    ("lab", "up"): {"--json"}, ("lab", "status"): {"--json"}, ("lab", "down"): set(),
+}
+
+
+def test_the_table_of_used_options_covers_every_command():
+    assert set(USES) == EXPECTED
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_a_command_shows_only_the_common_options_it_uses(path):
+    shown = {option for action in parser_at(path)._actions for option in action.option_strings
+             if option.startswith("--")}
+    assert shown & COMMON == USES[path]
+
+
+def test_an_option_a_command_does_not_use_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "pfx", "shop", "--profile", "modern", "--directory", "staging",
+                  "--state-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --directory staging" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["isue"], "unknown command 'isue'; did you mean 'issue'?"),
+    (["reneww"], "unknown command 'reneww'; did you mean 'renew'?"),
+    (["account", "creat"], "unknown account command 'creat'; did you mean 'create'?"),
+    (["install", "sbl", "shop"], "unknown install command 'sbl'; did you mean 'slb'?"),
+    (["dns", "persist", "lst"], "unknown dns persist command 'lst'; did you mean 'list'?"),
+    (["lab", "stauts"], "unknown lab command 'stauts'; did you mean 'status'?"),
+    (["-v", "xyzzy"], "unknown command 'xyzzy'; choose from account, issue, renew,"),
+])
+def test_a_mistyped_command_gets_did_you_mean(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("usage: acmelab")
+
+
+def test_every_result_says_why():
+    from acmelab.cli.output import why
+    from acmelab.engine import ServiceResult
+
+    unchanged = ServiceResult("shop", "unchanged", "not due: 61.0 days left, renewal window opens 2027-01-29",
+                              serial_hex="05a1", verified=("cdn:cdn.example.com",))
+    assert why(unchanged) == "not due: 61.0 days left, renewal window opens 2027-01-29"
+    renewed = ServiceResult("shop", "renewed", "due: 20.0 days left", serial_hex="05a1",
+                            installed=("cdn:cdn.example.com", "cas", "slb:lb-1:443"),
+                            verified=("cdn:cdn.example.com", "slb:lb-1:443"))
+    assert why(renewed) == ("due: 20.0 days left; installed: cdn:cdn.example.com, slb:lb-1:443 "
+                            "(serial 05a1, handshake verified); installed: cas (serial 05a1, no handshake check)")
+    installed = ServiceResult("shop", "installed", "not due: 61.0 days left", serial_hex="05a1",
+                              installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
+    assert why(installed) == ("installed: cdn:cdn.example.com (serial 05a1, handshake verified); "
+                              "not due: 61.0 days left")
+    # a reason that already names the target (the engine's own wording) is taken as it is
+    told = ServiceResult("shop", "installed", "installed: cdn:cdn.example.com (serial 05a1, handshake verified)",
+                         serial_hex="05a1", installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
+    assert why(told) == told.reason
+    failed = ServiceResult("shop", "failed", "due: no certificate yet", error="CDN domain x.example.com not found")
+    assert why(failed) == "CDN domain x.example.com not found"
+
+
+def test_the_summary_table_shows_why(capsys):
+    from acmelab.engine import ServiceResult
+
+    result = ServiceResult("shop", "unchanged", "not due: 61.0 days left [ARI]", serial_hex="05a1")
+    assert cli._summary([result], as_json=False) == 0
+    assert "not due: 61.0 days left [ARI]" in capsys.readouterr().out   # brackets are text, not markup
+
+
+def test_the_engines_notes_are_printed_as_they_are():
+    from types import SimpleNamespace
+
+    from acmelab.cli.output import why
+
+    result = SimpleNamespace(name="shop", status="unchanged", reason="not due: 61.0 days left", error=None,
+                             serial_hex="05a1", installed=(), verified=("cdn:cdn.example.com",),
+                             notes=("cdn:cdn.example.com: serves serial 05a1 (handshake verified)",))
+    assert why(result) == "not due: 61.0 days left; cdn:cdn.example.com: serves serial 05a1 (handshake verified)"
