@@ -126,7 +126,7 @@ RAM_POLICY_HINTS: dict[str, str] = {
                "and alidns:DescribeSubDomainRecords"),
     "cdn": "the system policy AliyunCDNFullAccess (or a custom policy allowing cdn:SetCdnDomainSSLCertificate and cdn:DescribeDomainCertificateInfo)",
     "cloudapi": "the system policy AliyunApiGatewayFullAccess (or a custom policy allowing apigateway:SetDomainCertificate)",
-    "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate)",
+    "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate and yundun-cert:DeleteUserCertificate)",
 }
 
 class _StringToSignFilter(logging.Filter):

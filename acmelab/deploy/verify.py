@@ -146,6 +146,43 @@ def _handshake(connection: SSL.Connection, sock: socket.socket, deadline: float,
             raise DeployError(f"TLS handshake with {where} timed out")
 
 
+def _fetch_chain(server_name: str, host: str, port: int, root_pem, timeout: float, where: str):
+    """Connect, hand-shake with SNI ``server_name`` validating against
+    ``root_pem``; returns (served chain, verified chain, protocol name).
+    Raises DeployError naming ``where`` (and each validation failure)."""
+    failures: list[str] = []
+    context = _context(root_pem, failures)
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise DeployError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setblocking(False)
+        connection = SSL.Connection(context, sock)
+        connection.set_tlsext_host_name(server_name.encode("ascii"))
+        connection.set_connect_state()
+        try:
+            _handshake(connection, sock, deadline, where)
+        except SSL.Error as exc:
+            if failures:
+                raise DeployError(f"the certificate served at {where} does not validate: "
+                                  + "; ".join(failures)) from None
+            raise DeployError(f"TLS handshake with {where} failed: {exc}") from None
+        except OSError as exc:
+            raise DeployError(f"TLS handshake with {where} failed: {exc}") from None
+        served = connection.get_peer_cert_chain(as_cryptography=True) or []
+        verified = connection.get_verified_chain(as_cryptography=True) or []
+        protocol = connection.get_protocol_version_name()
+        try:
+            connection.shutdown()
+        except SSL.Error:
+            pass
+    finally:
+        sock.close()
+    return served, verified, protocol
+
+
 def verify(server_name: str, host: str | None = None, port: int = 443, *,
            root_pem: str | bytes | Iterable | None = None, expected_serial_hex: str | None = None,
            timeout: float = 10.0) -> ServedCertificate:
@@ -178,36 +215,7 @@ def verify(server_name: str, host: str | None = None, port: int = 443, *,
     server_name = normalize_domain(server_name)
     host = host or server_name
     where = f"{host}:{port} (SNI {server_name})"
-    failures: list[str] = []
-    context = _context(root_pem, failures)
-    deadline = time.monotonic() + timeout
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise DeployError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-    try:
-        sock.setblocking(False)
-        connection = SSL.Connection(context, sock)
-        connection.set_tlsext_host_name(server_name.encode("ascii"))
-        connection.set_connect_state()
-        try:
-            _handshake(connection, sock, deadline, where)
-        except SSL.Error as exc:
-            if failures:
-                raise DeployError(f"the certificate served at {where} does not validate: "
-                                  + "; ".join(failures)) from None
-            raise DeployError(f"TLS handshake with {where} failed: {exc}") from None
-        except OSError as exc:
-            raise DeployError(f"TLS handshake with {where} failed: {exc}") from None
-        served = connection.get_peer_cert_chain(as_cryptography=True) or []
-        verified = connection.get_verified_chain(as_cryptography=True) or []
-        protocol = connection.get_protocol_version_name()
-        try:
-            connection.shutdown()
-        except SSL.Error:
-            pass
-    finally:
-        sock.close()
+    served, verified, protocol = _fetch_chain(server_name, host, port, root_pem, timeout, where)
     if not served:
         raise DeployError(f"{where} presented no certificate")
     leaf = served[0]
