@@ -301,19 +301,22 @@ class RenewalPolicy:
         if changed is not None:
             return changed
         replaces = _replaces(certificate)
-        left = _days(certificate.not_after - now) + " left"
+        remaining = certificate.not_after - now
+        left = f"{_days(remaining)} left" if remaining >= dt.timedelta(0) else f"expired {_days(-remaining)} ago"
         if self.use_ari and ari is not None and ari.info is not None and ari.renew_at is not None:
             window = (ari.info.start, ari.info.end)
             moment = min(ari.renew_at, ari.info.end)
             why = f"renewal window {_when(window[0])} .. {_when(window[1])} (ARI)"
             if now >= moment:
-                return Decision(True, f"due: {left}, inside the CA's {why}", replaces, window, ari.next_check)
+                where = "inside" if now <= window[1] else "past the end of"
+                return Decision(True, f"due: {left}, {where} the CA's {why}", replaces, window, ari.next_check)
             own = self.threshold.renew_after(certificate.not_before, certificate.not_after)
             if self.threshold_always and now >= own:
                 return Decision(True, f"due: {left}, under the threshold {self.threshold} (before the CA's {why})",
                                 replaces, window, ari.next_check)
-            opens = "renewal window open" if now >= window[0] else f"renewal window opens {_when(window[0])}"
-            return Decision(False, f"not due: {left}, {opens}; the CA's {why}, renewing at {_when(moment)}",
+            state = (f"is open: {_when(window[0])} .. {_when(window[1])} (ARI)" if now >= window[0]
+                     else f"opens {_when(window[0])}, until {_when(window[1])} (ARI)")
+            return Decision(False, f"not due: {left}, the CA's renewal window {state}, renewing at {_when(moment)}",
                             None, window, ari.next_check, moment)
         moment = self.threshold.renew_after(certificate.not_before, certificate.not_after)
         fallback = f"renew with {self.threshold} left"

@@ -126,7 +126,9 @@ def test_a_window_moved_into_the_past_renews_on_a_plain_renew(run, lab):
     code, out, err = run("renew", "--name", name)
     result = json.loads(out)["services"][0]
     assert code == 0 and result["status"] == "renewed", err
-    assert "inside the CA's renewal window 2020-01-01T00:00:00Z .. 2020-01-02T00:00:00Z (ARI)" in result["reason"]
+    # a window already over: due, and the reason says where "now" is
+    assert "past the end of the CA's renewal window 2020-01-01T00:00:00Z .. 2020-01-02T00:00:00Z (ARI)" \
+        in result["reason"]
     assert _leaf(run, name).serial_number != before.serial_number
 
 

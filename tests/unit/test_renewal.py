@@ -58,6 +58,8 @@ def test_ari_window_decides_before_the_lifetime_rule():
     assert early.renew_at == START + dt.timedelta(days=11)
     late = policy.decide(managed(), START + dt.timedelta(days=11, seconds=1), ari=ari)
     assert late.due and "inside the CA's renewal window" in late.reason
+    past = policy.decide(managed(), START + dt.timedelta(days=12, seconds=1), ari=ari)
+    assert past.due and "past the end of the CA's renewal window" in past.reason
     # ARI off: the lifetime rule
     assert not RenewalPolicy(use_ari=False).decide(managed(), START + dt.timedelta(days=11, seconds=1), ari=ari).due
 
