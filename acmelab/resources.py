@@ -39,9 +39,10 @@ from acmelab.errors import AcmeProblem, InputError, ProtocolError
 class ReasonCode(IntEnum):
     """Certificate revocation reasons (RFC 5280 §5.3.1; RFC 8555 §7.6).
 
-    Value 7 is unused in RFC 5280.  Let's Encrypt (and Pebble) accept only
+    Value 7 is unused in RFC 5280.  Let's Encrypt accepts only
     unspecified, keyCompromise, superseded, cessationOfOperation and
-    affiliationChanged from subscribers.
+    affiliationChanged from subscribers (:data:`SUBSCRIBER_REASONS`); Pebble
+    also takes certificateHold.
     """
 
     unspecified = 0
@@ -54,6 +55,12 @@ class ReasonCode(IntEnum):
     removeFromCRL = 8
     privilegeWithdrawn = 9
     aACompromise = 10
+
+
+#: the reasons Let's Encrypt accepts in a subscriber's revokeCert (its
+#: revocation policy; the others are refused with ``badRevocationReason``)
+SUBSCRIBER_REASONS = (ReasonCode.unspecified, ReasonCode.keyCompromise, ReasonCode.affiliationChanged,
+                      ReasonCode.superseded, ReasonCode.cessationOfOperation)
 
 
 def _identifier(value: Any, where: str) -> dict[str, str]:

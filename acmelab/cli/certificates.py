@@ -217,21 +217,22 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _reason(text: str) -> int:
-    from acmelab.client import ReasonCode
+    """``--reason``: a number or a name (any case) of the reasons Let's
+    Encrypt accepts from subscribers (:data:`acmelab.resources.SUBSCRIBER_REASONS`)."""
+    from acmelab.resources import SUBSCRIBER_REASONS
 
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(ReasonCode[text])
-    except KeyError:
-        raise ConfigError(f"--reason {text!r}: use a number or one of "
-                          f"{', '.join(r.name for r in ReasonCode)}") from None
+    for reason in SUBSCRIBER_REASONS:
+        if text.strip().lower() in (reason.name.lower(), str(int(reason))):
+            return int(reason)
+    raise ConfigError(f"--reason {text!r}: use one of "
+                      + ", ".join(f"{r.name} ({int(r)})" for r in SUBSCRIBER_REASONS)
+                      + " (the reasons Let's Encrypt accepts from subscribers)")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     from acmelab import keys
-    from acmelab.client import ReasonCode
     from acmelab.config import DNS_PROVIDERS
+    from acmelab.resources import SUBSCRIBER_REASONS
 
     issue = subparsers.add_parser(
         "issue", parents=options(*OPTION_GROUPS), help="issue a certificate (dns-01) and store it",
@@ -272,7 +273,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                     "next 'acmelab renew' or 'apply'.")
     revoke.add_argument("certificate", metavar="CERT", help="a managed certificate's name, or a PEM file")
     revoke.add_argument("--reason", default="unspecified", metavar="R",
-                        help="RFC 5280 reason: a number or one of " + ", ".join(r.name for r in ReasonCode))
+                        help="RFC 5280 reason, a number or a name: " + ", ".join(r.name for r in SUBSCRIBER_REASONS)
+                             + " (what Let's Encrypt accepts from subscribers; default unspecified)")
     revoke.add_argument("--key", type=Path, metavar="PEM",
                         help="sign with this certificate key instead of the account key (e.g. a lost account)")
     revoke.add_argument("--sign-with-certificate-key", action="store_true",

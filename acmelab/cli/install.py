@@ -153,6 +153,10 @@ def cmd_export_pfx(args: argparse.Namespace) -> int:
     if args.out is not None and str(args.out) == "-":
         raise ConfigError("--out -: a PKCS#12 bundle is binary and holds the private key, so it is not "
                           "written to stdout; give a file name")
+    if managed.revoked:   # exporting is allowed (e.g. to look at it), but say it plainly
+        print(f"acmelab: warning: {managed.name} (serial {managed.serial_hex}) was revoked; "
+              "a server given this bundle serves a revoked certificate ('acmelab renew' replaces it)",
+              file=sys.stderr)
     password = _pfx_password(args)
     out = Path(args.out or f"{managed.name}.pfx")
     try:

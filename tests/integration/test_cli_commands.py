@@ -161,6 +161,9 @@ def test_issue_install_revoke_renew_export(run, lab, tmp_path):
     assert code == 0
     status = lab.cert_status(issued["serial_hex"])
     assert status["Status"] == "Revoked" and int(status["Reason"]) == 1
+    code, _, err = run("export", "pfx", domain, "--profile", "modern", "--no-password",
+                       "--out", str(tmp_path / "revoked.pfx"))
+    assert code == 0 and f"{domain} (serial {issued['serial_hex']}) was revoked" in err
     code, out, _ = run("renew")
     [renewed] = json.loads(out)["services"]
     assert code == 0, renewed["error"]

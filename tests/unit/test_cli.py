@@ -175,6 +175,18 @@ def test_bad_revocation_reason(tmp_path, capsys):
     assert "keyCompromise" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["certificateHold", "6", "cACompromise", "2"])
+def test_revocation_reasons_lets_encrypt_refuses_are_refused_before_sending(text, tmp_path, capsys):
+    assert cli.main(["revoke", "shop", "--reason", text, "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE
+    assert "the reasons Let's Encrypt accepts" in capsys.readouterr().err
+
+
+def test_revocation_reason_names_in_any_case():
+    from acmelab.cli.certificates import _reason
+
+    assert [_reason(t) for t in ("keycompromise", "KeyCompromise", "1", " superseded ")] == [1, 1, 1, 4]
+
+
 def test_deactivate_needs_yes(tmp_path, capsys):
     assert cli.main(["account", "deactivate", "--state-dir", str(tmp_path)]) == cli.EXIT_USAGE
     assert "--yes" in capsys.readouterr().err
