@@ -139,7 +139,8 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         ignored = _ignored_lab_options(args, info, pebble_env, eab_keys)
         if ignored:
             print(f"acmelab: warning: a lab is already running in {info.run_dir}; it is kept and these "
-                  f"options are ignored: {', '.join(ignored)} (run `acmelab lab down` first to change them)",
+                  f"options are ignored: {', '.join(ignored)} (run `acmelab lab down"
+                  + (f" --run-dir {args.run_dir}" if args.run_dir else "") + "` first to change them)",
                   file=sys.stderr)
     else:
         info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
