@@ -461,3 +461,11 @@ def test_the_engines_notes_are_printed_as_they_are():
                              serial_hex="05a1", installed=(), verified=("cdn:cdn.example.com",),
                              notes=("cdn:cdn.example.com: serves serial 05a1 (handshake verified)",))
     assert why(result) == "not due: 61.0 days left; cdn:cdn.example.com: serves serial 05a1 (handshake verified)"
+
+
+def test_a_lab_dir_where_no_lab_runs_is_an_error_not_a_new_lab(tmp_path, capsys):
+    missing = tmp_path / "no-lab-here"
+    code = cli.main(["account", "create", "--lab-dir", str(missing), "--state-dir", str(tmp_path / "state")])
+    assert code == cli.EXIT_USAGE
+    assert f"lab up --run-dir {missing}" in capsys.readouterr().err
+    assert not missing.exists() and not (tmp_path / "state" / "accounts").exists()
