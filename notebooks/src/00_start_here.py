@@ -207,7 +207,8 @@ print(f"{cdn}: {served.protocol}, serves our certificate (serial {served.serial_
 # That is all a renewal job does, too. The rest of the series takes these three calls apart:
 # the keys (01–02), the directory and nonces (03), signing (04), the account (05), the order
 # (06), the challenge (07–08), finalize and download (09), installing (10–11), renewal (12),
-# revocation (13), automation (14) and going live (15).
+# revocation (13), automation (14) and going live (15); then 16 breaks things on purpose
+# and reads what the CA says.
 
 # %% [markdown]
 # ## Pointing the course at Let's Encrypt and a real Alibaba Cloud account
