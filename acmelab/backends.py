@@ -16,21 +16,26 @@ EAB (RFC 8555 §7.3.4)         ``--eab-kid`` + HMAC key from env   the lab's own
 an account the CA forgot      an error: register it again         registered again (a restart forgets)
 ============================  ==================================  =====================================
 
-:func:`open_backend` turns ``--directory lab|staging|production|URL`` into one.
+:func:`open_backend` turns ``--directory lab|staging|production|URL`` into one;
+:class:`Environment` is what the engine is handed: a backend and the ACME
+account, with one ACME / DNS / Alibaba client per thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from acmelab.config import InstallTarget
 from acmelab.errors import ConfigError, InputError
 
 __all__ = [
     "DIRECTORIES", "LETSENCRYPT_PRODUCTION", "LETSENCRYPT_STAGING", "EAB_HMAC_KEY_ENV", "Backend", "CloudBackend",
-    "LabBackend", "backend_for", "directory_url", "open_backend",
+    "Environment", "LabBackend", "backend_for", "directory_url", "open_backend",
 ]
 
 logger = logging.getLogger(__name__)
@@ -265,3 +270,99 @@ def open_backend(choice: str, *, lab_dir: Path | None = None, ca_bundle: Path | 
                           region_id=region_id)
     return CloudBackend(directory_url(choice, production_confirmed=production_confirmed),
                         str(ca_bundle) if ca_bundle else True, trust_roots=trust_roots, region_id=region_id)
+
+
+@dataclass
+class Environment:
+    """What the engine talks to: a :class:`~acmelab.backends.Backend` (the
+    ACME server, DNS, the Alibaba Cloud API, where TLS checks connect) and
+    the ACME account, with one ACME / DNS / Alibaba client per thread.
+
+    Build it with :meth:`for_backend`; the field form
+    ``Environment(directory_url, acme_verify, account_key, account_url,
+    lab=..., trust_roots=...)`` makes the backend itself (a
+    :class:`~acmelab.backends.LabBackend` when ``lab`` is given).
+
+    Attributes:
+        directory_url: the ACME directory URL.
+        acme_verify: ``True`` or a CA bundle path for the ACME server's TLS.
+        account_key, account_url: the ACME account (RFC 8555 §7.3).
+        lab: the lab's ``LabInfo`` or None (only to build the backend).
+        trust_roots: PEM roots the served chains must validate to; None =
+            the system store (the lab: Pebble's roots).
+        verify_installs: do the TLS handshake after installing.
+        region_id: Alibaba Cloud region of the API Gateway groups.
+        backend: the backend (made from the fields above when not given).
+    """
+
+    directory_url: str = ""
+    acme_verify: bool | str = True
+    account_key: Any = field(default=None, repr=False)
+    account_url: str | None = None
+    lab: Any = None
+    trust_roots: list[str] | None = field(default=None, repr=False)
+    verify_installs: bool = True
+    region_id: str = "cn-hangzhou"
+    backend: Backend | None = None
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = backend_for(self.directory_url, self.acme_verify, lab=self.lab,
+                                       trust_roots=self.trust_roots, region_id=self.region_id)
+        backend = self.backend
+        self.directory_url, self.acme_verify = backend.directory_url, backend.acme_verify
+        self.trust_roots, self.region_id, self.lab = backend.trust_roots, backend.region_id, backend.lab
+
+    @classmethod
+    def for_backend(cls, backend: Backend, account_key: Any, account_url: str | None, *,
+                    verify_installs: bool = True) -> "Environment":
+        """The environment of ``backend`` with this ACME account."""
+        return cls(account_key=account_key, account_url=account_url, verify_installs=verify_installs,
+                   backend=backend)
+
+    def _cached(self, name: str, make: Callable[[], Any]) -> Any:
+        value = getattr(self._local, name, None)
+        if value is None:
+            value = make()
+            setattr(self._local, name, value)
+        return value
+
+    def acme_client(self):
+        """This thread's :class:`acmelab.client.AcmeClient` (not thread-safe, so one per thread)."""
+        return self._cached("acme", lambda: self.backend.acme_client(self.account_key, self.account_url))
+
+    def dns_provider(self, kind: str, region_id: str | None = None):
+        """This thread's DNS-01 provider ``kind`` (:data:`acmelab.dns.PROVIDERS`)
+        for the site of ``region_id`` (default: the backend's region).
+
+        Raises ConfigError: unknown, or lab-only (``challtestsrv``) outside the lab."""
+        cache = self._cached("dns", dict)
+        if (kind, region_id) not in cache:
+            cache[kind, region_id] = self.backend.dns_provider(kind, region_id) if region_id \
+                else self.backend.dns_provider(kind)
+        return cache[kind, region_id]
+
+    def aliyun_client(self, region_id: str | None = None):
+        """This thread's :class:`acmelab.aliyun.AliyunClient` (the backend's)
+        for ``region_id`` (default: the backend's region)."""
+        cache = self._cached("aliyun", dict)
+        if region_id not in cache:
+            cache[region_id] = self.backend.aliyun_client(region_id) if region_id else self.backend.aliyun_client()
+        return cache[region_id]
+
+    def handshake(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, str, int] | None:
+        """``(server_name, host, port)`` of the TLS check of ``target``, or
+        None if it cannot be checked (CAS, wildcard domains, verification off)."""
+        if not self.verify_installs:
+            return None
+        where = target.deployer.handshake(target, names)
+        if where is None:
+            return None
+        server_name, port = where
+        return (server_name, *self.backend.handshake_address(target, server_name, port))
+
+    def verify_location(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, int] | None:
+        """``(host, port)`` where ``target`` serves HTTPS, or None (see :meth:`handshake`)."""
+        where = self.handshake(target, names)
+        return None if where is None else where[1:]

@@ -213,6 +213,20 @@ def _options(merged: Mapping[str, Any], where: str) -> tuple[str, str, str | Non
     return dns, key_type, preferred, profile, challenge
 
 
+def _domains(merged: Mapping[str, Any], where: str, source: str) -> list[str]:
+    """A service's ``domains``, normalised; at least one.  Raises ConfigError
+    (a string instead of a list names the service, if it has a name)."""
+    if "domains" in merged and not isinstance(merged["domains"], list):
+        named = f"{source} service {merged['name']!r}" if isinstance(merged.get("name"), str) else where
+        raise _fail(named, f"domains must be a list of DNS names, e.g. domains = [{merged['domains']!r}], "
+                           f"not a {type(merged['domains']).__name__}")
+    domains = [normalized_domain(d, where) for d in string_list(merged.get("domains"), where, "domains")] \
+        if "domains" in merged else []
+    if not domains:
+        raise _fail(where, "domains is required (at least one DNS name)")
+    return domains
+
+
 def parse_services(document: Mapping[str, Any], *, source: str = "services file") -> list[Service]:
     """Services from a parsed services file (the dict :mod:`tomllib` gives).
 
@@ -246,14 +260,7 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         if unknown:
             raise _fail(where, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SERVICE_KEYS))}")
         merged = {**defaults, **entry}
-        if "domains" in merged and not isinstance(merged["domains"], list):
-            named = f"{source} service {merged['name']!r}" if isinstance(merged.get("name"), str) else where
-            raise _fail(named, f"domains must be a list of DNS names, e.g. domains = [{merged['domains']!r}], "
-                               f"not a {type(merged['domains']).__name__}")
-        domains = [normalized_domain(d, where) for d in string_list(merged.get("domains"), where, "domains")] \
-            if "domains" in merged else []
-        if not domains:
-            raise _fail(where, "domains is required (at least one DNS name)")
+        domains = _domains(merged, where, source)
         try:
             name = check_certificate_name(merged["name"]) if "name" in merged else certificate_name_for(domains[0])
         except InputError as error:

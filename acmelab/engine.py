@@ -7,9 +7,9 @@ desired state, under the service's lock in the state directory:
 
 0. **not before**: a service the CA rate-limited (429 ``rateLimited``
    with a long ``Retry-After``, RFC 8555 §6.6) is skipped, status
-   ``"scheduled"``, until the time it named (:func:`scheduled_until`);
+   ``"scheduled"``, until the time it named (:mod:`acmelab.rate_limits`);
    **one owner per target**: a target another certificate owns (installed
-   there last, :func:`target_owners`) is a ConfigError naming both for a
+   there last, :mod:`acmelab.ownership`) is a ConfigError naming both for a
    services-file service, and given up by a stored one (``renew``), so two
    certificates never install over each other;
 1. **decide** (:class:`acmelab.renewal.RenewalPolicy`, ARI first, then the
@@ -17,7 +17,7 @@ desired state, under the service's lock in the state directory:
    from another ACME server (staging -> production), its names, key type
    or profile changed, it was revoked, or it is due -- the reason always
    says why, or why not ("not due: 61.0 days left, renewal window opens ...");
-2. **preflight** (:func:`preflight`), only when a certificate is to be
+2. **preflight** (:func:`acmelab.delivery.preflight`), only when a certificate is to be
    ordered, before the order: every target is covered by the names and
    exists in the account (each :meth:`acmelab.deploy.Deployer.preflight`),
    and DNS can write every ``_acme-challenge`` record (the zone is in the
@@ -26,10 +26,11 @@ desired state, under the service's lock in the state directory:
    stored atomically (:mod:`acmelab.state`), every TXT record noted in the
    DNS journal (:mod:`acmelab.journal`).  ``RateLimited`` with a
    ``Retry-After`` records "not before" (step 0) and the run goes on;
-4. **install** on every target whose record does not carry the live serial,
-   through the target's :class:`~acmelab.deploy.Deployer` (its preflight
-   with the Alibaba Cloud client first), then
-   :meth:`~acmelab.deploy.Deployer.retire` what the previous install left.
+4. **install** (:mod:`acmelab.delivery`, as steps 5 and 6) on every target
+   whose record does not carry the live serial, through the target's
+   :class:`~acmelab.deploy.Deployer` (its preflight with the Alibaba Cloud
+   client first), then :meth:`~acmelab.deploy.Deployer.retire` what the
+   previous install left.
    With CAS-first delivery (``service.delivery = "cas"``) the carrier (CAS)
    is a target of its own, first, and the products that can bind it (CDN)
    are given its ``CertId`` instead of the key;
@@ -48,7 +49,7 @@ not started are reported ``interrupted``, running ones stop at their next
 step, and every DNS record they published is removed on the way out.
 
 Everything outside -- the ACME server, DNS, the Alibaba Cloud API, where a
-TLS check connects -- comes from the :class:`Environment`'s
+TLS check connects -- comes from the :class:`~acmelab.backends.Environment`'s
 :class:`~acmelab.backends.Backend` (the cloud or the lab); the engine never
 asks which.
 """
@@ -62,18 +63,23 @@ import logging
 import threading
 import time
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from acmelab.backends import Backend, backend_for
-from acmelab.certificates import chain_leads_to, same_serial
+from acmelab.backends import Environment
+from acmelab.certificates import chain_leads_to
 from acmelab.config import InstallTarget, Service
-from acmelab.errors import AcmelabError, ConfigError, DelegatedZoneMissing, DeployError, DnsError, Interrupted, \
-    RateLimited, StateError, StateLocked
+from acmelab.delivery import install_and_verify, preflight, prune_superseded
+from acmelab.errors import AcmelabError, ConfigError, Interrupted, RateLimited, StateError, StateLocked
 from acmelab.journal import JournaledDns, remove_leftovers
+from acmelab.ownership import check_not_taken_over, forget_target, target_owners
+from acmelab.rate_limits import schedule, scheduled_until
 from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
 from acmelab.state import ManagedCertificate, StateDir
 
+#: ``Environment`` (:mod:`acmelab.backends`), ``preflight`` (:mod:`acmelab.delivery`), ``target_owners`` and
+#: ``forget_target`` (:mod:`acmelab.ownership`), ``schedule`` and ``scheduled_until`` (:mod:`acmelab.rate_limits`)
+#: live in their own modules and are importable from here too
 __all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "Environment", "ServiceResult", "apply_services",
            "chain_leads_to", "forget_target", "preflight", "process_service", "refresh_renewal_info", "schedule",
            "scheduled_until", "target_owners"]
@@ -88,231 +94,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 16
 #: the reason of a ``"skipped"`` result
 SKIPPED_LOCKED = "locked by another run"
-
-
-# --------------------------------------------------------------------------
-# Where things run
-# --------------------------------------------------------------------------
-
-@dataclass
-class Environment:
-    """What the engine talks to: a :class:`~acmelab.backends.Backend` (the
-    ACME server, DNS, the Alibaba Cloud API, where TLS checks connect) and
-    the ACME account, with one ACME / DNS / Alibaba client per thread.
-
-    Build it with :meth:`for_backend`; the field form
-    ``Environment(directory_url, acme_verify, account_key, account_url,
-    lab=..., trust_roots=...)`` makes the backend itself (a
-    :class:`~acmelab.backends.LabBackend` when ``lab`` is given).
-
-    Attributes:
-        directory_url: the ACME directory URL.
-        acme_verify: ``True`` or a CA bundle path for the ACME server's TLS.
-        account_key, account_url: the ACME account (RFC 8555 §7.3).
-        lab: the lab's ``LabInfo`` or None (only to build the backend).
-        trust_roots: PEM roots the served chains must validate to; None =
-            the system store (the lab: Pebble's roots).
-        verify_installs: do the TLS handshake after installing.
-        region_id: Alibaba Cloud region of the API Gateway groups.
-        backend: the backend (made from the fields above when not given).
-    """
-
-    directory_url: str = ""
-    acme_verify: bool | str = True
-    account_key: Any = field(default=None, repr=False)
-    account_url: str | None = None
-    lab: Any = None
-    trust_roots: list[str] | None = field(default=None, repr=False)
-    verify_installs: bool = True
-    region_id: str = "cn-hangzhou"
-    backend: Backend | None = None
-    _local: threading.local = field(default_factory=threading.local, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.backend is None:
-            self.backend = backend_for(self.directory_url, self.acme_verify, lab=self.lab,
-                                       trust_roots=self.trust_roots, region_id=self.region_id)
-        backend = self.backend
-        self.directory_url, self.acme_verify = backend.directory_url, backend.acme_verify
-        self.trust_roots, self.region_id, self.lab = backend.trust_roots, backend.region_id, backend.lab
-
-    @classmethod
-    def for_backend(cls, backend: Backend, account_key: Any, account_url: str | None, *,
-                    verify_installs: bool = True) -> "Environment":
-        """The environment of ``backend`` with this ACME account."""
-        return cls(account_key=account_key, account_url=account_url, verify_installs=verify_installs,
-                   backend=backend)
-
-    def _cached(self, name: str, make: Callable[[], Any]) -> Any:
-        value = getattr(self._local, name, None)
-        if value is None:
-            value = make()
-            setattr(self._local, name, value)
-        return value
-
-    def acme_client(self):
-        """This thread's :class:`acmelab.client.AcmeClient` (not thread-safe, so one per thread)."""
-        return self._cached("acme", lambda: self.backend.acme_client(self.account_key, self.account_url))
-
-    def dns_provider(self, kind: str, region_id: str | None = None):
-        """This thread's DNS-01 provider ``kind`` (:data:`acmelab.dns.PROVIDERS`)
-        for the site of ``region_id`` (default: the backend's region).
-
-        Raises ConfigError: unknown, or lab-only (``challtestsrv``) outside the lab."""
-        cache = self._cached("dns", dict)
-        if (kind, region_id) not in cache:
-            cache[kind, region_id] = self.backend.dns_provider(kind, region_id) if region_id \
-                else self.backend.dns_provider(kind)
-        return cache[kind, region_id]
-
-    def aliyun_client(self, region_id: str | None = None):
-        """This thread's :class:`acmelab.aliyun.AliyunClient` (the backend's)
-        for ``region_id`` (default: the backend's region)."""
-        cache = self._cached("aliyun", dict)
-        if region_id not in cache:
-            cache[region_id] = self.backend.aliyun_client(region_id) if region_id else self.backend.aliyun_client()
-        return cache[region_id]
-
-    def handshake(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, str, int] | None:
-        """``(server_name, host, port)`` of the TLS check of ``target``, or
-        None if it cannot be checked (CAS, wildcard domains, verification off)."""
-        if not self.verify_installs:
-            return None
-        where = target.deployer.handshake(target, names)
-        if where is None:
-            return None
-        server_name, port = where
-        return (server_name, *self.backend.handshake_address(target, server_name, port))
-
-    def verify_location(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, int] | None:
-        """``(host, port)`` where ``target`` serves HTTPS, or None (see :meth:`handshake`)."""
-        where = self.handshake(target, names)
-        return None if where is None else where[1:]
-
-
-# --------------------------------------------------------------------------
-# One target: install, retire the old one, verify
-# --------------------------------------------------------------------------
-
-def _verify(target: InstallTarget, managed: ManagedCertificate, env: Environment) -> bool:
-    """TLS handshake with the target; True if it serves the live serial,
-    False if there is nothing to check.  Raises DeployError otherwise."""
-    where = env.handshake(target, managed.names)
-    if where is None:
-        return False
-    from acmelab.deploy.verify import verify
-
-    server_name, host, port = where
-    verify(server_name, host=host, port=port, root_pem=env.trust_roots, expected_serial_hex=managed.serial_hex)
-    return True
-
-
-def _carrier(target: InstallTarget, managed: ManagedCertificate, service: Service,
-             env: Environment) -> dict[str, Any] | None:
-    """What ``target`` binds instead of receiving the key, with CAS-first
-    delivery (``service.delivery``): the carrier's install record of the
-    live version plus the CDN ``CertRegion``; None for direct delivery, a
-    product that cannot bind it, or no carrier upload of this version yet."""
-    if service.delivery == "direct" or service.delivery not in target.deployer.binds:
-        return None
-    record = managed.installed.get(InstallTarget(service.delivery).id)
-    if not record or not same_serial(record.get("serial_hex"), managed.serial_hex) or not record.get("cert_id"):
-        return None
-    from acmelab.deploy.regions import cert_region
-
-    return {**record, "cert_region": service.cert_region or cert_region(service.region or env.region_id)}
-
-
-def _install(target: InstallTarget, managed: ManagedCertificate, service: Service, env: Environment,
-             state: StateDir) -> ManagedCertificate:
-    """Send the live certificate to ``target`` (its deployer's preflight
-    first), record it, and retire what the previous install left behind.
-    A carrier's superseded uploads (CAS) are listed in its record
-    (``superseded``) until :func:`_prune_superseded` removes them."""
-    deployer = target.deployer
-    client = env.aliyun_client(service.region)
-    deployer.preflight(client, target, managed.names)
-    previous = managed.installed.get(target.id)
-    options = {}
-    carrier = _carrier(target, managed, service, env)
-    if carrier is not None:
-        options["carrier"] = carrier
-    installation = deployer.install(client, target, managed.fullchain_pem(), managed.load_key(),
-                                    label=f"{service.name}-{managed.serial_hex[:16]}", names=managed.names,
-                                    **options)
-    record = {**target.to_dict(), "serial_hex": managed.serial_hex,
-              "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "name": installation.name, "cert_id": installation.cert_id}
-    if carrier is not None:
-        record["via"] = service.delivery
-    if deployer.carrier:
-        superseded = list((previous or {}).get("superseded") or ())
-        if previous and previous.get("cert_id") and previous.get("cert_id") != installation.cert_id:
-            superseded.append({k: previous.get(k) for k in ("cert_id", "name", "serial_hex")})
-        record["superseded"] = superseded
-    managed = state.record_install(service.name, target.id, record)
-    logger.info("%s: installed serial %s on %s", service.name, managed.serial_hex, target.id)
-    try:
-        deployer.retire(client, target, previous, installation)
-    except AcmelabError as error:   # the new one is in place; the old one stays listed in the product
-        logger.warning("%s: %s: could not remove the superseded certificate: %s", service.name, target.id, error)
-    return managed
-
-
-def _install_and_verify(target: InstallTarget, managed: ManagedCertificate, service: Service,
-                        env: Environment, state: StateDir, cancel: threading.Event | None
-                        ) -> tuple[ManagedCertificate, bool, bool, str]:
-    """Bring one target to the live serial.  Returns (managed, installed?,
-    verified?, a note saying what was found and done)."""
-    record = managed.installed.get(target.id)
-    if record and same_serial(record.get("serial_hex"), managed.serial_hex):
-        if env.handshake(target, managed.names) is None:
-            return managed, False, False, f"{target.id}: has serial {managed.serial_hex} (nothing to handshake with)"
-        try:
-            _verify(target, managed, env)
-            return managed, False, True, f"{target.id}: serves serial {managed.serial_hex} (handshake verified)"
-        except DeployError as error:
-            logger.info("%s: %s serves something else (%s); installing again", service.name, target.id, error)
-    _check_cancel(cancel, f"installing on {target.id}")
-    managed = _install(target, managed, service, env, state)
-    via = " by CertId from " + service.delivery.upper() if managed.installed[target.id].get("via") else ""
-    verified = _verify(target, managed, env)
-    proof = "handshake verified" if verified else "nothing to handshake with"
-    cert_id = managed.installed[target.id].get("cert_id")
-    where = f"{target.id}, CertId {cert_id}" if target.deployer.carrier and cert_id else target.id
-    return managed, True, verified, f"installed: {where} (serial {managed.serial_hex}{via}, {proof})"
-
-
-def _prune_superseded(service: Service, managed: ManagedCertificate, env: Environment,
-                      state: StateDir) -> tuple[ManagedCertificate, list[str]]:
-    """Once every target of ``service`` has the live version: delete the
-    superseded uploads of each carrier target (CAS: ``DeleteUserCertificate``),
-    keeping the newest ``service.keep_previous``.  One the product refuses
-    to delete (still bound somewhere) stays listed for the next run.
-    Returns (managed, notes)."""
-    if not all(same_serial((managed.installed.get(t.id) or {}).get("serial_hex"), managed.serial_hex)
-               for t in service.install):
-        return managed, []
-    notes = []
-    for target in service.install:
-        record = managed.installed.get(target.id) or {}
-        superseded = list(record.get("superseded") or ())
-        excess = len(superseded) - service.keep_previous
-        if not target.deployer.carrier or excess <= 0:
-            continue
-        client = env.aliyun_client(service.region)
-        refused = []
-        for old in superseded[:excess]:
-            try:
-                target.deployer.delete(client, old)
-            except AcmelabError as error:
-                refused.append(old)
-                notes.append(f"{target.id}: kept the superseded CertId {old.get('cert_id')}: {error}")
-            else:
-                notes.append(f"{target.id}: deleted the superseded CertId {old.get('cert_id')} "
-                             f"(serial {old.get('serial_hex')})")
-        managed = state.record_install(service.name, target.id, {**record, "superseded": refused + superseded[excess:]})
-    return managed, notes
 
 
 # --------------------------------------------------------------------------
@@ -401,7 +182,7 @@ class _ServiceRun:
         except StateError as error:
             logger.warning("%s: %s; issuing a new certificate", service.name, error)
             self.managed, unusable = None, f"stored certificate unusable ({error})"
-        _check_not_taken_over(service, self.managed)
+        check_not_taken_over(service, self.managed)
         targets = self.claimed(targets, owners)
         service = self.service
         if unusable:
@@ -424,14 +205,14 @@ class _ServiceRun:
             state.write_meta(self.managed)
         for target in targets:
             _check_cancel(self.cancel, f"installing on {target.id}")
-            self.managed, did_install, did_verify, note = _install_and_verify(
+            self.managed, did_install, did_verify, note = install_and_verify(
                 target, self.managed, service, self.env, state, self.cancel)
             self.notes.append(note)
             if did_install:
                 self.installed.append(target.id)
             if did_verify:
                 self.verified.append(target.id)
-        self.managed, notes = _prune_superseded(service, self.managed, self.env, state)
+        self.managed, notes = prune_superseded(service, self.managed, self.env, state)
         self.notes.extend(notes)
 
     def claimed(self, targets: Sequence[InstallTarget], owners: Mapping[str, str]) -> list[InstallTarget]:
@@ -484,113 +265,6 @@ class _ServiceRun:
     def result(self, status: str | None = None, error: str | None = None, *, started: float) -> "ServiceResult":
         return _result(self.service, status or self.status, self.reason, self.managed, self.installed,
                        self.verified, error, started, self.notes)
-
-
-def preflight(service: Service, env: Environment, targets: Sequence[InstallTarget] | None = None) -> None:
-    """Before a single order is placed for ``service``: every target
-    (default ``service.install``) is covered by its names and exists in the
-    account (each deployer's :meth:`~acmelab.deploy.Deployer.preflight`:
-    ``DescribeCdnDomainDetail``, ``DescribeApiGroup`` and the domain bound,
-    the load balancer and its HTTPS listener), and the DNS provider can
-    write every name's ``_acme-challenge`` record (Alibaba Cloud DNS: a zone
-    of the account holds it, at the end of a CNAME delegation too,
-    ``check_names``).
-
-    Raises:
-        ConfigError: naming the target or the name (nothing was ordered).
-        AliyunError, NetworkError, DnsError: the checks could not be made.
-    """
-    targets = service.install if targets is None else targets
-    client = env.aliyun_client(service.region) if targets else None
-    for target in targets:
-        target.deployer.preflight(client, target, service.domains)
-    provider = env.dns_provider(service.dns, service.region)
-    check_names = getattr(provider, "check_names", None)
-    if service.challenge != "dns-01" or not callable(check_names):
-        return
-    try:
-        check_names(service.domains)
-    except DelegatedZoneMissing as error:
-        raise ConfigError(str(error)) from None
-    except DnsError as error:
-        if not str(error).startswith("no zone"):
-            raise
-        raise ConfigError(str(error)) from None
-
-
-# --------------------------------------------------------------------------
-# Rate limits (RFC 8555 §6.6): "not before" per service
-# --------------------------------------------------------------------------
-
-def schedule(state: StateDir, name: str, error: RateLimited) -> str:
-    """Record that the CA refused ``name`` until ``error.retry_after``
-    seconds from now (``not-before.json``); returns the reason to report."""
-    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(error.retry_after or 0))
-    until = until.replace(microsecond=0) + dt.timedelta(seconds=1)
-    detail = str(error).splitlines()[0] if str(error) else "rateLimited"
-    state.set_not_before(name, {"not_before": until.isoformat(), "reason": detail})
-    logger.warning("%s: rate limited by the CA; scheduled for %s", name, _when(until))
-    return f"rate limited by the CA ({detail}): try again after {_when(until)}"
-
-
-def scheduled_until(state: StateDir, name: str, now: dt.datetime | None = None) -> str | None:
-    """The reason to skip ``name`` when the CA's "not before" time for it
-    has not come yet at ``now`` (default: now; ``--now`` moves it, as it
-    moves the renewal decisions), else None."""
-    record = state.not_before(name)
-    if not record:
-        return None
-    try:
-        until = dt.datetime.fromisoformat(str(record["not_before"]))
-    except (KeyError, ValueError):
-        return None
-    if (now or dt.datetime.now(dt.timezone.utc)) >= until:
-        return None
-    return f"rate limited by the CA ({record.get('reason') or 'rateLimited'}): not before {_when(until)}"
-
-
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# --------------------------------------------------------------------------
-# One owner per target
-# --------------------------------------------------------------------------
-
-def target_owners(state: StateDir) -> dict[str, str]:
-    """Target id -> the certificate that owns it: of the certificates whose
-    meta.json records an install there, the one installed last (ties: the
-    first name).  Unreadable certificates are skipped."""
-    latest: dict[str, tuple[str, str]] = {}
-    for name in state.certificate_names():
-        try:
-            managed = state.certificate(name, check_files=False)
-        except StateError:
-            continue
-        for target_id, record in (managed.installed if managed else {}).items():
-            when = str(record.get("installed_at") or "")
-            if target_id not in latest or when > latest[target_id][0]:
-                latest[target_id] = (when, name)
-    return {target_id: name for target_id, (_, name) in latest.items()}
-
-
-def forget_target(state: StateDir, name: str, target_id: str) -> ManagedCertificate | None:
-    """Remove ``target_id`` from the certificate ``name`` (its install record
-    and its spec), so that ``renew`` no longer installs it there.  Call with
-    that certificate's lock held.  Returns the updated certificate (None if
-    there is none)."""
-    managed = state.certificate(name, check_files=False)
-    if managed is None:
-        return None
-    spec = dict(managed.service)
-    if spec.get("install"):
-        spec["install"] = [t for t in spec["install"] if InstallTarget.from_dict(t).id != target_id]
-    installed = {k: v for k, v in managed.installed.items() if k != target_id}
-    if spec == managed.service and installed == managed.installed:
-        return managed
-    managed = dataclasses.replace(managed, service=spec, installed=installed)
-    state.write_meta(managed)
-    return managed
 
 
 def process_service(service: Service, env: Environment, state: StateDir, *,
@@ -652,20 +326,6 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         return run.result("failed", f"{type(error).__name__}: {error}", started=started)
     return run.result(started=started)
 
-
-def _check_not_taken_over(service: Service, managed: ManagedCertificate | None) -> None:
-    """A services file must not silently take over a certificate that
-    ``acmelab issue`` made under the same name for other names.
-
-    Raises ConfigError naming the clash (the service fails; the stored
-    certificate is left as it is)."""
-    if managed is None or service.origin != "services" or managed.service.get("origin") != "issue":
-        return
-    if tuple(managed.names) != tuple(service.domains):
-        raise ConfigError(
-            f"certificate name {service.name!r} is taken by a certificate made with 'acmelab issue' for "
-            f"{', '.join(managed.names)}; give this service another name (name = \"...\") or remove "
-            f"{managed.version_dir.parent} first")
 
 
 def _message(error: BaseException) -> str:

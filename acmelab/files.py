@@ -79,14 +79,7 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: i
         raise InputError(f"{target} is a directory")
     if target.exists() and not overwrite:
         raise exists_error(f"{target} already exists; refusing to overwrite it (pass overwrite=True)")
-    directory = target.parent if str(target.parent) else Path(".")
-    if parents:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise WriteFailed(f"cannot create the directory {directory}: {os_error_text(error)}") from None
-    if not directory.is_dir():
-        raise InputError(f"directory {directory} does not exist")
+    directory = _directory_of(target, parents)
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as error:
@@ -107,13 +100,32 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: i
         if isinstance(error, OSError) and not isinstance(error, WouldOverwriteError):
             raise WriteFailed(f"cannot write {target}: {os_error_text(error)}") from None
         raise
-    with contextlib.suppress(OSError):  # make the new name durable too
+    _fsync_directory(directory)  # make the new name durable too
+    return target
+
+
+def _directory_of(target: Path, parents: bool) -> Path:
+    """The directory ``target`` is written in, made first when ``parents``.
+    Raises WriteFailed (cannot make it), InputError (it does not exist)."""
+    directory = target.parent if str(target.parent) else Path(".")
+    if parents:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WriteFailed(f"cannot create the directory {directory}: {os_error_text(error)}") from None
+    if not directory.is_dir():
+        raise InputError(f"directory {directory} does not exist")
+    return directory
+
+
+def _fsync_directory(directory: Path) -> None:
+    """fsync ``directory`` so that a rename in it survives a crash; best effort."""
+    with contextlib.suppress(OSError):
         directory_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
-    return target
 
 
 def _publish_without_overwrite(temp_name: str, target: Path, exists_error: type[WouldOverwriteError]) -> None:

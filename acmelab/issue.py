@@ -164,6 +164,35 @@ def _new_order(client: AcmeClient, names: list[str], profile: str | None, replac
         return client.new_order(names, profile=profile)
 
 
+def _certificate_key(certificate_key: keys.PrivateKey | None, key_type: str,
+                     account_key: keys.PrivateKey) -> keys.PrivateKey:
+    """The certificate key: the one given, or a new one of ``key_type``;
+    never the account key.  Raises InputError."""
+    if certificate_key is None:
+        if key_type not in keys.KEY_TYPES:
+            raise InputError(f"unknown key type {key_type!r}; choose one of {', '.join(keys.KEY_TYPES)}")
+        certificate_key = keys.generate_key(key_type)
+    if keys.public_jwk(certificate_key) == keys.public_jwk(account_key):
+        raise InputError("the certificate key must not be the account key")
+    return certificate_key
+
+
+def _pending_authorizations(client: AcmeClient, order: Order, challenge: str) -> list[Authorization]:
+    """The order's authorizations that still need ``challenge`` answered
+    (RFC 8555 §7.5): each must be for a name of the order; a valid one
+    (reused) needs nothing.  Raises ProtocolError (a name not ordered),
+    ChallengeFailed (one neither pending nor valid)."""
+    pending = []
+    for authorization in client.fetch_authorizations(order.authorizations):
+        _check_authorization_name(authorization, order)
+        if authorization.status == "valid":
+            continue
+        if authorization.status != "pending":
+            raise ChallengeFailed(authorization.name, challenge, authorization.url, authorization.problem)
+        pending.append(authorization)
+    return pending
+
+
 def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvider,
                       key_type: str = "ec256", certificate_key: keys.PrivateKey | None = None,
                       preferred_chain: str | None = None, timeout: float = POLL_TIMEOUT,
@@ -211,12 +240,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
     """
     # Everything the caller gave is checked before the first request.
     names = csr_module.normalize_names(names)
-    if certificate_key is None:
-        if key_type not in keys.KEY_TYPES:
-            raise InputError(f"unknown key type {key_type!r}; choose one of {', '.join(keys.KEY_TYPES)}")
-        certificate_key = keys.generate_key(key_type)
-    if keys.public_jwk(certificate_key) == keys.public_jwk(client.account_key):
-        raise InputError("the certificate key must not be the account key")
+    certificate_key = _certificate_key(certificate_key, key_type, client.account_key)
     if challenge not in CHALLENGE_TYPES:
         raise InputError(f"unknown challenge type {challenge!r}; choose one of {', '.join(CHALLENGE_TYPES)}")
     csr = csr_module.make_csr(certificate_key, names)
@@ -228,14 +252,7 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         # §7.4 newOrder, then §7.5 every authorization (reused ones are valid)
         order = _new_order(client, names, profile, replaces)
         _check_order_names(order, names)
-        pending = []
-        for authorization in client.fetch_authorizations(order.authorizations):
-            _check_authorization_name(authorization, order)
-            if authorization.status == "valid":
-                continue
-            if authorization.status != "pending":
-                raise ChallengeFailed(authorization.name, challenge, authorization.url, authorization.problem)
-            pending.append(authorization)
+        pending = _pending_authorizations(client, order, challenge)
 
         # §8.4 publish every TXT record first (a wildcard and its base name
         # share one name with two values), then wait once until all are

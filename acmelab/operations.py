@@ -13,7 +13,7 @@ the person at the terminal (what a recovery found out) go to ``notify``
 * :func:`update_contacts`, :func:`deactivate`, :func:`rollover` (§7.3.2,
   §7.3.6, §7.3.5; a keyChange whose answer was lost is resolved by asking
   the CA which key it knows);
-* :func:`environment` -- the engine's :class:`~acmelab.engine.Environment`;
+* :func:`environment` -- the engine's :class:`~acmelab.backends.Environment`;
 * :func:`check_profiles` -- every profile the services name is offered;
 * :func:`preflight` -- every target exists and DNS can write every record,
   before any order (``acmelab issue``);
@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from acmelab import keys
-from acmelab.backends import Backend
+from acmelab import delivery, keys, ownership
+from acmelab.backends import Backend, Environment
 from acmelab.certificates import serial_hex
 from acmelab.config import InstallTarget, Service
-from acmelab import engine
-from acmelab.engine import Environment, ServiceResult, apply_services, refresh_renewal_info
+from acmelab.engine import ServiceResult, apply_services, refresh_renewal_info
 from acmelab.errors import AccountDoesNotExist, AcmelabError, AcmeProblem, ConfigError, InputError, \
     KeyExistsError, StateLocked
 from acmelab.renewal import AriState, RenewalPolicy, RenewalThreshold
@@ -237,7 +236,7 @@ def _resolve_rollover(backend: Backend, record: AccountRecord, new_key: Any, pen
 # --------------------------------------------------------------------------
 
 def environment(backend: Backend, state: StateDir, *, verify_installs: bool = True) -> Environment:
-    """The engine's :class:`~acmelab.engine.Environment` on ``backend`` with
+    """The engine's :class:`~acmelab.backends.Environment` on ``backend`` with
     the stored account (:func:`account`, registered if needed)."""
     record, key = account(backend, state)
     return Environment.for_backend(backend, key, record.account_url, verify_installs=verify_installs)
@@ -264,11 +263,11 @@ def check_profiles(env: Environment, services: Sequence[Service]) -> None:
 
 def preflight(env: Environment, services: Sequence[Service]) -> None:
     """Every target of every service exists and fits, and DNS can write
-    every challenge record (:func:`acmelab.engine.preflight`) -- for
+    every challenge record (:func:`acmelab.delivery.preflight`) -- for
     ``acmelab issue``, which refuses (exit 2) before any order instead of
     reporting a failed service.  Raises the first ConfigError."""
     for service in services:
-        engine.preflight(service, env)
+        delivery.preflight(service, env)
 
 
 def managed_certificate(state: StateDir, name: str) -> ManagedCertificate:
@@ -290,7 +289,7 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     target for renewals (the certificate's spec in meta.json).  No new
     certificate is issued unless the current one has expired.
 
-    A target another managed certificate owns (:func:`acmelab.engine.target_owners`)
+    A target another managed certificate owns (:func:`acmelab.ownership.target_owners`)
     changes hands: once the install worked, the other certificate forgets
     it (under its lock), and the result's notes say so -- so the two never
     install over each other on ``renew``.
@@ -302,7 +301,7 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     service = Service.from_managed(managed)
     if target not in service.install:
         service = dataclasses.replace(service, install=(*service.install, target))
-    owners = engine.target_owners(state)
+    owners = ownership.target_owners(state)
     previous_owner = owners.get(target.id) if target.deployer.exclusive else None
     owners[target.id] = certificate
     # Only the new target is worked on; the spec (what renew reinstalls) is
@@ -316,7 +315,7 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
             result = dataclasses.replace(result, status="installed")
         if previous_owner not in (None, certificate):
             with state.lock(previous_owner, wait=ACCOUNT_LOCK_WAIT):
-                engine.forget_target(state, previous_owner, target.id)
+                ownership.forget_target(state, previous_owner, target.id)
             note = (f"{target.id}: ownership moved from the certificate {previous_owner!r} to {certificate!r}; "
                     f"renewing {previous_owner!r} no longer installs there")
             logger.warning("%s", note)

@@ -107,6 +107,15 @@ def _cannot(doing: str, path: Path, error: BaseException) -> StateError:
     return StateError(f"cannot {doing} {path}: {os_error_text(error)}")
 
 
+def _live_version(directory: Path) -> str | None:
+    """The version directory a certificate's meta.json names (None: no
+    readable meta.json)."""
+    try:
+        return json.loads((directory / META_FILE).read_text("utf-8")).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 # --------------------------------------------------------------------------
 # The directory
 # --------------------------------------------------------------------------
@@ -335,12 +344,7 @@ class StateDir:
         if names is None:
             names = [v.value for v in leaf.extensions.get_extension_for_class(
                 x509.SubjectAlternativeName).value if isinstance(v, x509.DNSName)]
-        previous = None
-        if keep_previous:
-            try:
-                previous = json.loads((directory / META_FILE).read_text("utf-8")).get("version")
-            except (OSError, ValueError, AttributeError):
-                previous = None
+        previous = _live_version(directory) if keep_previous else None
         managed = ManagedCertificate(
             name=name, names=tuple(names), serial_hex=serial,
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
@@ -348,20 +352,7 @@ class StateDir:
             version_dir=directory / version, service=dict(service), installed=dict(installed or {}),
             issued_at=dt.datetime.now(dt.timezone.utc), previous_version=previous, profile=profile)
         with new_directory(directory, error=StateError):
-            try:
-                managed.version_dir.mkdir(mode=0o700)
-                keys.save_private_key(private_key, managed.key_path)
-                pem = serialization.Encoding.PEM
-                atomic_write(managed.cert_path, leaf.public_bytes(pem))
-                atomic_write(managed.version_dir / CHAIN_FILE, b"".join(c.public_bytes(pem) for c in chain[1:]))
-                atomic_write(managed.fullchain_path, b"".join(c.public_bytes(pem) for c in chain))
-                self.write_meta(managed)
-            except BaseException as error:
-                shutil.rmtree(managed.version_dir, ignore_errors=True)
-                if isinstance(error, (OSError, InputError, StateError)):
-                    reason = _cannot("write", managed.version_dir, error) if isinstance(error, OSError) else error
-                    raise StateError(f"the new certificate {serial} of {name} cannot be stored: {reason}") from None
-                raise
+            self._write_version(managed, private_key, chain)
         try:
             self._point_current(directory, version)
         except OSError as error:   # the next run's prune points it
@@ -369,6 +360,27 @@ class StateDir:
                              f"{_cannot('update', directory / 'current', error)}") from None
         self.prune(name)
         return managed
+
+    def _write_version(self, managed: ManagedCertificate, private_key: keys.PrivateKey,
+                       chain: Sequence[x509.Certificate]) -> None:
+        """The new version directory (key 0600 first, then the chain files),
+        then meta.json (the switch).  If anything fails the version
+        directory is removed again.  Raises StateError."""
+        try:
+            managed.version_dir.mkdir(mode=0o700)
+            keys.save_private_key(private_key, managed.key_path)
+            pem = serialization.Encoding.PEM
+            atomic_write(managed.cert_path, chain[0].public_bytes(pem))
+            atomic_write(managed.version_dir / CHAIN_FILE, b"".join(c.public_bytes(pem) for c in chain[1:]))
+            atomic_write(managed.fullchain_path, b"".join(c.public_bytes(pem) for c in chain))
+            self.write_meta(managed)
+        except BaseException as error:
+            shutil.rmtree(managed.version_dir, ignore_errors=True)
+            if isinstance(error, (OSError, InputError, StateError)):
+                reason = _cannot("write", managed.version_dir, error) if isinstance(error, OSError) else error
+                raise StateError(f"the new certificate {managed.serial_hex} of {managed.name} "
+                                 f"cannot be stored: {reason}") from None
+            raise
 
     def write_meta(self, managed: ManagedCertificate) -> None:
         """Replace meta.json of ``managed.name`` (atomic)."""
