@@ -68,7 +68,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acmelab import keys
-from acmelab.errors import InputError, StateError, StateLocked, WouldOverwriteError
+from acmelab.errors import InputError, StateError, WouldOverwriteError
 from acmelab.files import exclusive_lock, new_directory, os_error_text, write_atomically
 from acmelab.certificates import serial_hex  # the one spelling (re-exported)
 from acmelab.records import (CHAIN_FILE, META_FILE, AccountRecord, ManagedCertificate, certificate_name_for,

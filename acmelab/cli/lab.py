@@ -171,7 +171,10 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 
 def _print_inventory(inventory: dict, info, *, as_json: bool) -> None:
-    """``lab status --inventory``: the lab's zones, CDN domains, API groups, load balancers."""
+    """``lab status --inventory``: the lab's zones, CDN domains, API groups,
+    load balancers.  Serials in acmelab's one spelling (the JSON keeps the
+    endpoint's answer as it is)."""
+    from acmelab.certificates import serial_hex
     if as_json:
         print(json.dumps({**info.to_dict(), "inventory": inventory}, indent=2))
         return
@@ -179,7 +182,7 @@ def _print_inventory(inventory: dict, info, *, as_json: bool) -> None:
     print("CDN domains:")
     for domain in inventory["CdnDomains"]:
         print(f"  {domain['DomainName']:<32} HTTPS {domain['ServerCertificateStatus']}"
-              + (f"  serial {domain['Serial']}" if domain.get("Serial") else ""))
+              + (f"  serial {serial_hex(domain['Serial'])}" if domain.get("Serial") else ""))
     print("API Gateway groups:")
     for group in inventory["ApiGroups"]:
         print(f"  {group['GroupId']}  {group['GroupName']}: "
