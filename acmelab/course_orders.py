@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from acmelab import files
 from acmelab.certificates import serial_hex
 
 
@@ -58,8 +59,8 @@ def save_certificate(chain_pem: str, label: str = "course") -> Path:
     from acmelab import course
 
     leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
-    course.write_atomically(course.leaf_path(label), leaf.public_bytes(serialization.Encoding.PEM))
-    return course.write_atomically(course.chain_path(label), chain_pem.encode("ascii"))
+    files.write_atomically(course.leaf_path(label), leaf.public_bytes(serialization.Encoding.PEM))
+    return files.write_atomically(course.chain_path(label), chain_pem.encode("ascii"))
 
 
 def issued_certificate(label: str = "course"):
@@ -155,17 +156,18 @@ def ready_order(client, dns=None):
     """The course's order, ``ready`` to be finalized: the saved ``order_url``
     if notebook 07 made it ready; otherwise a new order for
     :func:`course.names <acmelab.course.names>` whose dns-01 challenges are
-    answered now (RFC 8555 §8.4: TXT records published through ``dns``
-    (default :func:`course.dns_provider <acmelab.course.dns_provider>`),
-    checked, answered, and removed again on every path).  Remembered as
-    ``order_url``.
+    answered now by :func:`acmelab.issue.authorize_order` -- the same steps
+    as :func:`acmelab.issue.issue_certificate` (RFC 8555 §8.4: TXT records
+    published through ``dns``, default :func:`course.dns_provider
+    <acmelab.course.dns_provider>`, checked, answered, and removed again on
+    every path).  Remembered as ``order_url``.
 
     Raises:
         ChallengeFailed, DnsError, AcmeProblem, PollTimeout.
     """
     from acmelab import course
-    from acmelab.dns import validation_name
     from acmelab.errors import AcmeProblem, ProtocolError
+    from acmelab.issue import authorize_order
 
     url = course.recall("order_url")
     if url:
@@ -178,25 +180,7 @@ def ready_order(client, dns=None):
     dns = dns if dns is not None else course.dns_provider()
     order = client.new_order(course.names(), profile=_profile(client))
     course.remember(order_url=order.url)
-    authorizations = [client.fetch_authorization(a) for a in order.authorizations]
-    pending = [a for a in authorizations if a.status == "pending"]
-    records = [(validation_name(a.identifier["value"]), client.dns01_txt_value(a.challenge("dns-01")))
-               for a in pending]
-    published = []
-    try:
-        for name, value in records:
-            dns.present(name, value)
-            published.append((name, value))
-        for name, value in records:
-            dns.wait_until_visible(name, value, 60)
-        for authorization in pending:
-            client.answer_challenge(authorization.challenge("dns-01"))
-        for authorization in pending:
-            client.poll_authorization(authorization)
-    finally:
-        for name, value in reversed(published):
-            dns.cleanup(name, value)
-    ready = client.poll_order(order.url, until=("ready", "invalid"))
+    ready = authorize_order(client, order, dns)
     course.announce_created(f"a new order for {', '.join(course.names())}, its dns-01 challenges answered: "
                             f"{ready.status} (notebook 07 makes it ready; none ready was there)")
     return ready
