@@ -59,12 +59,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acmelab.errors import InputError
 from acmelab import files
-
-#: RFC 8555 directory URLs of Let's Encrypt.
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+from acmelab.backends import DIRECTORIES, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING  # noqa: F401 (course.*)
+from acmelab.errors import InputError
 
 #: The domain the course uses in the lab (the lab's DNS answers for anything).
 LAB_DOMAIN = "example.com"
@@ -142,16 +139,11 @@ def target() -> Target:
         info = lab()
         return Target("lab", info.directory_url, Path(info.ca_bundle), domain or LAB_DOMAIN, contact, info)
 
-    if choice == "staging":
-        environment, url = "staging", LETSENCRYPT_STAGING
-    elif choice == "production":
-        environment, url = "production", LETSENCRYPT_PRODUCTION
+    if choice in DIRECTORIES:  # "staging", "production": the command's --directory names
+        environment, url = choice, DIRECTORIES[choice]
     elif choice.startswith("https://"):
-        environment, url = "custom", choice
-        if choice.rstrip("/") == LETSENCRYPT_PRODUCTION:
-            environment = "production"
-        elif choice.rstrip("/") == LETSENCRYPT_STAGING:
-            environment = "staging"
+        url = choice
+        environment = next((name for name, known in DIRECTORIES.items() if choice.rstrip("/") == known), "custom")
     else:
         raise InputError(f"ACMELAB_ACME must be lab, staging, production or an https:// directory URL, not {choice!r}")
     if environment == "production" and os.environ.get("ACMELAB_PRODUCTION") != "yes":
@@ -324,14 +316,15 @@ def csr(label: str = "course", certificate_names: list[str] | None = None):
         if sorted(inspect_csr(request).names) == sorted(wanted):
             return request
     request = make_csr(certificate_key(label), wanted)
-    write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
+    files.write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
     announce_created(f"the CSR {relative(path)} for {', '.join(wanted)} (notebook 02 makes it)")
     return request
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
     """:func:`acmelab.files.write_atomically`, creating the course's folders
-    as needed (never a half-written file)."""
+    as needed (never a half-written file): the spelling the notebooks use
+    for a file of their own (notebook 11's PKCS#12 password)."""
     return files.write_atomically(path, data, mode=mode, parents=True)
 
 
@@ -361,7 +354,7 @@ def remember(**facts: Any) -> dict[str, Any]:
     secret here: the file is not private."""
     state = load_state()
     state.update(facts)
-    write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+    files.write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
     return state
 
 
@@ -374,24 +367,40 @@ def recall(name: str, default: Any = None) -> Any:
 # The client and the account
 # --------------------------------------------------------------------------
 
-def client(key=None, **options: Any):
-    """An :class:`acmelab.client.AcmeClient` for the current target, signing
-    with ``key`` (default: :func:`account_key`); TLS verified against the
-    lab's CA (lab) or the system trust store (Let's Encrypt)."""
-    from acmelab.client import AcmeClient
+def backend():
+    """The current target as the command sees it: the
+    :class:`acmelab.backends.Backend` that ``acmelab --directory`` builds
+    (a ``LabBackend`` for the lab; otherwise a ``CloudBackend`` for the
+    directory URL, TLS verified against ``ACMELAB_CA_BUNDLE`` or the system
+    store), with the roots of :func:`trust_roots` and the Alibaba Cloud
+    region ``ALIBABA_CLOUD_REGION_ID`` (default ``cn-hangzhou``).  The
+    course's clients are made by it, with the command's code."""
+    from acmelab.backends import backend_for
 
     chosen = target()
-    return AcmeClient(chosen.directory_url, key if key is not None else account_key(),
-                      verify=chosen.verify, **options)
+    verify = str(chosen.verify) if isinstance(chosen.verify, Path) else chosen.verify
+    return backend_for(chosen.directory_url, verify, lab=chosen.lab, trust_roots=trust_roots(),
+                       region_id=os.environ.get("ALIBABA_CLOUD_REGION_ID", "").strip() or "cn-hangzhou")
+
+
+def client(key=None, *, account_url: str | None = None):
+    """An :class:`acmelab.client.AcmeClient` for the current target
+    (:meth:`backend().acme_client <acmelab.backends.Backend.acme_client>`),
+    signing with ``key`` (default: :func:`account_key`) as the account at
+    ``account_url`` if given; TLS verified against the lab's CA (lab) or
+    the system trust store (Let's Encrypt)."""
+    return backend().acme_client(key if key is not None else account_key(), account_url=account_url)
 
 
 def account_client(**options: Any):
     """A client signed in as the course's account: :func:`client` with
-    :func:`account_key`.  The account is looked up (``newAccount`` with
-    ``onlyReturnExisting``, RFC 8555 §7.3.1) and, if the CA has none for the
-    key (a fresh lab), created (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as
-    contact, terms of service agreed) with a ``course: created`` line.  The
-    account URL is remembered as ``account_url``.
+    :func:`account_key` (``options`` go to :func:`client`).  The account is
+    looked up (``newAccount`` with ``onlyReturnExisting``, RFC 8555 §7.3.1)
+    and, if the CA has none for the key (a fresh lab), created
+    (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as contact, terms of service
+    agreed, EAB as the command does it, :meth:`acmelab.backends.Backend.eab`)
+    with a ``course: created`` line.  The account URL is remembered as
+    ``account_url``.
 
     Returns:
         :class:`acmelab.client.AcmeClient` with ``account_url`` set.
@@ -401,11 +410,12 @@ def account_client(**options: Any):
     """
     from acmelab.errors import AccountDoesNotExist
 
-    acme = client(**options)
+    chosen = backend()
+    acme = chosen.acme_client(account_key(), **options)
     try:
         account = acme.find_account()
     except AccountDoesNotExist:
-        account = acme.new_account(target().contact, terms_of_service_agreed=True)
+        account = acme.new_account(target().contact, terms_of_service_agreed=True, **chosen.eab(None))
         announce_created(f"the course's account {account.url} (newAccount; notebook 05 makes it)")
     remember(account_url=account.url)
     return acme
