@@ -44,6 +44,11 @@ drops that line before nbval compares outputs, since whether it appears
 depends on what the course directory and the lab already hold.
 
 Nothing here prints or returns key material in text form.
+
+Three more modules hold helpers that this one re-exports:
+:mod:`acmelab.course_lab` (the course's lab, shared between processes),
+:mod:`acmelab.course_orders` (the order and the certificate, notebooks
+06-12) and :mod:`acmelab.course_cloud` (Alibaba Cloud, notebooks 07-15).
 """
 
 from __future__ import annotations
@@ -54,12 +59,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acmelab import files
+from acmelab.backends import DIRECTORIES, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING  # noqa: F401 (course.*)
 from acmelab.errors import InputError
-from acmelab import certificates, files
-
-#: RFC 8555 directory URLs of Let's Encrypt.
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 
 #: The domain the course uses in the lab (the lab's DNS answers for anything).
 LAB_DOMAIN = "example.com"
@@ -67,8 +69,9 @@ LAB_DOMAIN = "example.com"
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def _created(what: str) -> None:
-    """Say, in one line, that a helper made ``what`` instead of loading it."""
+def announce_created(what: str) -> None:
+    """Say, in one line (``course: created <what>``), that a helper made
+    ``what`` instead of loading it (see the module docstring)."""
     print(f"course: created {what}", flush=True)
 
 
@@ -136,16 +139,11 @@ def target() -> Target:
         info = lab()
         return Target("lab", info.directory_url, Path(info.ca_bundle), domain or LAB_DOMAIN, contact, info)
 
-    if choice == "staging":
-        environment, url = "staging", LETSENCRYPT_STAGING
-    elif choice == "production":
-        environment, url = "production", LETSENCRYPT_PRODUCTION
+    if choice in DIRECTORIES:  # "staging", "production": the command's --directory names
+        environment, url = choice, DIRECTORIES[choice]
     elif choice.startswith("https://"):
-        environment, url = "custom", choice
-        if choice.rstrip("/") == LETSENCRYPT_PRODUCTION:
-            environment = "production"
-        elif choice.rstrip("/") == LETSENCRYPT_STAGING:
-            environment = "staging"
+        url = choice
+        environment = next((name for name, known in DIRECTORIES.items() if choice.rstrip("/") == known), "custom")
     else:
         raise InputError(f"ACMELAB_ACME must be lab, staging, production or an https:// directory URL, not {choice!r}")
     if environment == "production" and os.environ.get("ACMELAB_PRODUCTION") != "yes":
@@ -240,7 +238,7 @@ def account_key(key_type: str = "ec256"):
         save_private_key(key, path)
     except FileExistsError:  # another process saved one meanwhile: use that one
         return load_private_key(path)
-    _created(f"the account key {relative(path)} ({key_type}, mode 0600; notebook 01 makes it)")
+    announce_created(f"the account key {relative(path)} ({key_type}, mode 0600; notebook 01 makes it)")
     return key
 
 
@@ -291,7 +289,7 @@ def certificate_key(label: str = "course", key_type: str = "ec256"):
         save_private_key(key, path)
     except FileExistsError:
         return load_private_key(path)
-    _created(f"the certificate key {relative(path)} ({key_type}, mode 0600; notebook 02 makes it)")
+    announce_created(f"the certificate key {relative(path)} ({key_type}, mode 0600; notebook 02 makes it)")
     return key
 
 
@@ -318,14 +316,15 @@ def csr(label: str = "course", certificate_names: list[str] | None = None):
         if sorted(inspect_csr(request).names) == sorted(wanted):
             return request
     request = make_csr(certificate_key(label), wanted)
-    write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
-    _created(f"the CSR {relative(path)} for {', '.join(wanted)} (notebook 02 makes it)")
+    files.write_atomically(path, request.public_bytes(serialization.Encoding.PEM))
+    announce_created(f"the CSR {relative(path)} for {', '.join(wanted)} (notebook 02 makes it)")
     return request
 
 
 def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
     """:func:`acmelab.files.write_atomically`, creating the course's folders
-    as needed (never a half-written file)."""
+    as needed (never a half-written file): the spelling the notebooks use
+    for a file of their own (notebook 11's PKCS#12 password)."""
     return files.write_atomically(path, data, mode=mode, parents=True)
 
 
@@ -355,7 +354,7 @@ def remember(**facts: Any) -> dict[str, Any]:
     secret here: the file is not private."""
     state = load_state()
     state.update(facts)
-    write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+    files.write_atomically(state_path(), json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
     return state
 
 
@@ -368,24 +367,40 @@ def recall(name: str, default: Any = None) -> Any:
 # The client and the account
 # --------------------------------------------------------------------------
 
-def client(key=None, **options: Any):
-    """An :class:`acmelab.client.AcmeClient` for the current target, signing
-    with ``key`` (default: :func:`account_key`); TLS verified against the
-    lab's CA (lab) or the system trust store (Let's Encrypt)."""
-    from acmelab.client import AcmeClient
+def backend():
+    """The current target as the command sees it: the
+    :class:`acmelab.backends.Backend` that ``acmelab --directory`` builds
+    (a ``LabBackend`` for the lab; otherwise a ``CloudBackend`` for the
+    directory URL, TLS verified against ``ACMELAB_CA_BUNDLE`` or the system
+    store), with the roots of :func:`trust_roots` and the Alibaba Cloud
+    region ``ALIBABA_CLOUD_REGION_ID`` (default ``cn-hangzhou``).  The
+    course's clients are made by it, with the command's code."""
+    from acmelab.backends import backend_for
 
     chosen = target()
-    return AcmeClient(chosen.directory_url, key if key is not None else account_key(),
-                      verify=chosen.verify, **options)
+    verify = str(chosen.verify) if isinstance(chosen.verify, Path) else chosen.verify
+    return backend_for(chosen.directory_url, verify, lab=chosen.lab, trust_roots=trust_roots(),
+                       region_id=os.environ.get("ALIBABA_CLOUD_REGION_ID", "").strip() or "cn-hangzhou")
+
+
+def client(key=None, *, account_url: str | None = None):
+    """An :class:`acmelab.client.AcmeClient` for the current target
+    (:meth:`backend().acme_client <acmelab.backends.Backend.acme_client>`),
+    signing with ``key`` (default: :func:`account_key`) as the account at
+    ``account_url`` if given; TLS verified against the lab's CA (lab) or
+    the system trust store (Let's Encrypt)."""
+    return backend().acme_client(key if key is not None else account_key(), account_url=account_url)
 
 
 def account_client(**options: Any):
     """A client signed in as the course's account: :func:`client` with
-    :func:`account_key`.  The account is looked up (``newAccount`` with
-    ``onlyReturnExisting``, RFC 8555 §7.3.1) and, if the CA has none for the
-    key (a fresh lab), created (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as
-    contact, terms of service agreed) with a ``course: created`` line.  The
-    account URL is remembered as ``account_url``.
+    :func:`account_key` (``options`` go to :func:`client`).  The account is
+    looked up (``newAccount`` with ``onlyReturnExisting``, RFC 8555 §7.3.1)
+    and, if the CA has none for the key (a fresh lab), created
+    (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as contact, terms of service
+    agreed, EAB as the command does it, :meth:`acmelab.backends.Backend.eab`)
+    with a ``course: created`` line.  The account URL is remembered as
+    ``account_url``.
 
     Returns:
         :class:`acmelab.client.AcmeClient` with ``account_url`` set.
@@ -395,18 +410,19 @@ def account_client(**options: Any):
     """
     from acmelab.errors import AccountDoesNotExist
 
-    acme = client(**options)
+    chosen = backend()
+    acme = chosen.acme_client(account_key(), **options)
     try:
         account = acme.find_account()
     except AccountDoesNotExist:
-        account = acme.new_account(target().contact, terms_of_service_agreed=True)
-        _created(f"the course's account {account.url} (newAccount; notebook 05 makes it)")
+        account = acme.new_account(target().contact, terms_of_service_agreed=True, **chosen.eab(None))
+        announce_created(f"the course's account {account.url} (newAccount; notebook 05 makes it)")
     remember(account_url=account.url)
     return acme
 
 
 # --------------------------------------------------------------------------
-# Notebooks 07-15: DNS, Alibaba Cloud, the course's certificate
+# The roots a chain must lead to (notebooks 09-12)
 # --------------------------------------------------------------------------
 
 #: Let's Encrypt's published staging roots, shipped with the package
@@ -442,179 +458,8 @@ def trust_roots() -> list[str] | None:
     return None
 
 
-def _chain_is_current(chain_pem: str, key) -> bool:
-    """Is the saved chain usable now: not expired, matching ``key``, and (in
-    the lab) issued by the Pebble that is running now?"""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-
-    certificates = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
-    leaf = certificates[0]
-    if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
-        return False
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(serialization.Encoding.DER, spki) != \
-            key.public_key().public_bytes(serialization.Encoding.DER, spki):
-        return False
-    roots = trust_roots()
-    if roots is None:
-        return True
-    for root in roots:
-        try:
-            certificates[-1].verify_directly_issued_by(x509.load_pem_x509_certificate(root.encode("ascii")))
-            return True
-        except (InvalidSignature, ValueError, TypeError):  # signed by another root
-            continue
-    return False
-
-
-def save_certificate(chain_pem: str, label: str = "course") -> Path:
-    """Save a downloaded chain as ``fullchain.pem`` (leaf + intermediates)
-    and its leaf as ``cert.pem`` in certificate ``label``'s folder
-    (atomically; certificates are public, mode 0644).  Returns the
-    full-chain path."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
-    write_atomically(leaf_path(label), leaf.public_bytes(serialization.Encoding.PEM))
-    return write_atomically(chain_path(label), chain_pem.encode("ascii"))
-
-
-def issued_certificate(label: str = "course"):
-    """The course's certificate, as notebook 09 saved it -- or issued now.
-
-    Loads ``fullchain.pem`` and the certificate key of ``label`` if they are
-    there, match, have not expired and (in the lab) lead to the running
-    Pebble's root.  Otherwise issues a certificate for :func:`names` in one
-    call (:func:`acmelab.issue.issue_certificate`, dns-01 through
-    :func:`dns_provider`) with :func:`certificate_key` -- the saved key is
-    reused, never replaced -- and saves the chain.
-
-    Returns:
-        :class:`acmelab.issue.IssuedCertificate` (``order_url`` is ``""``
-        when loaded from the files).
-
-    Raises:
-        AcmelabError subclasses from issuing (ChallengeFailed, DnsError, ...).
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from acmelab.issue import IssuedCertificate, issue_certificate
-
-    key = certificate_key(label)
-    path = chain_path(label)
-    chain_pem = path.read_text(encoding="ascii") if path.exists() else ""
-    if not chain_pem or not _chain_is_current(chain_pem, key):
-        issued = issue_certificate(names(), client=account_client(), dns=dns_provider(), certificate_key=key)
-        save_certificate(issued.chain_pem, label)
-        remember(**{f"{label}_order_url": issued.order_url})
-        _created(f"a certificate for {', '.join(issued.names)}, issued now and saved in "
-                 f"{relative(path)} (notebook 09 issues it; none current was there)")
-        return issued
-    leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return IssuedCertificate(
-        certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        chain_pem=chain_pem, private_key=key, order_url=str(recall(f"{label}_order_url", "")),
-        names=tuple(san.get_values_for_type(x509.DNSName)), serial_hex=certificates.serial_hex(leaf.serial_number),
-        not_after=leaf.not_valid_after_utc)
-
-
-
-def _profile(client):
-    """The profile the course orders (``classic`` when the CA offers
-    profiles, :func:`acmelab.issue.choose_profile`): Pebble would pick a
-    random one for an order that names none, and the lifetime with it."""
-    from acmelab.issue import choose_profile
-
-    return choose_profile(client, None)
-
-
-def pending_order(client):
-    """The course's order from notebook 06 (``order_url``) if it is still
-    ``pending`` with every authorization ``pending``; otherwise -- the lab
-    was restarted, or notebook 07 already answered it -- a new order for
-    :func:`names` (remembered as ``order_url``).
-
-    Args:
-        client: an AcmeClient with the course's account (:func:`account_client`).
-
-    Returns:
-        :class:`acmelab.client.Order`: ``pending`` (or ``ready`` at once when
-        the CA reused every authorization; the course's lab does not).
-
-    Raises:
-        AcmeProblem, ProtocolError, NetworkError: from newOrder.
-    """
-    from acmelab.errors import AcmeProblem, ProtocolError
-
-    url = recall("order_url")
-    if url:
-        try:
-            order = client.fetch_order(url)
-            if order.status == "pending" and all(
-                    client.fetch_authorization(a).status == "pending" for a in order.authorizations):
-                return order
-        except (AcmeProblem, ProtocolError):
-            pass  # an order of an earlier lab (Pebble forgets everything when it stops: 404)
-    order = client.new_order(names(), profile=_profile(client))
-    remember(order_url=order.url)
-    _created(f"a new order for {', '.join(names())} (notebook 06 makes it; none pending was there)")
-    return order
-
-
-def ready_order(client, dns=None):
-    """The course's order, ``ready`` to be finalized: the saved ``order_url``
-    if notebook 07 made it ready; otherwise a new order for :func:`names`
-    whose dns-01 challenges are answered now (RFC 8555 §8.4: TXT records
-    published through ``dns`` (default :func:`dns_provider`), checked,
-    answered, and removed again on every path).  Remembered as ``order_url``.
-
-    Raises:
-        ChallengeFailed, DnsError, AcmeProblem, PollTimeout.
-    """
-    from acmelab.dns import validation_name
-    from acmelab.errors import AcmeProblem, ProtocolError
-
-    url = recall("order_url")
-    if url:
-        try:
-            order = client.fetch_order(url)
-            if order.status == "ready":
-                return order
-        except (AcmeProblem, ProtocolError):
-            pass  # an order of an earlier lab (404)
-    dns = dns if dns is not None else dns_provider()
-    order = client.new_order(names(), profile=_profile(client))
-    remember(order_url=order.url)
-    authorizations = [client.fetch_authorization(a) for a in order.authorizations]
-    pending = [a for a in authorizations if a.status == "pending"]
-    records = [(validation_name(a.identifier["value"]), client.dns01_txt_value(a.challenge("dns-01")))
-               for a in pending]
-    published = []
-    try:
-        for name, value in records:
-            dns.present(name, value)
-            published.append((name, value))
-        for name, value in records:
-            dns.wait_until_visible(name, value, 60)
-        for authorization in pending:
-            client.answer_challenge(authorization.challenge("dns-01"))
-        for authorization in pending:
-            client.poll_authorization(authorization)
-    finally:
-        for name, value in reversed(published):
-            dns.cleanup(name, value)
-    ready = client.poll_order(order.url, until=("ready", "invalid"))
-    _created(f"a new order for {', '.join(names())}, its dns-01 challenges answered: {ready.status} "
-             f"(notebook 07 makes it ready; none ready was there)")
-    return ready
-
+# The order and the certificate (notebooks 06-12): acmelab.course_orders
+from acmelab.course_orders import issued_certificate, pending_order, ready_order, save_certificate  # noqa: E402,F401
 
 # Alibaba Cloud helpers (notebooks 07-15): acmelab.course_cloud
 from acmelab.course_cloud import LAB_API_GROUP_ID, aliyun_client, api_group_id, dns_provider, ram_policy  # noqa: E402,F401

@@ -8,52 +8,40 @@ import os
 from typing import Any
 
 
-def _target():
-    from acmelab import course
-
-    return course.target()
-
-
 #: The API Gateway group of the lab account that has ``api.<domain>`` bound
 #: (``ACMELAB_API_GROUP_ID`` names yours outside the lab).
 LAB_API_GROUP_ID = "523e8dc7bbe04613b5b1d726c2a7889d"
 
 
-def dns_provider(**options: Any):
+def dns_provider():
     """The DNS-01 provider of the course: Alibaba Cloud DNS through the
-    official SDK (:class:`acmelab.dns.alidns.AlidnsProvider`).
+    official SDK (:class:`acmelab.dns.alidns.AlidnsProvider`), made by the
+    course's backend as the command makes it (``dns = "alidns"``,
+    :meth:`acmelab.backends.Backend.dns_provider`).
 
     In the lab it talks to the lab's Alibaba Cloud endpoint with the lab's
     access key and checks propagation on the lab's DNS server; otherwise it
     reads ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-    and checks the zone's authoritative name servers.  ``options`` go to
-    the provider (e.g. ``propagation_interval`` in seconds).
+    and checks the zone's authoritative name servers.
 
     Raises:
         InputError: no Alibaba Cloud credentials outside the lab.
     """
-    from acmelab.dns.alidns import AlidnsProvider
+    from acmelab import course
 
-    chosen = _target()
-    if chosen.lab is not None:
-        options.setdefault("propagation_interval", 0.05)
-        return AlidnsProvider.for_lab(chosen.lab, **options)
-    return AlidnsProvider(**options)
+    return course.backend().dns_provider("alidns")
 
 
 def aliyun_client():
-    """An :class:`acmelab.aliyun.AliyunClient` for CDN, API Gateway and CAS:
-    the lab's endpoint and key in the lab, else credentials from the
-    environment (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``..._SECRET``) and
-    Alibaba's public endpoints (region ``ALIBABA_CLOUD_REGION_ID``, default
-    ``cn-hangzhou``)."""
-    from acmelab.deploy import lab_client, make_client
+    """An :class:`acmelab.aliyun.AliyunClient` for CDN, API Gateway, CAS and
+    SLB, made by the course's backend as the command makes it
+    (:meth:`acmelab.backends.Backend.aliyun_client`): the lab's endpoint and
+    key in the lab, else credentials from the environment
+    (``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``..._SECRET``) and Alibaba's public
+    endpoints (region ``ALIBABA_CLOUD_REGION_ID``, default ``cn-hangzhou``)."""
+    from acmelab import course
 
-    chosen = _target()
-    region = os.environ.get("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou")
-    if chosen.lab is not None:
-        return lab_client(chosen.lab, region_id=region)
-    return make_client(region_id=region)
+    return course.backend().aliyun_client()
 
 
 def api_group_id() -> str:
@@ -74,31 +62,20 @@ def ram_policy(services_list, zones, region: str = "cn-hangzhou") -> dict[str, A
 
     Statements: ``alidns:DescribeDomains`` on ``*`` (a listing); the record
     actions (``AddDomainRecord``, ``DeleteDomainRecord``,
-    ``DescribeSubDomainRecords``) on each zone; CDN's
-    ``SetCdnDomainSSLCertificate`` / ``DescribeDomainCertificateInfo`` on
-    each CDN domain; API Gateway's ``SetDomainCertificate`` /
-    ``DescribeDomain`` on each group (in ``region``); CAS's
-    ``yundun-cert:UploadUserCertificate`` if a service keeps a copy there.
-    Check each action's "RAM authorization" section in Alibaba Cloud's API
-    reference when adapting it.
+    ``DescribeSubDomainRecords``) on each zone; then, product by product,
+    what installing on the services' targets calls -- the command's own
+    list, :func:`acmelab.deploy.ram_statements` (CDN domains, API Gateway
+    groups in ``region``, CAS, SLB load balancers).  Check each action's
+    "RAM authorization" section in Alibaba Cloud's API reference when
+    adapting it.
     """
-    targets = [t for service in services_list for t in service.install]
-    cdn = sorted({t.domain for t in targets if t.product == "cdn"})
-    groups = sorted({t.group_id for t in targets if t.product == "apigateway"})
+    from acmelab import deploy
+
     statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": ["alidns:DescribeDomains"], "Resource": ["*"]},
         {"Effect": "Allow",
          "Action": ["alidns:AddDomainRecord", "alidns:DeleteDomainRecord", "alidns:DescribeSubDomainRecords"],
          "Resource": [f"acs:alidns:*:*:domain/{zone}" for zone in sorted(zones)]},
     ]
-    if cdn:
-        statements.append({"Effect": "Allow",
-                           "Action": ["cdn:SetCdnDomainSSLCertificate", "cdn:DescribeDomainCertificateInfo"],
-                           "Resource": [f"acs:cdn:*:*:domain/{name}" for name in cdn]})
-    if groups:
-        statements.append({"Effect": "Allow",
-                           "Action": ["apigateway:SetDomainCertificate", "apigateway:DescribeDomain"],
-                           "Resource": [f"acs:apigateway:{region}:*:apigroup/{group}" for group in groups]})
-    if any(t.product == "cas" for t in targets):
-        statements.append({"Effect": "Allow", "Action": ["yundun-cert:UploadUserCertificate"], "Resource": ["*"]})
-    return {"Version": "1", "Statement": statements}
+    targets = [target for service in services_list for target in service.install]
+    return {"Version": "1", "Statement": statements + deploy.ram_statements(targets, region)}

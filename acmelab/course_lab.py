@@ -9,9 +9,11 @@ was started for the users.  :mod:`acmelab.course` re-exports these.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import math
 import os
 from typing import Any
+
+from acmelab import files
 
 #: How the course runs Pebble: no random sleeps, no randomly rejected nonces
 #: and no reuse of valid authorizations (so every run of the series shows the
@@ -77,18 +79,16 @@ def _warn_restart(info) -> None:
 
 @contextlib.contextmanager
 def _lab_lock():
-    """An exclusive lock (``flock``) on ``<lab run dir>/course.lock`` while
-    the course's lab is started, checked or stopped."""
+    """An exclusive lock on ``<lab run dir>/course.lock``
+    (:func:`acmelab.files.exclusive_lock`, waiting as long as it takes)
+    while the course's lab is started, checked or stopped; yields the
+    folder of the sessions' leases."""
     from acmelab.lab import default_run_dir
 
     run_dir = default_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "course.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield run_dir / "course-sessions"
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with files.exclusive_lock(run_dir / "course.lock", wait=math.inf):
+        yield run_dir / "course-sessions"
 
 
 def _alive(pid: int) -> bool:

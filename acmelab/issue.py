@@ -39,6 +39,10 @@ number of names: every record published, then the wait, then every answer.
 For one name with no reused authorization that is 7 ACME requests: newOrder,
 authorization, challenge, order poll (until ``ready``), finalize, order
 poll (only if ``processing``), certificate.
+
+:func:`authorize_order` runs steps 2 and 3 alone, for a caller that made
+the order and finalizes it itself (the course's notebooks, which show
+finalize and the download on the wire).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ from acmelab.errors import (
     ServerInternal,
 )
 
-__all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "choose_profile", "issue_certificate"]
+__all__ = ["DEFAULT_PROFILE", "IssuedCertificate", "authorize_order", "choose_profile", "issue_certificate"]
 
 #: seconds: the first pause of the propagation wait between two looks at
 #: the records not yet visible; it doubles up to VISIBILITY_MAX_DELAY.
@@ -249,22 +253,10 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
     removal = _Removal(dns)  # every record published, removed on every path
     standing: list[DnsRecord] = []
     try:
-        # §7.4 newOrder, then §7.5 every authorization (reused ones are valid)
+        # §7.4 newOrder, then every authorization valid: the order is ready
         order = _new_order(client, names, profile, replaces)
         _check_order_names(order, names)
-        pending = _pending_authorizations(client, order, challenge)
-
-        # §8.4 publish every TXT record first (a wildcard and its base name
-        # share one name with two values), then wait once until all are
-        # visible; a standing dns-persist-01 record already in place is left alone
-        records = list(dict.fromkeys(client.dns_record(a, challenge) for a in pending))
-        client.each(lambda record: _publish(dns, record, removal, standing), records)
-        _wait_until_visible(dns, records, propagation_timeout, client.each)
-
-        # §7.5.1 answer every challenge, then poll the order until its
-        # authorizations are valid (§7.1.6: it turns "ready")
-        client.answer_challenges(pending, challenge)
-        order = _wait_until_authorized(client, order, pending, timeout)
+        order = _authorize(client, order, dns, removal, standing, challenge, propagation_timeout, timeout)
 
         # §7.4 finalize, §7.4.2 download the (preferred) chain; the records
         # have done their work and are removed meanwhile
@@ -294,6 +286,66 @@ def issue_certificate(names: Iterable[str], *, client: AcmeClient, dns: DnsProvi
         profile=order.profile or profile,
         standing_records=tuple(standing),
     )
+
+
+def authorize_order(client: AcmeClient, order: Order, dns: DnsProvider, *, challenge: str = "dns-01",
+                    propagation_timeout: float = 60.0, timeout: float = POLL_TIMEOUT) -> Order:
+    """Steps 2 and 3 of :func:`issue_certificate` alone: answer the
+    authorizations of ``order`` through ``dns`` until the order is
+    ``ready`` (RFC 8555 §7.5, §8.4, §7.5.1, §7.1.6).  Every TXT record it
+    published is removed before it returns, on every path (dns-persist-01
+    records stay, by design).
+
+    Args:
+        client: an AcmeClient with an account, the order's.
+        order: a ``pending`` (or already ``ready``) order.
+        dns, challenge, propagation_timeout, timeout: as for :func:`issue_certificate`.
+
+    Returns:
+        the order, ``ready`` (:class:`acmelab.client.Order`).
+
+    Raises:
+        InputError: an unknown challenge type (before any request).
+        ChallengeFailed: an authorization ended invalid (with the CA's error).
+        DnsError: a TXT record could not be published, seen or removed.
+        ProtocolError: an authorization for a name not in the order
+            (nothing published).
+        AcmeProblem, NetworkError, PollTimeout: from the client.
+    """
+    if challenge not in CHALLENGE_TYPES:
+        raise InputError(f"unknown challenge type {challenge!r}; choose one of {', '.join(CHALLENGE_TYPES)}")
+    removal = _Removal(dns)
+    try:
+        order = _authorize(client, order, dns, removal, [], challenge, propagation_timeout, timeout)
+    except BaseException as error:  # also KeyboardInterrupt: clean up, re-raise
+        for note in removal.finish(client.each):
+            error.add_note(note)
+        raise
+    failures = removal.finish(client.each)
+    if failures:
+        raise DnsError(f"the order {order.url} is ready, but {'; '.join(failures)}")
+    return order
+
+
+def _authorize(client: AcmeClient, order: Order, dns: DnsProvider, removal: "_Removal",
+               standing: list[DnsRecord], challenge: str, propagation_timeout: float, timeout: float) -> Order:
+    """Steps 2 and 3: every authorization of ``order`` valid, the order
+    ``ready`` (or further).  Each record published is noted in ``removal``
+    (a standing dns-persist-01 one in ``standing``); the caller removes them."""
+    # §7.5 fetch every authorization (reused ones are valid)
+    pending = _pending_authorizations(client, order, challenge)
+
+    # §8.4 publish every TXT record first (a wildcard and its base name
+    # share one name with two values), then wait once until all are
+    # visible; a standing dns-persist-01 record already in place is left alone
+    records = list(dict.fromkeys(client.dns_record(a, challenge) for a in pending))
+    client.each(lambda record: _publish(dns, record, removal, standing), records)
+    _wait_until_visible(dns, records, propagation_timeout, client.each)
+
+    # §7.5.1 answer every challenge, then poll the order until its
+    # authorizations are valid (§7.1.6: it turns "ready")
+    client.answer_challenges(pending, challenge)
+    return _wait_until_authorized(client, order, pending, timeout)
 
 
 def _check_leaf(leaf: x509.Certificate, certificate_key: keys.PrivateKey, names: list[str], url: str) -> None:

@@ -38,13 +38,13 @@ renders the SVGs that are missing or older than their source (see
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from acmelab.files import write_atomically
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
@@ -186,6 +186,48 @@ def parse(text: str, diagram_folder: str = DIAGRAM_FOLDER, solutions: bool = Fal
 _SIBLING_LINK = re.compile(r"\]\((?P<target>[0-9][0-9]_[A-Za-z0-9_]+\.ipynb)")
 
 
+#: ``# NN · Title: subtitle`` -- the first line of a numbered notebook
+_TITLE = re.compile(r"\A# (?P<number>[0-9][0-9]) · (?P<title>[^\n]+)")
+
+
+class TitleError(ValueError):
+    """A source with ``# solution:`` markers does not open with ``# NN · Title``."""
+
+
+def solution_intro(source: Path, first_cell: str) -> str:
+    """The first cell of a solution notebook built from ``source``'s
+    ``# solution:`` markers, in the shape of the hand-written ones in
+    ``notebooks/solutions/src/``: ``# NN · Solutions: <title>`` (the
+    notebook's title up to its first colon), a line linking the notebook,
+    and links to the neighbouring solutions.  ``first_cell`` is the
+    notebook's own first cell.  Raises :class:`TitleError`."""
+    match = _TITLE.match(first_cell)
+    if not match:
+        raise TitleError(f"{source.name}: the first cell must open with '# NN · Title', got {first_cell[:40]!r}")
+    number, title = match["number"], match["title"].split(": ", 1)[0]
+    stems = {path.stem[:2]: path.stem for path in SOURCES.glob("[0-9][0-9]_*.py")}
+    previous, following = stems.get(f"{int(number) - 1:02d}"), stems.get(f"{int(number) + 1:02d}")
+    links = [f"**Previous:** [{previous[:2]} · Solutions]({previous}.ipynb)"] if previous else []
+    links.append(f"**Next:** [{following[:2]} · Solutions]({following}.ipynb)" if following
+                 else "Back to [00 · Solutions](00_start_here.ipynb)")
+    return (f"# {number} · Solutions: {title}\n\n"
+            f"Worked answers to the exercises of [{number} · {title}](../{source.stem}.ipynb): the notebook\n"
+            "itself, run with each exercise's `...` filled in. Try each one yourself first; every answer\n"
+            "below is computed, then handed to `check`.\n\n"
+            + " · ".join(links))
+
+
+def solution_cells(source: Path) -> list[tuple[str, str]]:
+    """The cells of the solution notebook built from a numbered ``source``
+    with ``# solution:`` markers: :func:`parse` with the answers filled in,
+    opening with :func:`solution_intro` instead of the notebook's own
+    introduction."""
+    cells = parse(source.read_text(encoding="utf-8"), f"../{DIAGRAM_FOLDER}", solutions=True)
+    if not cells or cells[0][0] != "markdown":
+        raise TitleError(f"{source.name}: the first cell must be markdown with the title")
+    return [("markdown", solution_intro(source, cells[0][1]))] + cells[1:]
+
+
 def has_solutions(source: Path) -> bool:
     """Whether the source marks answers with ``# solution:`` (then
     ``notebooks/solutions/<stem>.ipynb`` is built from it too)."""
@@ -199,7 +241,7 @@ def build(source: Path, keep_outputs: bool = True, solutions: bool = False) -> P
     same, in the same order, as the source's (only prose or diagrams
     changed), their stored outputs are kept; otherwise the notebook has none
     until ``make refresh-notebooks``.  With ``solutions``: the solution
-    notebook ``notebooks/solutions/<stem>.ipynb`` (answers filled in)."""
+    notebook ``notebooks/solutions/<stem>.ipynb`` (:func:`solution_cells`)."""
     number = source.stem.split("_", 1)[0]
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
@@ -208,8 +250,8 @@ def build(source: Path, keep_outputs: bool = True, solutions: bool = False) -> P
     # written on its own in notebooks/solutions/src/ (src/ sits beside its notebooks)
     in_solutions = solutions or source.parent.parent == SOLUTIONS
     folder = SOLUTIONS if in_solutions else HERE
-    cells = parse(source.read_text(encoding="utf-8"), f"../{DIAGRAM_FOLDER}" if in_solutions else DIAGRAM_FOLDER,
-                  solutions=solutions)
+    cells = solution_cells(source) if solutions else parse(
+        source.read_text(encoding="utf-8"), f"../{DIAGRAM_FOLDER}" if in_solutions else DIAGRAM_FOLDER)
     for index, (kind, text) in enumerate(cells):
         cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
         cell["id"] = f"{number}-{index:02d}"
@@ -217,19 +259,18 @@ def build(source: Path, keep_outputs: bool = True, solutions: bool = False) -> P
     folder.mkdir(exist_ok=True)
     target = folder / f"{source.stem}.ipynb"
     if keep_outputs and target.exists():
-        old = [cell for cell in nbformat.read(target, as_version=4).cells if cell.cell_type == "code"]
+        stored = nbformat.read(target, as_version=4)
+        old = [cell for cell in stored.cells if cell.cell_type == "code"]
         new = [cell for cell in notebook.cells if cell.cell_type == "code"]
         if [cell.source for cell in old] == [cell.source for cell in new]:
             for old_cell, new_cell in zip(old, new):
                 new_cell["outputs"] = old_cell.get("outputs", [])
                 new_cell["execution_count"] = old_cell.get("execution_count")
                 new_cell["metadata"] = old_cell.get("metadata", {})
+            # the kernel's language_info came with those outputs
+            notebook.metadata["language_info"] = stored.metadata.get("language_info", {"name": "python"})
     nbformat.validate(notebook)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:  # atomically: temp file + rename
-        stream.write(nbformat.writes(notebook) + "\n")
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, target)
+    write_atomically(target, nbformat.writes(notebook) + "\n", mode=0o644)
     return target
 
 

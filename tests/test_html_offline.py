@@ -200,3 +200,26 @@ def test_headless_chromium_loads_nothing_remote_and_draws_every_diagram(tmp_path
     finally:
         browser.close()
     assert len(drawn) >= 4
+
+
+def test_run_series_inlines_a_solution_notebooks_diagrams_from_its_own_folder(tmp_path):
+    """A solution notebook (``notebooks/solutions/``) shows ``../diagrams/<name>.svg``:
+    ``make run`` resolves it against the notebook's folder, not ``notebooks/``."""
+    paths = [path for path in run_series.notebook_paths(["solutions"], solutions=True)
+             if diagram_names(nbformat.read(path, as_version=4))]
+    assert paths, "no solution notebook shows a diagram"
+    path = paths[0]
+    notebook = nbformat.read(path, as_version=4)
+    assert any("](../diagrams/" in cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    target = tmp_path / "solutions" / f"{path.stem}.html"
+    target.parent.mkdir()
+    run_series.write_html(notebook, target, path.parent)
+    page = target.read_text(encoding="utf-8")
+    names = diagram_names(notebook)
+    assert re.findall(r'<figure class="acmelab-diagram" data-diagram="([a-z0-9-]+)"', page) == names
+    assert not re.search(r'src="(\.\./)?diagrams/', page), "a diagram left as an image file"
+    # its links to the numbered notebooks (one folder up) point at their pages too
+    assert re.search(rf'href="\.\./{path.stem}\.html"', page)
+    assert not re.search(r'href="(\.\./)?[0-9][0-9]_[A-Za-z0-9_]+\.ipynb', page)
+    with pytest.raises(html_export.MissingDiagram):
+        run_series.write_html(notebook, tmp_path / "wrong.html", NOTEBOOKS)  # the old bug: the wrong folder

@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import importlib.util
 import json
+import math
 import os
 import secrets
 import shutil
@@ -67,6 +67,7 @@ from typing import Any, Iterator
 
 import requests
 
+from acmelab import files
 from acmelab.errors import InputError, LabError
 from acmelab.lab import pebble as pebble_config
 from acmelab.lab.aliyun.latency import check_seconds
@@ -80,7 +81,7 @@ from acmelab.lab.processes import (
     stop_record,
 )
 from acmelab.lab.pebble import COURSE_PEBBLE_ENV, COURSE_RETRY_AFTER
-from acmelab.lab.tls import LabCertificateAuthority, write_file_atomically
+from acmelab.lab.tls import LabCertificateAuthority
 
 START_TIMEOUT = 30.0  # seconds to wait for each component to answer
 ALIYUN_MODULE = "acmelab.lab.aliyun"
@@ -446,8 +447,8 @@ def _access_key(run_dir: Path) -> tuple[str, str]:
     alphabet = string.ascii_letters + string.digits
     key_id = "LTAI" + "".join(secrets.choice(alphabet) for _ in range(20))
     key_secret = "".join(secrets.choice(alphabet) for _ in range(30))
-    write_file_atomically(path, json.dumps({"AccessKeyId": key_id, "AccessKeySecret": key_secret}).encode(),
-                          mode=0o600)
+    files.write_atomically(path, json.dumps({"AccessKeyId": key_id, "AccessKeySecret": key_secret}).encode(),
+                           mode=0o600, parents=True)
     return key_id, key_secret
 
 
@@ -473,14 +474,16 @@ _HELD: dict[Path, list[Any]] = {}  # run dir -> [open lock file, depth]
 
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock: ``flock(LOCK_EX)`` on
-    ``<run_dir>/lab.lock`` against other processes, a lock per run directory
-    against other threads.  Re-entrant within one thread (``ensure_running``
-    -> ``Lab.start`` -> ``Lab.stop`` on failure).  Blocks until it is free.
-    The lab's processes do not inherit the lock (``close_fds``).
+    """Hold the run directory's lock: :func:`acmelab.files.exclusive_lock`
+    (an ``flock``) on ``<run_dir>/lab.lock`` against other processes, a lock
+    per run directory against other threads.  Re-entrant within one thread
+    (``ensure_running`` -> ``Lab.start`` -> ``Lab.stop`` on failure).  Waits
+    until it is free.  The lock file exists only while it is held, and the
+    lab's processes do not inherit it (``close_fds``).
 
     Raises:
-        OSError: the run directory or its lock file cannot be created.
+        OSError: the run directory or its lock file cannot be created
+            (``WriteFailed``, an OSError, for the lock file).
     """
     key = Path(run_dir).resolve()
     with _LOCKS_GUARD:
@@ -489,13 +492,9 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         held = _HELD.get(key)
         if held is None:
             key.mkdir(parents=True, exist_ok=True)
-            handle = open(key / "lab.lock", "a")
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            except BaseException:
-                handle.close()
-                raise
-            held = _HELD[key] = [handle, 0]
+            stack = contextlib.ExitStack()
+            stack.enter_context(files.exclusive_lock(key / "lab.lock", wait=math.inf))
+            held = _HELD[key] = [stack, 0]
         held[1] += 1
         try:
             yield
@@ -503,7 +502,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
             held[1] -= 1
             if held[1] == 0:
                 del _HELD[key]
-                held[0].close()  # releases the flock
+                held[0].close()  # releases the flock, removes the lock file
 
 
 # --------------------------------------------------------------------------
@@ -697,7 +696,7 @@ class Lab:
             aliyun_latency=self.aliyun_latency if start_aliyun else 0.0,
         )
         state = dict(info.to_dict(), ports=ports.to_dict(), strict=self.strict, detached=self.detached)
-        write_file_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644)
+        files.write_atomically(run_dir / "lab.json", json.dumps(state, indent=2).encode(), mode=0o644, parents=True)
         self.info = info
         return info
 

@@ -37,8 +37,9 @@ figure.acmelab-diagram svg { max-width: 100%; height: auto; }
 </style>
 """
 
-#: ``href="NN_name.ipynb"`` (optionally with ``#fragment``) in nbconvert's HTML.
-_NOTEBOOK_HREF = re.compile(r'href="(?P<stem>[0-9][0-9]_[A-Za-z0-9_]+)\.ipynb(?P<fragment>#[^"]*)?"')
+#: ``href="NN_name.ipynb"`` (or ``../NN_name.ipynb``, from a solution;
+#: optionally with ``#fragment``) in nbconvert's HTML.
+_NOTEBOOK_HREF = re.compile(r'href="(?P<up>\.\./)?(?P<stem>[0-9][0-9]_[A-Za-z0-9_]+)\.ipynb(?P<fragment>#[^"]*)?"')
 #: nbconvert's ``<img>`` for a diagram image of the stored notebook.
 _DIAGRAM_IMG = re.compile(r'<img\b(?=[^>]*\bsrc="(?P<src>(?:\.\./)?diagrams/(?P<name>[a-z0-9-]+)\.svg)")[^>]*>')
 _ALT = re.compile(r'\balt="(?P<alt>[^"]*)"')
@@ -50,15 +51,16 @@ class MissingDiagram(FileNotFoundError):
 
 
 def html_links(body: str, siblings: Iterable[str]) -> str:
-    """Point links to sibling notebooks (``NN_name.ipynb``, stems in
-    ``siblings``) at their HTML pages (``NN_name.html``); other links are
-    left as they are."""
+    """Point links to sibling notebooks (``NN_name.ipynb`` or, from a
+    solution, ``../NN_name.ipynb``; stems in ``siblings``) at their HTML
+    pages (``NN_name.html``, ``../NN_name.html``); other links are left as
+    they are."""
     siblings = set(siblings)
 
     def rewrite(match: re.Match[str]) -> str:
         if match["stem"] not in siblings:
             return match[0]
-        return f'href="{match["stem"]}.html{match["fragment"] or ""}"'
+        return f'href="{match["up"] or ""}{match["stem"]}.html{match["fragment"] or ""}"'
 
     return _NOTEBOOK_HREF.sub(rewrite, body)
 
@@ -84,9 +86,9 @@ def inline_diagrams(body: str, base: Path) -> str:
 def notebook_html(notebook: Any, base: Path, siblings: Iterable[str] = ()) -> str:
     """The executed ``notebook`` as one self-contained HTML page (a string).
 
-    ``base`` is the folder the notebook's relative paths start from
-    (``notebooks/``); links to ``siblings`` (notebook stems) point at their
-    ``.html`` pages."""
+    ``base`` is the folder the notebook's relative paths start from: its
+    own folder (``notebooks/``, ``notebooks/solutions/``); links to
+    ``siblings`` (notebook stems) point at their ``.html`` pages."""
     import jinja2
     from nbconvert import HTMLExporter
 

@@ -42,7 +42,7 @@ import re
 from pathlib import Path
 
 from acmelab.errors import InputError
-from acmelab.lab.tls import write_file_atomically
+from acmelab.files import write_atomically
 
 #: the Pebble environment knobs the lab knows about (others are passed on too,
 #: as long as they start with PEBBLE_)
@@ -227,7 +227,7 @@ def write_pebble_config(path: Path, *, acme_port: int, management_port: int,
     }
     if eab_keys:
         config["pebble"]["externalAccountMACKeys"] = dict(eab_keys)
-    return write_file_atomically(Path(path), json.dumps(config, indent=2).encode(), mode=0o600)
+    return write_atomically(Path(path), json.dumps(config, indent=2).encode(), mode=0o600, parents=True)
 
 
 def pebble_argv(pebble: str, config: Path, dns_port: int, *, strict: bool) -> list[str]:

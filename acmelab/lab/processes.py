@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acmelab.errors import LabError
-from acmelab.lab.tls import write_file_atomically
+from acmelab.files import write_atomically
 
 _PR_SET_PDEATHSIG = 1
 
@@ -162,8 +162,8 @@ def spawn(name: str, argv: list[str], *, run_dir: Path, env: dict[str, str],
                 break
             time.sleep(0.005)
         record = ProcessRecord(name, process.pid, start_time or 0, tuple(argv), log_path)
-        write_file_atomically(pid_directory(run_dir) / f"{name}.json",
-                              json.dumps(record.to_dict(), indent=2).encode(), mode=0o644)
+        write_atomically(pid_directory(run_dir) / f"{name}.json",
+                         json.dumps(record.to_dict(), indent=2).encode(), mode=0o644, parents=True)
     except BaseException:
         _kill_unrecorded(process)
         raise

@@ -167,22 +167,22 @@ def pebble_pid(run_dir: Path) -> int | None:
     return next((record.pid for record in read_records(run_dir) if record.name == "pebble"), None)
 
 
-def write_atomically(target: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and ``os.replace``."""
-    files.write_atomically(target, text)
-
-
 def write_notebook(notebook: Any, target: Path) -> None:
+    """``notebook`` as ``.ipynb`` JSON into ``target``, atomically."""
     import nbformat
 
-    write_atomically(target, nbformat.writes(notebook) + "\n")
+    files.write_atomically(target, nbformat.writes(notebook) + "\n")
 
 
-def write_html(notebook: Any, target: Path) -> None:
+def write_html(notebook: Any, target: Path, folder: Path = NOTEBOOKS) -> None:
     """The notebook as one offline HTML page (:mod:`acmelab.lab.html_export`:
-    diagrams inlined as SVG, nothing loaded from a CDN); links to the other
-    notebooks of the series point at their HTML pages."""
-    write_atomically(target, html_export.notebook_html(notebook, NOTEBOOKS, (path.stem for path in notebook_paths())))
+    diagrams inlined as SVG, nothing loaded from a CDN) into ``target``,
+    atomically.  ``folder`` is the notebook's own folder, where its relative
+    paths start (``notebooks/``, or ``notebooks/solutions/`` whose diagrams
+    are ``../diagrams/<name>.svg``); links to the other notebooks of the
+    series point at their HTML pages."""
+    page = html_export.notebook_html(notebook, folder, (path.stem for path in notebook_paths()))
+    files.write_atomically(target, page)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             elif options.out:
                 (options.out / shown).parent.mkdir(parents=True, exist_ok=True)
                 write_notebook(notebook, options.out / shown)
-                write_html(notebook, options.out / shown.with_suffix(".html"))
+                write_html(notebook, options.out / shown.with_suffix(".html"), path.parent)
             elif not error:
                 write_notebook(notebook, path)
             status = "ok" if not error and not problems else "FAILED"

@@ -33,12 +33,6 @@ from acmelab.files import write_atomically
 LISTENER_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def write_file_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
-    """:func:`acmelab.files.write_atomically`, creating the run directory's
-    folders as needed.  Returns ``path``."""
-    return write_atomically(path, data, mode=mode, parents=True)
-
-
 @dataclass(frozen=True)
 class ListenerFiles:
     """Where one listener's certificate and key were written.
@@ -110,7 +104,7 @@ class LabCertificateAuthority:
     def write_bundle(self, path: Path) -> Path:
         """Write the CA certificate (PEM) to ``path`` -- the file to pass as
         ``requests``' ``verify=``."""
-        return write_file_atomically(Path(path), self.certificate_pem(), mode=0o644)
+        return write_atomically(Path(path), self.certificate_pem(), mode=0o644, parents=True)
 
     def issue_listener(self, directory: Path, names: tuple[str, ...] = LISTENER_NAMES) -> ListenerFiles:
         """Issue a server certificate for ``names`` (DNS names or IP
@@ -149,6 +143,6 @@ class LabCertificateAuthority:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         chain_pem = certificate.public_bytes(serialization.Encoding.PEM) + self.certificate_pem()
-        private_key = write_file_atomically(directory / "key.pem", key_pem, mode=0o600)
-        certificate_path = write_file_atomically(directory / "cert.pem", chain_pem, mode=0o644)
+        private_key = write_atomically(directory / "key.pem", key_pem, mode=0o600, parents=True)
+        certificate_path = write_atomically(directory / "cert.pem", chain_pem, mode=0o644, parents=True)
         return ListenerFiles(certificate=certificate_path, private_key=private_key)

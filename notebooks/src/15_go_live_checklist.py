@@ -19,11 +19,14 @@
 # |---|---|---|
 # | Alibaba Cloud DNS | `alidns:DescribeDomains` (find the zone) | `*` (a listing) |
 # | | `alidns:AddDomainRecord`, `alidns:DeleteDomainRecord`, `alidns:DescribeSubDomainRecords` | `acs:alidns:*:*:domain/<zone>` |
-# | CDN | `cdn:SetCdnDomainSSLCertificate`, `cdn:DescribeDomainCertificateInfo` | `acs:cdn:*:*:domain/<domain>` |
-# | API Gateway | `apigateway:SetDomainCertificate`, `apigateway:DescribeDomain` | `acs:apigateway:<region>:*:apigroup/<GroupId>` |
-# | CAS | `yundun-cert:UploadUserCertificate` | `*` |
+# | CDN | `cdn:SetCdnDomainSSLCertificate`, `cdn:DescribeDomainCertificateInfo`, `cdn:DescribeCdnDomainDetail` | `acs:cdn:*:*:domain/<domain>` |
+# | API Gateway | `apigateway:SetDomainCertificate`, `apigateway:DescribeDomain`, `apigateway:DescribeApiGroup` | `acs:apigateway:<region>:*:apigroup/<GroupId>` |
+# | CAS | `yundun-cert:UploadUserCertificate`, `yundun-cert:DeleteUserCertificate` | `*` |
+# | SLB | `slb:DescribeLoadBalancerAttribute`, `slb:DescribeLoadBalancerHTTPSListenerAttribute`, `slb:SetLoadBalancerHTTPSListenerAttribute` | `acs:slb:<region>:*:loadbalancer/<LoadBalancerId>` |
+# | | `slb:UploadServerCertificate`, `slb:DeleteServerCertificate` | `acs:slb:<region>:*:certificate/*` |
 #
-# The policy can be written from the services themselves, so it grows and shrinks with them
+# The policy can be written from the services themselves, with the actions the command's
+# installers declare (`acmelab.deploy.ram_statements`), so it grows and shrinks with them
 # (check each action's *RAM authorization* section in Alibaba's API reference when you adapt
 # it; the system policies `AliyunDNSFullAccess`, `AliyunCDNFullAccess`, … work too, but allow
 # far more). The services of notebook 14, shortened:

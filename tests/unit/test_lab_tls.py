@@ -9,7 +9,8 @@ import stat
 import pytest
 from cryptography import x509
 
-from acmelab.lab.tls import LabCertificateAuthority, write_file_atomically
+from acmelab.files import write_atomically
+from acmelab.lab.tls import LabCertificateAuthority
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +48,10 @@ def test_bundle_is_the_ca_certificate(authority, tmp_path):
 
 
 def test_write_file_atomically_replaces_and_leaves_no_temp_files(tmp_path):
+    # the lab writes its run directory's files with acmelab.files (its folders made as needed)
     target = tmp_path / "dir" / "file.txt"
-    write_file_atomically(target, b"one", mode=0o600)
-    write_file_atomically(target, b"two", mode=0o644)
+    write_atomically(target, b"one", mode=0o600, parents=True)
+    write_atomically(target, b"two", mode=0o644, parents=True)
     assert target.read_bytes() == b"two"
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert [p.name for p in target.parent.iterdir()] == ["file.txt"]

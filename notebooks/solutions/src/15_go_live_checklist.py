@@ -5,7 +5,7 @@
 # Try each one yourself first; every answer below is computed, then handed to `check` (or
 # asserted).
 #
-# **Previous:** [14 · Solutions](14_automate_many_services.ipynb) · Back to [00 · Solutions](00_start_here.ipynb)
+# **Previous:** [14 · Solutions](14_automate_many_services.ipynb) · **Next:** [16 · Solutions](16_fault_drills.ipynb)
 
 # %%
 import tomllib
@@ -68,4 +68,4 @@ assert all(f"acs:cdn:*:*:domain/{name}" in cdn_statement["Resource"] for name in
 print(len(policy["Statement"]), "statements; CDN resources:", cdn_statement["Resource"])
 
 # %% [markdown]
-# **Previous:** [14 · Solutions](14_automate_many_services.ipynb) · Back to [00 · Solutions](00_start_here.ipynb) · [15 · Go live: the checklist](../15_go_live_checklist.ipynb)
+# **Previous:** [14 · Solutions](14_automate_many_services.ipynb) · **Next:** [16 · Solutions](16_fault_drills.ipynb) · [15 · Go live: the checklist](../15_go_live_checklist.ipynb)
