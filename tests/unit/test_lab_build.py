@@ -56,3 +56,50 @@ def test_a_tarball_with_another_checksum_is_not_built(tmp_path):
     assert not (tmp_path / "bin").exists()
     with pytest.raises(LabError, match="no such file"):
         build.build_from_source(tmp_path / "missing.tar.gz", tmp_path / "bin")
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+@pytest.mark.parametrize("bad", ["../escape.txt", "/abs.txt", "link-out"])
+def test_unpack_refuses_members_outside_the_folder(tmp_path, monkeypatch, with_filter, bad):
+    """Python 3.11.2 (Debian's) has no tarfile data filter: the same rules hold."""
+    import io
+    import tarfile
+
+    from acmelab.lab import build
+
+    tarball = tmp_path / "src.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        member = tarfile.TarInfo(bad)
+        if bad == "link-out":
+            member.type, member.linkname = tarfile.SYMTYPE, "../../outside"
+            archive.addfile(member)
+        else:
+            member.size = 2
+            archive.addfile(member, io.BytesIO(b"hi"))
+    if not with_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    into = tmp_path / "into"
+    into.mkdir()
+    if bad == "/abs.txt" and with_filter:   # the data filter makes it relative: inside, harmless
+        build._unpack(tarball, str(into))
+        assert (into / "abs.txt").read_bytes() == b"hi"
+        return
+    with pytest.raises(LabError, match="unsafe member"):
+        build._unpack(tarball, str(into))
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_unpack_without_the_filter_unpacks_a_plain_tree(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from acmelab.lab import build
+
+    tarball = tmp_path / "src.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        member = tarfile.TarInfo("pebble/go.mod")
+        member.size = 6
+        archive.addfile(member, io.BytesIO(b"module"))
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    build._unpack(tarball, str(tmp_path))
+    assert (tmp_path / "pebble" / "go.mod").read_text() == "module"
