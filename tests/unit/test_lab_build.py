@@ -80,7 +80,7 @@ def test_unpack_refuses_members_outside_the_folder(tmp_path, monkeypatch, with_f
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
     into = tmp_path / "into"
     into.mkdir()
-    if bad == "/abs.txt" and with_filter:   # the data filter makes it relative: inside, harmless
+    if bad == "/abs.txt" and with_filter and hasattr(tarfile, "data_filter"):   # made relative: inside, harmless
         build._unpack(tarball, str(into))
         assert (into / "abs.txt").read_bytes() == b"hi"
         return
