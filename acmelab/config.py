@@ -227,6 +227,16 @@ def _domains(merged: Mapping[str, Any], where: str, source: str) -> list[str]:
     return domains
 
 
+def _with_guesses(unknown: set[str], allowed: set[str]) -> str:
+    """``"keytype (did you mean key_type?), foo"``: each unknown key, with the closest allowed one."""
+    import difflib
+
+    def one(key: str) -> str:
+        close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+        return f"{key} (did you mean {close[0]}?)" if close else str(key)
+    return ", ".join(one(key) for key in sorted(map(str, unknown)))
+
+
 def parse_services(document: Mapping[str, Any], *, source: str = "services file") -> list[Service]:
     """Services from a parsed services file (the dict :mod:`tomllib` gives).
 
@@ -244,8 +254,11 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
         raise _fail(source, f"unknown top-level key(s) {', '.join(sorted(unknown))} "
                             "(expected [defaults] and [[service]])")
     defaults = document.get("defaults", {})
-    if not isinstance(defaults, Mapping) or set(defaults) - _DEFAULT_KEYS:
-        raise _fail(f"{source} [defaults]", f"allowed keys: {', '.join(sorted(_DEFAULT_KEYS))}")
+    if not isinstance(defaults, Mapping):
+        raise _fail(f"{source} [defaults]", "must be a table")
+    if set(defaults) - _DEFAULT_KEYS:
+        raise _fail(f"{source} [defaults]", f"unknown key(s) {_with_guesses(set(defaults) - _DEFAULT_KEYS, _DEFAULT_KEYS)}; "
+                                            f"allowed keys: {', '.join(sorted(_DEFAULT_KEYS))}")
     entries = document.get("service", [])
     if not isinstance(entries, list) or not entries:
         raise _fail(source, "no [[service]] entries")
@@ -258,7 +271,8 @@ def parse_services(document: Mapping[str, Any], *, source: str = "services file"
             raise _fail(where, "must be a table")
         unknown = set(entry) - _SERVICE_KEYS
         if unknown:
-            raise _fail(where, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SERVICE_KEYS))}")
+            raise _fail(where, f"unknown key(s) {_with_guesses(unknown, _SERVICE_KEYS)}; "
+                               f"allowed: {', '.join(sorted(_SERVICE_KEYS))}")
         merged = {**defaults, **entry}
         domains = _domains(merged, where, source)
         try:

@@ -33,6 +33,25 @@ class CommandParser(argparse.ArgumentParser):
             self.error(f"unknown {where}command {value!r}; {hint}")
         super()._check_value(action, value)
 
+    def parse_known_args(self, args=None, namespace=None):
+        """A command (a parser with no sub-commands) refuses an option it
+        does not know itself, with its own usage and the closest option
+        (``acmelab list --ofline`` -> ``unrecognized arguments: --ofline;
+        did you mean --offline?``), instead of the top-level usage."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if self._subparsers is None and self.prog.count(" "):
+            unknown = [e for e in extras if e.startswith("-") and e.split("=", 1)[0] not in ROOT_OPTIONS]
+            if unknown:
+                option = unknown[0].split("=", 1)[0]
+                known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+                close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+                self.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; did you mean {close[0]}?" if close else ""))
+        return namespace, extras
+
+
+#: options of ``acmelab`` itself, which may also follow a command (``acmelab list --json``)
+ROOT_OPTIONS = frozenset({"--json", "-v", "--verbose", "-q", "--quiet", "-vv", "-h", "--help"})
+
 
 #: the option groups a command may take (:func:`options`): each command gets
 #: exactly the ones it reads, so ``acmelab <command> -h`` shows nothing it ignores

@@ -469,3 +469,14 @@ def test_a_lab_dir_where_no_lab_runs_is_an_error_not_a_new_lab(tmp_path, capsys)
     assert code == cli.EXIT_USAGE
     assert f"lab up --run-dir {missing}" in capsys.readouterr().err
     assert not missing.exists() and not (tmp_path / "state" / "accounts").exists()
+
+
+def test_a_mistyped_option_gets_the_command_usage_and_the_closest_option(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["list", "--ofline", "--state-dir", str(tmp_path)])
+    assert exited.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "acmelab list: error: unrecognized arguments: --ofline; did you mean --offline?" in err
+    assert err.startswith("usage: acmelab list")
+    # the command's own options and the root's output options after it still work
+    assert cli.main(["list", "--offline", "--json", "-q", "--state-dir", str(tmp_path)]) == cli.EXIT_OK

@@ -252,3 +252,12 @@ def test_a_service_locked_by_another_run_is_skipped(tmp_path):
     with state.lock("s"):
         [result] = apply_services([Service("s", ("s.example.com",))], env, state, concurrency=1)
     assert result.status == "skipped" and result.reason == "locked by another run" and not result.ok
+
+
+@pytest.mark.parametrize("table", ["[defaults]\nkeytype = \"ec256\"\n[[service]]\ndomains = [\"a.example.com\"]\n",
+                                   "[[service]]\ndomains = [\"a.example.com\"]\nkeytype = \"ec256\"\n"])
+def test_a_mistyped_key_is_named_with_the_closest_one(table):
+    import tomllib
+
+    with pytest.raises(ConfigError, match=r"keytype \(did you mean key_type\?\)"):
+        parse_services(tomllib.loads(table))
