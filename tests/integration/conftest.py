@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.faultproxy import FaultProxy
@@ -25,3 +27,21 @@ def fault_proxy(tmp_path):
     yield start
     for proxy in proxies:
         proxy.stop()
+
+
+@pytest.fixture
+def cli_json(lab, tmp_path, capsys):
+    """``cli_json(*argv) -> (exit code, JSON stdout or None, stderr)``: the
+    command against the shared ``lab`` with a private state directory
+    (``cli_json.state``), ``--json`` added."""
+    from acmelab import cli
+
+    state = tmp_path / "state"
+
+    def call(*argv: str):
+        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
+        captured = capsys.readouterr()
+        return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
+
+    call.state = state
+    return call

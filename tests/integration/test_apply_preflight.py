@@ -117,16 +117,9 @@ def test_services_file_with_a_cdn_domain_outside_its_names_exits_2(lab, tmp_path
 # --------------------------------------------------------------------------
 
 @pytest.fixture
-def run(lab, tmp_path, capsys):
-    state = tmp_path / "state"
-
-    def call(*argv: str):
-        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
-        captured = capsys.readouterr()
-        return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
-
-    call.state = state
-    return call
+def run(cli_json):
+    """``run(*argv) -> (exit code, JSON stdout, stderr)``: conftest's ``cli_json``."""
+    return cli_json
 
 
 def meta(run, name: str) -> dict:

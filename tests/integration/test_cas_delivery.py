@@ -16,7 +16,6 @@ import uuid
 
 import pytest
 
-from acmelab import cli
 from acmelab.certificates import serial_hex
 from acmelab.deploy import cas, cdn, lab_client, verify
 from acmelab.errors import AliyunError
@@ -27,16 +26,9 @@ RUN = uuid.uuid4().hex[:6]
 
 
 @pytest.fixture
-def run(lab, tmp_path, capsys):
-    state = tmp_path / "state"
-
-    def call(*argv: str):
-        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
-        captured = capsys.readouterr()
-        return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
-
-    call.state = state
-    return call
+def run(cli_json):
+    """``run(*argv) -> (exit code, JSON stdout, stderr)``: conftest's ``cli_json``."""
+    return cli_json
 
 
 def cas_exists(lab, cert_id: int) -> bool:

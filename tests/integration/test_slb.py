@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from acmelab import cli
 from acmelab.certificates import serial_hex
 from acmelab.deploy import lab_client, slb, verify
 from acmelab.errors import DeployError
@@ -24,17 +23,9 @@ API = "lb-bp1acmelabapi00000002"
 
 
 @pytest.fixture
-def run(lab, tmp_path, capsys):
-    """``run(*argv) -> (exit code, JSON stdout, stderr)`` with the lab and a private state dir."""
-    state = tmp_path / "state"
-
-    def call(*argv: str):
-        code = cli.main([*argv, "--lab-dir", str(lab.run_dir), "--state-dir", str(state), "--json"])
-        captured = capsys.readouterr()
-        return code, json.loads(captured.out) if captured.out.strip() else None, captured.err
-
-    call.state = state
-    return call
+def run(cli_json):
+    """``run(*argv) -> (exit code, JSON stdout, stderr)``: conftest's ``cli_json``."""
+    return cli_json
 
 
 def server_certificates(lab) -> set[str]:
