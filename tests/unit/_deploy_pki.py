@@ -20,11 +20,12 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(subject_cn, subject_key, issuer_cn, issuer_key, *, ca, names=(), not_before=None, not_after=None):
+def _cert(subject_cn, subject_key, issuer_cn, issuer_key, *, ca, names=(), not_before=None, not_after=None,
+          serial=None):
     builder = (x509.CertificateBuilder()
                .subject_name(_name(subject_cn)).issuer_name(_name(issuer_cn))
                .public_key(subject_key.public_key())
-               .serial_number(x509.random_serial_number())
+               .serial_number(serial if serial is not None else x509.random_serial_number())
                .not_valid_before(not_before or NOW - dt.timedelta(days=1))
                .not_valid_after(not_after or NOW + dt.timedelta(days=30))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
@@ -61,13 +62,13 @@ class Pki:
         intermediate = _cert(f"{label} Intermediate", intermediate_key, f"{label} Root", root_key, ca=True)
         return cls(root_key, root, intermediate_key, intermediate)
 
-    def leaf(self, *names: str, key=None, rsa_key: bool = False, not_before=None, not_after=None):
-        """(key, leaf certificate) for ``names``."""
+    def leaf(self, *names: str, key=None, rsa_key: bool = False, not_before=None, not_after=None, serial=None):
+        """(key, leaf certificate) for ``names`` (``serial``: random unless given)."""
         if key is None:
             key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
         issuer_cn = self.intermediate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         cert = _cert(names[0], key, issuer_cn, self.intermediate_key,
-                     ca=False, names=names, not_before=not_before, not_after=not_after)
+                     ca=False, names=names, not_before=not_before, not_after=not_after, serial=serial)
         return key, cert
 
     @property
