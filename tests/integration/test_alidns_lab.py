@@ -11,7 +11,6 @@ access key secret is in none of it, nor in the endpoint's own log.
 from __future__ import annotations
 
 import io
-import logging
 import time
 
 from urllib.parse import parse_qsl, urlsplit
@@ -33,6 +32,7 @@ from acmelab.errors import (AliyunAuthError, AliyunError, AliyunNetworkError, Al
                             DnsError)
 from acmelab.issue import issue_certificate
 from acmelab.lab.aliyun.server import signature, string_to_sign
+from tests.integration._logs import debug_logs_into
 
 pytestmark = pytest.mark.lab
 
@@ -44,22 +44,8 @@ LOG = io.StringIO()
 @pytest.fixture(scope="module", autouse=True)
 def debug_log_capture():
     """Log everything at DEBUG into LOG for the module (the SDK's loggers too)."""
-    handler = logging.StreamHandler(LOG)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    names = ("acmelab", "aliyunsdkcore", "urllib3")
-    old_levels = {name: logging.getLogger(name).level for name in names}
-    old_root = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    for name in names:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield
-    root.removeHandler(handler)
-    root.setLevel(old_root)
-    for name, level in old_levels.items():
-        logging.getLogger(name).setLevel(level)
+    with debug_logs_into(LOG, "%(name)s %(levelname)s %(message)s"):
+        yield
 
 
 def remember(error: BaseException) -> BaseException:

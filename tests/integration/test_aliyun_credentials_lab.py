@@ -12,7 +12,6 @@ is collected; the last test checks no secret or token is in any of it.
 from __future__ import annotations
 
 import io
-import logging
 import uuid
 
 import pytest
@@ -26,6 +25,7 @@ from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import AliyunAuthError, AliyunError
 from acmelab.issue import issue_certificate
 from acmelab.lab.aliyun import sts
+from tests.integration._logs import debug_logs_into
 
 pytestmark = pytest.mark.lab
 
@@ -37,21 +37,8 @@ SECRETS: set[str] = set()
 
 @pytest.fixture(scope="module", autouse=True)
 def debug_log_capture():
-    handler = logging.StreamHandler(LOG)
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    names = ("acmelab", "aliyunsdkcore", "urllib3")
-    old = {name: logging.getLogger(name).level for name in names}
-    old_root = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    for name in names:
-        logging.getLogger(name).setLevel(logging.DEBUG)
-    yield
-    root.removeHandler(handler)
-    root.setLevel(old_root)
-    for name, level in old.items():
-        logging.getLogger(name).setLevel(level)
+    with debug_logs_into(LOG):
+        yield
 
 
 def lab_key(lab) -> Credentials:

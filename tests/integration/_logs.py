@@ -1,0 +1,34 @@
+"""Capturing every log line at DEBUG, for the tests that scan them for secrets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import IO, Iterator
+
+#: the loggers that may see a request: ours, the classic Alibaba SDK's, urllib3's
+LOGGERS = ("acmelab", "aliyunsdkcore", "urllib3")
+
+
+@contextlib.contextmanager
+def debug_logs_into(stream: IO[str], fmt: str | None = None) -> Iterator[None]:
+    """Everything logged at DEBUG (the root and :data:`LOGGERS`) goes to
+    ``stream`` while inside; the levels and handlers are put back after."""
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    if fmt:
+        handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    old_levels = {name: logging.getLogger(name).level for name in LOGGERS}
+    old_root = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_root)
+        for name, level in old_levels.items():
+            logging.getLogger(name).setLevel(level)
