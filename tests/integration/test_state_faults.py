@@ -34,6 +34,8 @@ from pathlib import Path
 import pytest
 
 import acmelab
+from acmelab.backends import LabBackend
+from acmelab.state import StateDir
 
 pytestmark = pytest.mark.lab
 
@@ -126,6 +128,15 @@ def _populate(lab, state: Path) -> str:
         result = _cli(lab, state, *argv)
         assert result.returncode == 0, result.stdout + result.stderr
     return name
+
+
+def _forget_authorizations(lab, state: Path, name: str) -> None:
+    """Deactivate the valid authorization ``_populate`` left for ``name``,
+    so that the next issuance must publish (and note) a TXT record: Pebble
+    reuses a valid one about 1 time in 100 even at ``PEBBLE_AUTHZREUSE=0``."""
+    record = StateDir(state).account(lab.directory_url)
+    with LabBackend(lab).acme_client(record.load_key(), record.account_url) as client:
+        assert len(client.deactivate_valid_authorizations([name])) == 1
 
 
 def _server_dir(state: Path) -> Path:
@@ -242,6 +253,7 @@ def test_full_state_directory(lab, tmp_path, namespaces):
     disk = namespace.path(mount)
     state, empty = disk / "state", disk / "empty-state"
     name = _populate(lab, state)
+    _forget_authorizations(lab, state, name)
     for sub in ("accounts", "certificates", "locks"):
         (empty / sub).mkdir(parents=True)
     filler = disk / "filler"
