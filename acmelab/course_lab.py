@@ -15,12 +15,7 @@ from typing import Any
 
 from acmelab import files
 
-#: How the course runs Pebble: no random sleeps, no randomly rejected nonces
-#: and no reuse of valid authorizations (so every run of the series shows the
-#: same statuses), one alternate chain (notebook 09).  Let's Encrypt itself
-#: does reject nonces now and then and does reuse authorizations; the client
-#: copes with both, and the tests exercise them.  Also the default of
-#: ``acmelab lab up`` / :func:`acmelab.lab.ensure_running`.
+#: How the course runs Pebble (what and why: :data:`acmelab.lab.pebble.COURSE_PEBBLE_ENV`).
 from acmelab.lab.pebble import COURSE_PEBBLE_ENV as LAB_PEBBLE_ENV
 
 

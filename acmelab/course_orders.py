@@ -127,8 +127,9 @@ def pending_order(client):
             (:func:`course.account_client <acmelab.course.account_client>`).
 
     Returns:
-        :class:`acmelab.client.Order`: ``pending`` (or ``ready`` at once when
-        the CA reused every authorization; the course's lab does not).
+        :class:`acmelab.client.Order`: ``pending``; a new one is made after
+        giving up the account's valid authorizations for the names
+        (``deactivate_valid_authorizations``), so none is reused.
 
     Raises:
         AcmeProblem, ProtocolError, NetworkError: from newOrder.
@@ -145,6 +146,8 @@ def pending_order(client):
                 return order
         except (AcmeProblem, ProtocolError):
             pass  # an order of an earlier lab (Pebble forgets everything when it stops: 404)
+    # no valid authorization to reuse: the order shows the whole flow (notebook 06 says why)
+    client.deactivate_valid_authorizations(course.names())
     order = client.new_order(course.names(), profile=_profile(client))
     course.remember(order_url=order.url)
     course.announce_created(f"a new order for {', '.join(course.names())} "

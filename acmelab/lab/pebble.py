@@ -64,9 +64,12 @@ DEFAULT_PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1"}
 #: (:func:`acmelab.lab.ensure_running`, ``acmelab lab up``): no random
 #: sleeps, no randomly rejected nonces and no reuse of valid authorizations
 #: (so every run of the series shows the same statuses), one alternate chain
-#: (notebook 08).  Let's Encrypt itself does reject nonces now and then and
+#: (notebook 09).  Let's Encrypt itself does reject nonces now and then and
 #: does reuse authorizations; the client copes with both, and the tests
-#: exercise them.
+#: exercise them.  "No reuse" is Pebble's ``PEBBLE_AUTHZREUSE=0``, which
+#: still reuses about 1 time in 100 (wfe.go: ``rand.Intn(100) > percent``):
+#: where a run must show fresh authorizations, the caller gives the valid
+#: ones up first (``AcmeClient.deactivate_valid_authorizations``).
 COURSE_PEBBLE_ENV = {
     "PEBBLE_VA_NOSLEEP": "1",
     "PEBBLE_WFE_NONCEREJECT": "0",

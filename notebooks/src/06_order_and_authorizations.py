@@ -58,6 +58,23 @@ print("account:", client.fetch_account().status)
 print("names:  ", names)
 
 # %% [markdown]
+# Let's Encrypt may **reuse** authorizations that your account completed recently for the same
+# name; then they arrive already `valid`, and the order may even be `ready` at once. A client
+# must therefore always look at each authorization's status before answering challenges. The
+# course's lab turns reuse off (`PEBBLE_AUTHZREUSE=0`) — almost: the Pebble we run still reuses
+# about 1 time in 100 (it compares `rand.Intn(100) > percent`). So that every run shows the
+# whole flow, we first **give up** every valid authorization the course account holds for our
+# names (deactivate them, §7.5.2) — what you would do for real when a domain changes hands. The
+# client finds them through the account's orders list (§7.1.2.1), which Pebble offers and Let's
+# Encrypt does not (there you deactivate the authorization URLs you kept). A second call finds
+# none:
+
+# %%
+client.deactivate_valid_authorizations([*names, f"*.{course.target().domain}"])
+print("valid authorizations left for our names:",
+      len(client.deactivate_valid_authorizations([*names, f"*.{course.target().domain}"])))
+
+# %% [markdown]
 # ## The new order
 #
 # `newOrder` is a POST (signed with `kid`) whose payload lists the identifiers and, since the
@@ -92,12 +109,6 @@ course.remember(order_url=order.url)  # notebook 07 picks the order up from here
 print("status:", order.status, "| same as yours:", order.status == order_json["status"],
       "| names:", sorted(order.names) == sorted(i["value"] for i in order_json["identifiers"]),
       "| profile:", order.profile)
-
-# %% [markdown]
-# Let's Encrypt may **reuse** authorizations that your account completed recently for the same
-# name; then they arrive already `valid`, and the order may even be `ready` at once. A client
-# must therefore always look at each authorization's status before answering challenges. The
-# course's lab turns reuse off, so that every run shows the same, complete flow.
 
 # %% [markdown]
 # ## The authorizations

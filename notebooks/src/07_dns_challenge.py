@@ -278,12 +278,13 @@ for name, value in records:
 #
 # If the CA looks before the record is there — or finds a wrong value — the challenge and its
 # authorization become `invalid`, with a problem document saying why. Here we answer a challenge
-# of a throw-away order for `www.example.com` without publishing anything:
+# of a throw-away order for `doomed.example.com` without publishing anything (a name this account
+# never validates, so no valid authorization of it can be reused):
 
 # %%
 from acmelab.errors import ChallengeFailed
 
-doomed_order = client.new_order([f"www.{course.target().domain}"])
+doomed_order = client.new_order([f"doomed.{course.target().domain}"])
 doomed = client.fetch_authorization(doomed_order.authorizations[0])
 client.answer_challenge(doomed.challenge("dns-01"))
 try:
@@ -400,12 +401,13 @@ class Recording:
 
 persist_client = course.client(keys.generate_key("ec256"))
 persist_client.new_account([])
+persist_name = f"persist.{course.target().domain}"
 for attempt in ("first", "second"):
     recording = Recording(course.dns_provider())
-    issued = issue_certificate([f"persist.{course.target().domain}"], client=persist_client,
-                               dns=recording, challenge="dns-persist-01")
+    issued = issue_certificate([persist_name], client=persist_client, dns=recording, challenge="dns-persist-01")
     print(f"{attempt} issuance: wrote {recording.written or 'nothing'}; "
           f"relies on {[r.name for r in issued.standing_records]}")
+    persist_client.deactivate_valid_authorizations([persist_name])  # the next one must prove control again
 
 # %% [markdown]
 # ## Summary

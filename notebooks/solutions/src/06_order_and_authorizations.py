@@ -14,6 +14,7 @@ from acmelab import course, jws
 from acmelab.exercises import check
 
 client = course.account_client()  # the course's account (notebook 05)
+client.deactivate_valid_authorizations(course.names())  # no valid one to reuse (notebook 06 says why)
 
 # %% [markdown]
 # ## 06.1 and 06.2 · A hand-made `newOrder`

@@ -26,6 +26,7 @@ server = tuple(course.target().lab.dns_server)  # the lab's authoritative DNS
 # stays until its own cleanup.
 
 # %%
+client.deactivate_valid_authorizations([domain])  # two fresh authorizations, none reused (notebook 06)
 order = client.new_order([domain, f"*.{domain}"], profile="classic")
 authorizations = [client.fetch_authorization(url) for url in order.authorizations]
 records = [(client.dns01_name(a), client.dns01_txt_value(a.challenge("dns-01"))) for a in authorizations]
