@@ -462,4 +462,5 @@ def trust_roots() -> list[str] | None:
 from acmelab.course_orders import issued_certificate, pending_order, ready_order, save_certificate  # noqa: E402,F401
 
 # Alibaba Cloud helpers (notebooks 07-15): acmelab.course_cloud
-from acmelab.course_cloud import LAB_API_GROUP_ID, aliyun_client, api_group_id, dns_provider, ram_policy  # noqa: E402,F401
+from acmelab.course_cloud import (LAB_API_GROUP_ID, aliyun_client, api_group_id, dns_provider,  # noqa: E402,F401
+                                  ram_policy, services_toml)

@@ -1,5 +1,6 @@
 """The course's Alibaba Cloud helpers (notebooks 07-15): the DNS provider,
-the OpenAPI client, the API Gateway group, and a least-privilege RAM policy.
+the OpenAPI client, the API Gateway group, the services file of notebooks
+14 and 15, and a least-privilege RAM policy.
 Re-exported by :mod:`acmelab.course`."""
 
 from __future__ import annotations
@@ -48,6 +49,50 @@ def api_group_id() -> str:
     """The API Gateway ``GroupId`` that ``api.<domain>`` is bound to:
     ``ACMELAB_API_GROUP_ID``, else the lab account's group."""
     return os.environ.get("ACMELAB_API_GROUP_ID", "").strip() or LAB_API_GROUP_ID
+
+
+# --------------------------------------------------------------------------
+# Notebooks 14 and 15: the services file, and a RAM policy for it
+# --------------------------------------------------------------------------
+
+def services_toml(only: tuple[str, ...] = ("www", "api", "dev")) -> str:
+    """The services file (TOML text, ``acmelab apply``'s format) that
+    notebook 14 applies and notebook 15 takes live, with the services named
+    in ``only``: ``www`` (two names on CDN), ``api`` (API Gateway, plus a
+    copy in CAS) and ``dev`` (its own DNS zone; API Gateway and CDN), for
+    the course's domain and API Gateway group.  Raises InputError for an
+    unknown service name."""
+    from acmelab import course
+    from acmelab.errors import InputError
+
+    domain, group = course.target().domain, api_group_id()
+    blocks = {
+        "www": f"""[[service]]
+name = "www"
+domains = ["cdn.{domain}", "static.{domain}"]
+cdn = ["cdn.{domain}", "static.{domain}"]
+""",
+        "api": f"""[[service]]
+name = "api"
+domains = ["api.{domain}"]
+apigateway = [{{ group_id = "{group}", domain = "api.{domain}" }}]
+cas = true                # also keep a copy in Certificate Management Service
+""",
+        "dev": f"""[[service]]
+name = "dev"
+domains = ["api.dev.{domain}", "cdn.dev.{domain}"]
+cdn = "cdn.dev.{domain}"
+apigateway = [{{ group_id = "{group}", domain = "api.dev.{domain}" }}]
+""",
+    }
+    unknown = sorted(set(only) - set(blocks))
+    if unknown:
+        raise InputError(f"no course service {unknown[0]!r}; choose from {', '.join(blocks)}")
+    defaults = """[defaults]
+dns = "alidns"            # Alibaba Cloud DNS (notebook 07)
+key_type = "ec256"
+"""
+    return "\n".join([defaults, *(blocks[name] for name in only)])
 
 
 # --------------------------------------------------------------------------

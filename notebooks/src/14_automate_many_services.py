@@ -96,29 +96,12 @@ finally:
 #     s1 & s2 & s3 --> steps["per service: issue if needed (dns-01)<br/>-> install -> TLS handshake shows the serial"]
 # ```
 
+# %% [markdown]
+# The course's services file, for its domain and API Gateway group (`course.services_toml`;
+# notebook 15 takes the same file live):
+
 # %%
-services_toml = f"""
-[defaults]
-dns = "alidns"            # Alibaba Cloud DNS (notebook 07)
-key_type = "ec256"
-
-[[service]]
-name = "www"
-domains = ["cdn.{domain}", "static.{domain}"]
-cdn = ["cdn.{domain}", "static.{domain}"]
-
-[[service]]
-name = "api"
-domains = ["api.{domain}"]
-apigateway = [{{ group_id = "{course.api_group_id()}", domain = "api.{domain}" }}]
-cas = true                # also keep a copy in Certificate Management Service
-
-[[service]]
-name = "dev"
-domains = ["api.dev.{domain}", "cdn.dev.{domain}"]
-cdn = "cdn.dev.{domain}"
-apigateway = [{{ group_id = "{course.api_group_id()}", domain = "api.dev.{domain}" }}]
-"""
+services_toml = course.services_toml()
 print(services_toml.strip())
 
 # %%

@@ -252,3 +252,19 @@ def test_ram_policy_allows_only_what_the_services_need():
     assert "yundun-cert:UploadUserCertificate" in resources
     only_dns = course.ram_policy([], {"example.com"})
     assert [s["Action"][0] for s in only_dns["Statement"]] == ["alidns:DescribeDomains", "alidns:AddDomainRecord"]
+
+
+def test_services_file_of_notebooks_14_and_15(staging, monkeypatch):
+    import tomllib
+
+    from acmelab.services import parse_services
+
+    monkeypatch.setenv("ACMELAB_API_GROUP_ID", "G1")
+    every = parse_services(tomllib.loads(course.services_toml()))
+    assert [s.name for s in every] == ["www", "api", "dev"]
+    assert {t.id for s in every for t in s.install} >= {"cdn:cdn.example.org", "apigateway:G1/api.example.org",
+                                                         "cdn:cdn.dev.example.org"}
+    assert [s.name for s in parse_services(tomllib.loads(course.services_toml(only=("www", "api"))))] \
+        == ["www", "api"]
+    with pytest.raises(InputError, match="no course service 'shop'"):
+        course.services_toml(only=("www", "shop"))
