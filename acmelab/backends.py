@@ -259,10 +259,10 @@ def open_backend(choice: str, *, lab_dir: Path | None = None, ca_bundle: Path | 
             if not start_lab:
                 raise ConfigError(f"no lab is running in {lab_dir or lab.default_run_dir()}")
             if lab_dir is not None:
-                # a --lab-dir names a lab the user started (lab up --run-dir): a typo
+                # a --lab-dir names a lab the user started (lab up --lab-dir): a typo
                 # must not start another one on the default ports
                 raise ConfigError(f"no lab is running in --lab-dir {lab_dir}: start it with "
-                                  f"'acmelab lab up --run-dir {lab_dir}', or leave out --lab-dir for the default lab")
+                                  f"'acmelab lab up --lab-dir {lab_dir}', or leave out --lab-dir for the default lab")
             logger.warning("no lab is running in %s; starting one (stop it with: acmelab lab down)",
                            lab.default_run_dir())
             info = lab.ensure_running(None)

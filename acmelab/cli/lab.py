@@ -140,7 +140,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         if ignored:
             print(f"acmelab: warning: a lab is already running in {info.run_dir}; it is kept and these "
                   f"options are ignored: {', '.join(ignored)} (run `acmelab lab down"
-                  + (f" --run-dir {args.run_dir}" if args.run_dir else "") + "` first to change them)",
+                  + (f" --lab-dir {args.run_dir}" if args.run_dir else "") + "` first to change them)",
                   file=sys.stderr)
     else:
         info = lab.ensure_running(args.run_dir, ports=ports, pebble_env=pebble_env,
@@ -215,7 +215,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     commands = lab_parser.add_subparsers(dest="lab_command", required=True, metavar="{up,status,down}")
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--run-dir", type=Path, default=None,
+        # --lab-dir, as every other command names it; --run-dir is its old spelling
+        parser.add_argument("--lab-dir", "--run-dir", dest="run_dir", type=Path, default=None, metavar="DIR",
                             help="lab run directory (default $ACMELAB_LAB_DIR, else .lab/ in the repo)")
 
     up = commands.add_parser(

@@ -379,7 +379,7 @@ USES = {
     ("revoke",): ACME | STATE | OUTPUT, ("list",): ACME | STATE | OUTPUT,
     ("dns", "persist", "list"): STATE | OUTPUT, ("dns", "persist", "remove"): ACME | STATE | CLOUD | OUTPUT,
     ("export", "pfx"): STATE | OUTPUT,
-    ("lab", "up"): {"--json"}, ("lab", "status"): {"--json"}, ("lab", "down"): set(),
+    ("lab", "up"): {"--json", "--lab-dir"}, ("lab", "status"): {"--json", "--lab-dir"}, ("lab", "down"): {"--lab-dir"},
 }
 
 
@@ -467,7 +467,7 @@ def test_a_lab_dir_where_no_lab_runs_is_an_error_not_a_new_lab(tmp_path, capsys)
     missing = tmp_path / "no-lab-here"
     code = cli.main(["account", "create", "--lab-dir", str(missing), "--state-dir", str(tmp_path / "state")])
     assert code == cli.EXIT_USAGE
-    assert f"lab up --run-dir {missing}" in capsys.readouterr().err
+    assert f"lab up --lab-dir {missing}" in capsys.readouterr().err
     assert not missing.exists() and not (tmp_path / "state" / "accounts").exists()
 
 

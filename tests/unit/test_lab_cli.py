@@ -46,3 +46,12 @@ def test_lab_up_latency_options(capsys, tmp_path):
     assert (defaults.dns_propagation_delay, defaults.aliyun_latency) == (0.0, 0.0)
     assert cli.main(["lab", "up", "--run-dir", str(tmp_path), "--free-ports", "--dns-propagation-delay", "-1"]) == 1
     assert "dns_propagation_delay must be a number of seconds >= 0" in capsys.readouterr().err
+
+
+def test_lab_commands_take_lab_dir_like_every_other_command(capsys, tmp_path):
+    """--lab-dir, as the ACME commands name it; --run-dir stays its old spelling."""
+    assert cli.main(["lab", "status", "--lab-dir", str(tmp_path / "a")]) == cli.EXIT_NOT_RUNNING
+    assert f"No lab is running in {tmp_path / 'a'}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["lab", "status", "--help"])
+    assert "--lab-dir DIR, --run-dir DIR" in capsys.readouterr().out
