@@ -153,8 +153,13 @@ def test_dns_persist_01_second_issuance_writes_no_record(client, acme_lab):
                               f"pebble.letsencrypt.org; accounturi={client.account_url}")]
     assert [r.name for r in first.standing_records] == [f"_validation-persist.www.{domain}"]
     assert dns.published == {f"_validation-persist.www.{domain}": [dns.presented[0][1]]}  # left in place
+    # a fresh authorization, validated by the standing record (Pebble reuses a valid one about
+    # 1 time in 100 even at AUTHZREUSE=0, and then nothing would be validated at all)
+    assert len(client.deactivate_valid_authorizations([f"www.{domain}"])) == 1
     second = issue_certificate([f"www.{domain}"], client=client, dns=dns, challenge="dns-persist-01")
     assert len(dns.presented) == 1  # nothing written the second time
+    assert set(client.fetch_order(second.order_url).authorizations).isdisjoint(
+        client.fetch_order(first.order_url).authorizations)
     assert second.serial_hex != first.serial_hex
     # a wildcard needs policy=wildcard
     wild = issue_certificate([f"*.{domain}"], client=client, dns=dns, challenge="dns-persist-01")

@@ -189,6 +189,7 @@ def test_permission_denied_state_directory(lab, tmp_path):
     after another: each failure names the path it could not write."""
     state = tmp_path / "state"
     name = _populate(lab, state)
+    _forget_authorizations(lab, state, name)          # the issue below must reach dns-pending.json
     prefix = _without_dac_override()
     no_write = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     certificate, account = state / "certificates" / name, _server_dir(state)
