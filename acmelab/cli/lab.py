@@ -172,25 +172,32 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def _print_inventory(inventory: dict, info, *, as_json: bool) -> None:
     """``lab status --inventory``: the lab's zones, CDN domains, API groups,
-    load balancers.  Serials in acmelab's one spelling (the JSON keeps the
+    load balancers and CAS certificates, each with the serial it serves.  Serials in acmelab's one spelling (the JSON keeps the
     endpoint's answer as it is)."""
     from acmelab.certificates import serial_hex
     if as_json:
         print(json.dumps({**info.to_dict(), "inventory": inventory}, indent=2))
         return
+    def serial(item: dict, spelled: str) -> str:
+        return spelled.format(serial_hex(item["Serial"])) if item.get("Serial") else ""
+
     print(f"Zones ({len(inventory['Zones'])}): " + ", ".join(z["DomainName"] for z in inventory["Zones"]))
     print("CDN domains:")
     for domain in inventory["CdnDomains"]:
         print(f"  {domain['DomainName']:<32} HTTPS {domain['ServerCertificateStatus']}"
-              + (f"  serial {serial_hex(domain['Serial'])}" if domain.get("Serial") else ""))
+              + serial(domain, "  serial {}"))
     print("API Gateway groups:")
     for group in inventory["ApiGroups"]:
         print(f"  {group['GroupId']}  {group['GroupName']}: "
-              + ", ".join(d["DomainName"] for d in group["CustomDomains"]))
+              + ", ".join(d["DomainName"] + serial(d, " (serial {})") for d in group["CustomDomains"]))
     print("Load balancers (SLB):")
     for balancer in inventory["LoadBalancers"]:
         print(f"  {balancer['LoadBalancerId']}  {balancer['LoadBalancerName']}  HTTPS listeners "
-              + ", ".join(str(listener["ListenerPort"]) for listener in balancer["Listeners"]))
+              + ", ".join(str(listener["ListenerPort"]) + serial(listener, " (serial {})")
+                          for listener in balancer["Listeners"]))
+    print("Certificate Management Service (CAS):" + ("" if inventory.get("CasCertificates") else " none"))
+    for certificate in inventory.get("CasCertificates", []):
+        print(f"  {certificate['CertId']}  {certificate['Name']}" + serial(certificate, "  serial {}"))
     print(f"  (edges: CDN {info.cdn_edge_port}, API Gateway {info.apigateway_edge_port}, SLB {info.slb_edge_port})")
 
 
@@ -255,7 +262,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     common(status)
     status.add_argument("--json", action="store_true", help="print the lab's info as JSON (no secrets)")
     status.add_argument("--inventory", action="store_true",
-                        help="list the lab account's zones, CDN domains, API groups and load balancers")
+                        help="list the lab account's zones, CDN domains, API groups, load balancers and CAS "
+                             "certificates, with the serial each serves")
     status.set_defaults(func=cmd_lab_status)
 
     down = commands.add_parser(

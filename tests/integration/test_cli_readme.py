@@ -100,15 +100,18 @@ def test_the_readme_commands_issue_install_and_really_renew(own_lab, capsys):
     assert "1 unchanged" in outputs["renew"] and "not due" in outputs["renew"]
     assert "1 renewed" in outputs["renew --now"] and "due:" in outputs["renew --now"]
 
-    # the inventory: zones, CDN domains (serving the renewed serial), API groups, load balancers
+    # the inventory: zones, CDN domains and the SLB listener (serving the renewed serial), API groups,
+    # load balancers, no CAS certificate
     inventory = outputs["lab status"]
     assert re.search(r"^Zones \(\d+\): example\.com, dev\.example\.com", inventory, re.M)
     assert re.search(rf"^  cdn\.example\.com +HTTPS on  serial {renewed.serial_hex}$", inventory, re.M)
     assert re.search(r"^  static\.example\.com +HTTPS off$", inventory, re.M)
     assert re.search(r"^  523e8dc7bbe04613b5b1d726c2a7889d  \S+: api\.dev\.example\.com, api\.example\.com$",
                      inventory, re.M)
-    assert re.search(r"^  lb-bp1acmelabshop0000001  \S+  HTTPS listeners 443$", inventory, re.M)
+    assert re.search(rf"^  lb-bp1acmelabshop0000001  \S+  HTTPS listeners 443 \(serial {renewed.serial_hex}\)$",
+                     inventory, re.M)
     assert re.search(r"^  lb-bp1acmelabapi00000002  \S+  HTTPS listeners 443, 8443$", inventory, re.M)
+    assert re.search(r"^Certificate Management Service \(CAS\): none$", inventory, re.M)
 
 
 def test_lab_status_inventory_json(lab, capsys):
