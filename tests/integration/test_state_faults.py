@@ -34,8 +34,7 @@ from pathlib import Path
 import pytest
 
 import acmelab
-from acmelab.backends import LabBackend
-from acmelab.state import StateDir
+from tests.integration._accounts import forget_authorizations
 
 pytestmark = pytest.mark.lab
 
@@ -130,15 +129,6 @@ def _populate(lab, state: Path) -> str:
     return name
 
 
-def _forget_authorizations(lab, state: Path, name: str) -> None:
-    """Deactivate the valid authorization ``_populate`` left for ``name``,
-    so that the next issuance must publish (and note) a TXT record: Pebble
-    reuses a valid one about 1 time in 100 even at ``PEBBLE_AUTHZREUSE=0``."""
-    record = StateDir(state).account(lab.directory_url)
-    with LabBackend(lab).acme_client(record.load_key(), record.account_url) as client:
-        assert len(client.deactivate_valid_authorizations([name])) == 1
-
-
 def _server_dir(state: Path) -> Path:
     (account_dir,) = (state / "accounts").iterdir()
     return account_dir
@@ -189,7 +179,7 @@ def test_permission_denied_state_directory(lab, tmp_path):
     after another: each failure names the path it could not write."""
     state = tmp_path / "state"
     name = _populate(lab, state)
-    _forget_authorizations(lab, state, name)          # the issue below must reach dns-pending.json
+    assert len(forget_authorizations(lab, state, [name])) == 1   # the issue below must reach dns-pending.json
     prefix = _without_dac_override()
     no_write = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     certificate, account = state / "certificates" / name, _server_dir(state)
@@ -254,7 +244,7 @@ def test_full_state_directory(lab, tmp_path, namespaces):
     disk = namespace.path(mount)
     state, empty = disk / "state", disk / "empty-state"
     name = _populate(lab, state)
-    _forget_authorizations(lab, state, name)
+    assert len(forget_authorizations(lab, state, [name])) == 1   # the issues below must publish
     for sub in ("accounts", "certificates", "locks"):
         (empty / sub).mkdir(parents=True)
     filler = disk / "filler"
