@@ -150,19 +150,12 @@ class OrderRequests(ClientBase):
         does not: there, deactivate the URLs you kept with
         :meth:`deactivate_authorization`)."""
         wanted = {name.lower().removeprefix("*.") for name in names}
-        seen: set[str] = set()
-        deactivated: list[str] = []
-        for order_url in self.list_orders():
-            for url in self.fetch_order(order_url).authorizations:
-                if url in seen:
-                    continue
-                seen.add(url)
-                authorization = self.fetch_authorization(url)
-                name = str(authorization.identifier.get("value", "")).lower()   # a wildcard's base name
-                if authorization.status == "valid" and name in wanted:
-                    self.deactivate_authorization(url)
-                    deactivated.append(url)
-        return deactivated
+        orders = self.each(self.fetch_order, self.list_orders())
+        urls = list(dict.fromkeys(url for order in orders for url in order.authorizations))
+        valid = [a.url for a in self.fetch_authorizations(urls)       # the identifier of a wildcard is its base name
+                 if a.status == "valid" and str(a.identifier.get("value", "")).lower() in wanted]
+        self.each(self.deactivate_authorization, valid)
+        return valid
 
 
     def _fetch_order(self, url: str) -> tuple[Order, AcmeResponse]:
