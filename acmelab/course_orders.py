@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from acmelab import files
-from acmelab.certificates import serial_hex
+from acmelab.certificates import key_matches, serial_hex
 
 
 def _chain_is_current(chain_pem: str, key) -> bool:
@@ -24,7 +24,6 @@ def _chain_is_current(chain_pem: str, key) -> bool:
 
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
 
     from acmelab import course
 
@@ -32,9 +31,7 @@ def _chain_is_current(chain_pem: str, key) -> bool:
     leaf = chain[0]
     if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
         return False
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(serialization.Encoding.DER, spki) != \
-            key.public_key().public_bytes(serialization.Encoding.DER, spki):
+    if not key_matches(key, leaf):
         return False
     roots = course.trust_roots()
     if roots is None:

@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives import serialization
 
 from acmelab import csr as csr_module
 from acmelab import keys
-from acmelab.certificates import serial_hex
+from acmelab.certificates import key_matches, serial_hex
 from acmelab.challenges import CHALLENGE_TYPES, DnsProvider, DnsRecord
 from acmelab.client import POLL_TIMEOUT, AcmeClient, Authorization, Order
 from acmelab.errors import (
@@ -351,8 +351,7 @@ def _authorize(client: AcmeClient, order: Order, dns: DnsProvider, removal: "_Re
 def _check_leaf(leaf: x509.Certificate, certificate_key: keys.PrivateKey, names: list[str], url: str) -> None:
     """The downloaded leaf is ours: it certifies our certificate key for
     exactly the names ordered (RFC 8555 §7.4.2).  Raises ProtocolError."""
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(*spki) != certificate_key.public_key().public_bytes(*spki):
+    if not key_matches(certificate_key, leaf):
         raise ProtocolError(f"the certificate at {url} is not for our certificate key")
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
 
-from acmelab.certificates import serial_hex
+from acmelab.certificates import key_matches, serial_hex
 from acmelab.errors import InputError, KeyExistsError
 from acmelab.files import write_atomically
 
@@ -104,13 +104,8 @@ def _certificates(value: CertificateInput | Iterable[CertificateInput] | None) -
     return certs
 
 
-def _public_bytes(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def _check_key_matches(private_key, certificate: x509.Certificate) -> None:
-    if _public_bytes(private_key.public_key()) != _public_bytes(certificate.public_key()):
+    if not key_matches(private_key, certificate):
         raise InputError(
             "the private key does not match the certificate's public key "
             f"(certificate subject {certificate.subject.rfc4514_string()}, "

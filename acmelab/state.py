@@ -70,7 +70,7 @@ from cryptography.hazmat.primitives import serialization
 from acmelab import keys
 from acmelab.errors import InputError, StateError, WouldOverwriteError
 from acmelab.files import exclusive_lock, new_directory, os_error_text, write_atomically
-from acmelab.certificates import serial_hex  # the one spelling (re-exported)
+from acmelab.certificates import key_matches, serial_hex  # serial_hex: the one spelling (re-exported)
 from acmelab.records import (CHAIN_FILE, META_FILE, AccountRecord, ManagedCertificate, certificate_name_for,
                              check_certificate_name)
 
@@ -299,9 +299,7 @@ class StateDir:
             raise StateError(f"the files of {managed.name} in {managed.version_dir} are unreadable: {error}") from None
         if not chain or serial_hex(chain[0].serial_number) != managed.serial_hex:
             raise StateError(f"{managed.fullchain_path} does not hold serial {managed.serial_hex}")
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        if (key.public_key().public_bytes(serialization.Encoding.DER, spki)
-                != chain[0].public_key().public_bytes(serialization.Encoding.DER, spki)):
+        if not key_matches(key, chain[0]):
             raise StateError(f"{managed.key_path} does not match the certificate {managed.serial_hex}")
 
     def store_certificate(self, name: str, *, private_key: keys.PrivateKey, chain_pem: str,
