@@ -415,7 +415,7 @@ def _wait_until_authorized(client: AcmeClient, order: Order, pending: list[Autho
     """
     order = client.poll_order(order, until=("ready", "processing", "valid", "invalid"), timeout=timeout)
     if order.status == "invalid":
-        client.poll_authorizations(pending, timeout=timeout)  # raises ChallengeFailed for the failed one
+        client.raise_for_failed(pending)  # the ChallengeFailed of the authorization that failed
         raise order.error or ProtocolError(f"the order {order.url} is invalid and the CA gave no error")
     return order
 

@@ -155,40 +155,16 @@ class AuthorizationRequests(ClientBase):
         return self.each(lambda authorization: self.answer_challenge(
             authorization.challenge(challenge_type), name=authorization.name), authorizations)
 
-    def poll_authorizations(self, authorizations: Sequence[Authorization], *,
-                            timeout: float = POLL_TIMEOUT) -> list[Authorization]:
-        """Wait until every authorization is ``valid`` (§7.5.1).
-
-        Each pending one is polled on its own schedule -- the adaptive
-        back-off, or its ``Retry-After`` when longer -- those due together
-        concurrently, all under one deadline; polling stops as soon as one
-        fails.  One authorization is polled exactly as
-        :meth:`poll_authorization` does.
-
-        Args:
-            authorizations: Authorization objects (only those not yet in a
-                final status are polled).
-            timeout: seconds overall.
-
-        Returns:
-            the ``valid`` Authorizations, in order.
-
-        Raises:
-            ChallengeFailed: one ended ``invalid`` (or deactivated, expired,
-                revoked), carrying the CA's error.
-            PollTimeout: some still pending at the deadline.
-        """
-        authorizations = list(authorizations)
-        if len(authorizations) == 1:
-            return [self.poll_authorization(authorizations[0], timeout=timeout)]
+    def raise_for_failed(self, authorizations: Sequence[Authorization]) -> None:
+        """Fetch each authorization once (concurrently) and raise
+        ChallengeFailed, with the failed challenge and the CA's error, for
+        the first that ended ``invalid`` (or deactivated, expired, revoked);
+        return if none did.  What to do once an order turned ``invalid``
+        (§7.1.6): one of its authorizations did, and none will change."""
         failed = set(FINAL_AUTHORIZATION_STATUSES) - {"valid"}
-        with doing(f"waiting for {len(authorizations)} authorizations"):
-            final = self._poll_each(self._fetch_authorization, authorizations, FINAL_AUTHORIZATION_STATUSES,
-                                    timeout, stop=failed)
-        for authorization in final:
+        for authorization in self.fetch_authorizations([a.url for a in authorizations]):
             if authorization.status in failed:
                 _valid(authorization)
-        return final
 
 
 def _valid(authorization: Authorization) -> Authorization:

@@ -215,7 +215,8 @@ class OrderRequests(ClientBase):
                                           retry_after=response.retry_after)
                 except OrderNotReady:
                     # §7.4: the authorizations just turned valid; wait for "ready"
-                    order = self.poll_order(order.url, until=("ready", "valid", "invalid"), timeout=timeout)
+                    order = self.poll_order(order.url, until=("ready", "valid", "invalid"),
+                                            timeout=max(0.0, deadline - time.monotonic()))
                 except AnswerLost:
                     # Did the CA get the CSR?  The same order tells: it is no
                     # longer "ready" if it did.  Never a new order.

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from acmelab import keys
-from acmelab.client import AcmeClient, AcmeResponse, Authorization
-from acmelab.errors import InputError, PollTimeout
+from acmelab.client import AcmeClient
+from acmelab.errors import InputError
 from acmelab.nonces import NoncePool
 
 
@@ -86,57 +86,3 @@ def test_each_finishes_every_call_then_raises_the_first_error(client):
         client.each(work, range(6))
     assert sorted(done) == list(range(6))
     assert any("bad 4" in note for note in raised.value.__notes__)
-
-
-def _answer(retry_after: str | None) -> AcmeResponse:
-    headers = {"Retry-After": retry_after} if retry_after is not None else {}
-    return AcmeResponse("u", 200, headers, b"{}")
-
-
-def test_poll_each_follows_each_resources_own_retry_after(monkeypatch, client):
-    """A asks for 1 s between polls, B sends none: B is polled on the
-    back-off, A no sooner than its Retry-After; both under one deadline."""
-    import acmelab.acme.base as base
-    clock = [0.0]
-    monkeypatch.setattr(base.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(base.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
-    fetched: dict[str, list[float]] = {"a": [], "b": []}
-
-    def fetch(url):
-        fetched[url].append(clock[0])
-        if url == "a":
-            status = "valid" if len(fetched["a"]) == 3 else "pending"
-            return Authorization(url, status, {}), _answer("1")
-        status = "valid" if len(fetched["b"]) == 6 else "pending"
-        return Authorization(url, status, {}), _answer(None)
-
-    start = [Authorization("a", "pending", {}), Authorization("b", "pending", {})]
-    final = client._poll_each(fetch, start, {"valid", "invalid"}, timeout=60)
-    assert [f.status for f in final] == ["valid", "valid"]
-    a = fetched["a"]
-    assert len(a) == 3 and all(later - earlier >= 0.999 for earlier, later in zip(a, a[1:]))
-    b = fetched["b"]
-    gaps = [later - earlier for earlier, later in zip(b, b[1:])]
-    assert gaps == sorted(gaps) and gaps[0] < 0.02      # the back-off grows from a few ms
-
-
-def test_poll_each_stops_when_one_fails_and_times_out_at_the_deadline(monkeypatch, client):
-    import acmelab.acme.base as base
-    clock = [0.0]
-    monkeypatch.setattr(base.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(base.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
-    calls = []
-
-    def failing(url):
-        calls.append(url)
-        return Authorization(url, "invalid" if url == "b" else "pending", {}), _answer(None)
-
-    start = [Authorization(url, "pending", {}) for url in "abc"]
-    final = client._poll_each(failing, start, {"valid", "invalid"}, timeout=60, stop={"invalid"})
-    assert [f.status for f in final] == ["pending", "invalid", "pending"] and len(calls) == 3
-
-    def pending(url):
-        return Authorization(url, "pending", {}), _answer("30")
-
-    with pytest.raises(PollTimeout, match=r"3 of 3 .* still pending after 10\.0 s"):
-        client._poll_each(pending, start, {"valid"}, timeout=10)
