@@ -65,7 +65,6 @@ Every name that was importable from here before the split still is
 
 from __future__ import annotations
 
-import time  # noqa: F401 - tests patch acmelab.client.time
 
 from acmelab.acme.account import AccountRequests
 from acmelab.acme.authorization import FINAL_AUTHORIZATION_STATUSES, AuthorizationRequests

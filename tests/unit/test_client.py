@@ -631,7 +631,7 @@ def test_poll_waits_retry_after_or_backoff(monkeypatch, client):
     back-off doubling from POLL_FIRST_DELAY."""
     import acmelab.client as module
     waits = []
-    monkeypatch.setattr(module.time, "sleep", waits.append)
+    monkeypatch.setattr(time, "sleep", waits.append)
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
     answers = iter([("pending", None), ("pending", "2"), ("pending", later), ("pending", None),
                     ("valid", None)])
@@ -652,9 +652,8 @@ def test_poll_waits_retry_after_or_backoff(monkeypatch, client):
 
 def test_poll_timeout(monkeypatch, client):
     """A Retry-After beyond the deadline: PollTimeout, without waiting it out."""
-    import acmelab.client as module
     from acmelab.errors import PollTimeout
-    monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
 
     def fetch(url):
         return Authorization(url, "pending", {"type": "dns", "value": "a.example"}), _answer("3600")
@@ -671,13 +670,13 @@ def test_poll_retry_after_zero_or_past_does_not_spin(monkeypatch, client, retry_
     from acmelab.errors import PollTimeout
     clock = [0.0]
     waits = []
-    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
 
     def sleep(seconds):
         waits.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr(module.time, "sleep", sleep)
+    monkeypatch.setattr(time, "sleep", sleep)
 
     def fetch(url):
         assert len(waits) < 100, "polling spins"
@@ -696,8 +695,8 @@ def test_poll_retry_after_beyond_deadline_polls_once_at_the_deadline(monkeypatch
     import acmelab.client as module
     from acmelab.errors import PollTimeout
     clock = [0.0]
-    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(module.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
     fetched = []
 
     def fetch(url):
