@@ -318,13 +318,16 @@ def _names(extensions: Any) -> list[str]:
 
 
 def certificate_lines(cert: Any) -> list[str]:
-    """Fields of one ``x509.Certificate`` as text lines."""
+    """Fields of one ``x509.Certificate`` as text lines (the serial in
+    acmelab's one spelling, :func:`acmelab.certificates.serial_hex`)."""
     from cryptography import x509
+
+    from acmelab.certificates import serial_hex
 
     lines = [
         f"subject:      {cert.subject.rfc4514_string() or '(empty)'}",
         f"issuer:       {cert.issuer.rfc4514_string()}",
-        f"serial:       {cert.serial_number:x}",
+        f"serial:       {serial_hex(cert.serial_number)}",
         f"not before:   {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
         f"not after:    {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
         f"key:          {_key_description(cert.public_key())}",

@@ -1,6 +1,6 @@
 """One spelling of a serial number everywhere (README: lower-case hex, whole bytes,
 no 0x, no colons): acmelab.certificates.serial_hex is its one home, and the state
-directory, the deploy checks, the PKCS#12 export, the issuer and the CLI use it."""
+directory, the deploy checks, the PKCS#12 export, the issuer, the CLI and the notebooks' display use it."""
 
 from __future__ import annotations
 
@@ -35,3 +35,5 @@ def test_checked_certificate_and_bundle_spell_an_odd_length_serial_padded(tmp_pa
                                                         order_url="o", directory_url="https://ca/dir", service={})
     assert stored.serial_hex == expected
     assert pkcs12.Pkcs12Bundle(None, leaf, (), None).serial_hex == expected
+    from acmelab import display
+    assert f"serial:       {expected}" in display.certificate_lines(leaf)
