@@ -379,7 +379,8 @@ def backend():
 
     chosen = target()
     verify = str(chosen.verify) if isinstance(chosen.verify, Path) else chosen.verify
-    return backend_for(chosen.directory_url, verify, lab=chosen.lab, trust_roots=trust_roots(),
+    roots = letsencrypt_staging_roots() if chosen.environment == "staging" else None  # the lab's: its own
+    return backend_for(chosen.directory_url, verify, lab=chosen.lab, trust_roots=roots,
                        region_id=os.environ.get("ALIBABA_CLOUD_REGION_ID", "").strip() or "cn-hangzhou")
 
 
@@ -463,4 +464,4 @@ from acmelab.course_orders import issued_certificate, pending_order, ready_order
 
 # Alibaba Cloud helpers (notebooks 07-15): acmelab.course_cloud
 from acmelab.course_cloud import (LAB_API_GROUP_ID, aliyun_client, api_group_id, dns_provider,  # noqa: E402,F401
-                                  ram_policy, services_toml)
+                                  handshake_address, ram_policy, services_toml)

@@ -45,6 +45,18 @@ def aliyun_client():
     return course.backend().aliyun_client()
 
 
+def handshake_address(product: str, domain: str, port: int = 443) -> tuple[str, int]:
+    """Where a TLS handshake reaches ``domain`` on ``product`` (``"cdn"``,
+    ``"apigateway"``): ``(host, port)`` -- the lab's edge listener for that
+    product on loopback, or ``(domain, port)`` for a real service; the
+    backend's :meth:`~acmelab.backends.Backend.handshake_address`, as the
+    command checks its installs."""
+    from acmelab import course
+    from acmelab.deploy.base import InstallTarget
+
+    return course.backend().handshake_address(InstallTarget(product, domain), domain, port)
+
+
 def api_group_id() -> str:
     """The API Gateway ``GroupId`` that ``api.<domain>`` is bound to:
     ``ACMELAB_API_GROUP_ID``, else the lab account's group."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from acmelab import files
-from acmelab.certificates import key_matches, serial_hex
+from acmelab.certificates import certificate_names, chain_leads_to, key_matches, serial_hex
 
 
 def _chain_is_current(chain_pem: str, key) -> bool:
@@ -23,26 +23,14 @@ def _chain_is_current(chain_pem: str, key) -> bool:
     import datetime as dt
 
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
 
     from acmelab import course
 
-    chain = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
-    leaf = chain[0]
-    if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc):
-        return False
-    if not key_matches(key, leaf):
+    leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
+    if leaf.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc) or not key_matches(key, leaf):
         return False
     roots = course.trust_roots()
-    if roots is None:
-        return True
-    for root in roots:
-        try:
-            chain[-1].verify_directly_issued_by(x509.load_pem_x509_certificate(root.encode("ascii")))
-            return True
-        except (InvalidSignature, ValueError, TypeError):  # signed by another root
-            continue
-    return False
+    return roots is None or chain_leads_to(chain_pem, roots)
 
 
 def save_certificate(chain_pem: str, label: str = "course") -> Path:
@@ -96,11 +84,10 @@ def issued_certificate(label: str = "course"):
                                 f"{course.relative(path)} (notebook 09 issues it; none current was there)")
         return issued
     leaf = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))[0]
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return IssuedCertificate(
         certificate_pem=leaf.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         chain_pem=chain_pem, private_key=key, order_url=str(course.recall(f"{label}_order_url", "")),
-        names=tuple(san.get_values_for_type(x509.DNSName)), serial_hex=serial_hex(leaf.serial_number),
+        names=tuple(certificate_names(leaf)), serial_hex=serial_hex(leaf.serial_number),
         not_after=leaf.not_valid_after_utc)
 
 

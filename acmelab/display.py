@@ -446,7 +446,7 @@ def order(value: Any, authorizations: Iterable[Any] | None = None, title: str | 
 
 
 # --------------------------------------------------------------------------
-# Identifiers and service results (notebooks 07, 12)
+# Identifiers and service results (notebooks 06-14)
 # --------------------------------------------------------------------------
 
 def mask(text: str, keep: int = 4) -> str:
@@ -476,7 +476,7 @@ def service_results(results: Iterable[Any], *, drop: str | None = None) -> Text:
 
 
 # --------------------------------------------------------------------------
-# Alibaba Cloud RPC requests (notebook 09)
+# Alibaba Cloud RPC requests (notebook 10)
 # --------------------------------------------------------------------------
 
 def _rpc_value(name: str, value: Any, redact: Iterable[str]) -> str:

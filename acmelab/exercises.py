@@ -6,7 +6,7 @@ Every exercise of the notebook series has an id ``"NN.k"`` (notebook NN,
 exercise k) and one entry in :data:`EXERCISES`: the question in one line,
 a hint, and a function that accepts or rejects an answer.  :func:`check`
 prints one line -- ``right`` with a short explanation, or ``not yet`` with
-the hint -- and returns True or False.  It never prints the answer itself
+the hint -- and returns nothing (:func:`verdict` returns True or False).  It never prints the answer itself
 (an answer may be a key object), and a checker never raises on a wrong
 answer: a wrong answer is a normal outcome of an exercise.
 

@@ -33,7 +33,7 @@ text: the diagram's ``accTitle``) followed by the Mermaid source in a
 ``<details>`` block, so viewers without Mermaid (GitHub, nbviewer) show the
 picture and the source is kept.  ``python notebooks/build.py --diagrams``
 renders the SVGs that are missing or older than their source (see
-``notebooks/diagrams.py``; needs chromium and npm); the SVGs are committed.
+``notebooks/render_diagrams.py``; needs chromium and npm); the SVGs are committed.
 """
 
 from __future__ import annotations

@@ -198,8 +198,9 @@ from acmelab.issue import issue_certificate
 cdn = f"cdn.{course.target().domain}"
 issued = issue_certificate([cdn], client=course.account_client(), dns=course.dns_provider())        # 1. ACME
 deploy.set_cdn_domain_ssl_certificate(course.aliyun_client(), cdn, issued.chain_pem, issued.private_key)  # 2. install
-served = deploy.verify(cdn, host="127.0.0.1" if lab else None, port=lab.cdn_edge_port if lab else 443,  # 3. prove
-                       root_pem=course.trust_roots(), expected_serial_hex=issued.serial_hex)
+host, port = course.handshake_address("cdn", cdn)       # the lab's CDN edge on loopback (real: cdn:443)
+served = deploy.verify(cdn, host=host, port=port, root_pem=course.trust_roots(),                        # 3. prove
+                       expected_serial_hex=issued.serial_hex)
 print(f"{cdn}: {served.protocol}, serves our certificate (serial {served.serial_hex}), "
       f"valid until {issued.not_after:%Y-%m-%d}")
 

@@ -157,9 +157,8 @@ print("serial: ", api_installation.serial_hex)
 # store.
 
 # %%
-lab = course.target().lab
-edges = {cdn_domain: ("127.0.0.1", lab.cdn_edge_port) if lab else (cdn_domain, 443),
-         api_domain: ("127.0.0.1", lab.apigateway_edge_port) if lab else (api_domain, 443)}
+edges = {cdn_domain: course.handshake_address("cdn", cdn_domain),            # the lab's edges on loopback,
+         api_domain: course.handshake_address("apigateway", api_domain)}     # <domain>:443 for real
 served = {}
 for domain, (host, port) in edges.items():
     served[domain] = deploy.verify(domain, host=host, port=port, root_pem=course.trust_roots(),
@@ -193,6 +192,7 @@ display.table([[depth, subject] for depth, subject in enumerate(result.verified_
 from acmelab.errors import DeployError
 
 other = "cdn.example.org"    # a CDN domain of the lab account without a certificate
+lab = course.target().lab
 wrong_roots = lab.ca_bundle.read_text() if lab else course.trust_roots()
 host, port = edges[cdn_domain]
 for domain, roots in ((other, course.trust_roots()), (cdn_domain, wrong_roots)):

@@ -136,12 +136,7 @@ from acmelab.state import StateDir
 
 workdir = tempfile.TemporaryDirectory(prefix="acmelab-12-")
 state = StateDir(Path(workdir.name) / "state")
-target = course.target()
-environment = services.Environment(
-    directory_url=target.directory_url,
-    acme_verify=str(target.verify) if target.lab else True,
-    account_key=course.account_key(), account_url=client.account_url,
-    lab=target.lab, trust_roots=course.trust_roots())
+environment = services.Environment.for_backend(course.backend(), course.account_key(), client.account_url)
 print("state directory: <tmp>/state, certificates in it:", len(state.certificate_names()))
 
 # %% [markdown]
@@ -176,6 +171,7 @@ import sys
 
 services_file = Path(workdir.name) / "services.toml"
 services_file.write_text(services_toml)
+target = course.target()
 command = [str(Path(sys.executable).parent / "acmelab"), "apply", str(services_file),
            "--directory", "lab" if target.lab else target.directory_url,
            "--state-dir", str(state.root), "--json", "--quiet"]

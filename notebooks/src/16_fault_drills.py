@@ -39,6 +39,7 @@ from acmelab.dns.alidns import AlidnsProvider
 from acmelab.dns.challtestsrv import ChallTestSrvProvider
 from acmelab.errors import AcmelabError, AcmeProblem, ChallengeFailed
 from acmelab.exercises import check
+from acmelab.issue import authorize_order
 from acmelab.lab import Lab, LabPorts
 from acmelab.lab.challtestsrv import ChallTestSrv
 from acmelab.lab.faultproxy import FaultProxy
@@ -56,19 +57,9 @@ def said(exc):
 
 
 def authorized_order(client, dns, names):
-    """An order for ``names`` whose dns-01 authorizations are valid (records removed)."""
-    order = client.new_order(names)
-    for url in order.authorizations:
-        authorization = client.fetch_authorization(url)
-        challenge = authorization.challenge("dns-01")
-        record = client.dns01_name(authorization), client.dns01_txt_value(challenge)
-        dns.present(*record)
-        try:
-            client.answer_challenge(challenge)
-            client.poll_authorization(authorization)
-        finally:
-            dns.cleanup(*record)
-    return client.poll_order(order, until=("ready", "invalid"))
+    """An order for ``names`` whose dns-01 authorizations are valid (records removed):
+    :func:`acmelab.issue.authorize_order`, the steps of notebooks 06-07."""
+    return authorize_order(client, client.new_order(names), dns)
 
 
 # the drill lab: no random badNonce, no authorization reuse, Alibaba DNS 4 s behind its API

@@ -17,13 +17,10 @@ from acmelab.exercises import check
 from acmelab.state import StateDir
 
 client = course.account_client()   # the course's account (notebook 05)
-domain, target = course.target().domain, course.target()
+domain = course.target().domain
 workdir = tempfile.TemporaryDirectory(prefix="acmelab-solutions-14-")
 state = StateDir(Path(workdir.name) / "state")
-environment = services.Environment(
-    directory_url=target.directory_url, acme_verify=str(target.verify) if target.lab else True,
-    account_key=course.account_key(), account_url=client.account_url, lab=target.lab,
-    trust_roots=course.trust_roots())
+environment = services.Environment.for_backend(course.backend(), course.account_key(), client.account_url)
 
 
 def apply(toml: str) -> list:
