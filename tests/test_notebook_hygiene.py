@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from acmelab.lab import run_series
+from acmelab.lab import html_export, run_series
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -192,7 +192,7 @@ def test_html_links_point_at_sibling_pages_only():
     body = ('<a href="04_jws.ipynb">04</a> <a href="05_account.ipynb#the-account">05</a> '
             '<a href="99_elsewhere.ipynb">x</a> <a href="https://example.org/a.ipynb">y</a> '
             '<p>04_jws.ipynb in text</p>')
-    assert run_series.html_links(body, ["04_jws", "05_account"]) == (
+    assert html_export.html_links(body, ["04_jws", "05_account"]) == (
         '<a href="04_jws.html">04</a> <a href="05_account.html#the-account">05</a> '
         '<a href="99_elsewhere.ipynb">x</a> <a href="https://example.org/a.ipynb">y</a> '
         '<p>04_jws.ipynb in text</p>')

@@ -266,8 +266,6 @@ class FaultProxy:
                     pass
                 connection.close()
 
-    close = stop
-
 
 class _Server(ThreadingHTTPServer):
     """The TLS handshake happens in each connection's own thread."""

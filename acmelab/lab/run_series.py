@@ -48,7 +48,6 @@ from typing import Any, Iterable
 
 from acmelab import files
 from acmelab.lab import html_export
-from acmelab.lab.html_export import html_links  # noqa: F401  (its old home; tests use it)
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.faultproxy import FaultProxy
+from acmelab.lab.faultproxy import FaultProxy
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from acmelab.csr import make_csr
 from acmelab.dns.challtestsrv import ChallTestSrvProvider
 from acmelab.errors import AccountDoesNotExist, NetworkError, RateLimited, ServiceUnavailable
 from acmelab.issue import issue_certificate
-from tests.faultproxy import http_date
+from acmelab.lab.faultproxy import http_date
 
 pytestmark = pytest.mark.lab
 

@@ -8,7 +8,7 @@ together, and every record gone after a failure halfway through.  The DNS
 is the lab's pebble-challtestsrv behind a provider that makes each record
 visible only ``delay`` seconds after it was published (like a real DNS
 provider's propagation); the CA is Pebble, seen through
-:class:`tests.faultproxy.FaultProxy` where the test needs its log.
+:class:`acmelab.lab.faultproxy.FaultProxy` where the test needs its log.
 """
 
 from __future__ import annotations

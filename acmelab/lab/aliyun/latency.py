@@ -86,11 +86,6 @@ class DelayedDns:
                 self._worker.start()
             self._wake.notify()
 
-    def pending(self) -> int:
-        """How many calls are still waiting."""
-        with self._wake:
-            return len(self._queue)
-
     def _run(self) -> None:
         while True:
             with self._wake:

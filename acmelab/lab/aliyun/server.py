@@ -545,7 +545,9 @@ class LabApiHandler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), _SECURITY_TOKEN.sub(r"\1***", format % args))
 
     def _serve(self) -> None:
-        if urlsplit(self.path).path.startswith("/latest/"):
+        from acmelab.lab.aliyun import sts  # it imports this module
+
+        if urlsplit(self.path).path.startswith(sts.METADATA_PREFIX):
             self._serve_metadata()
             return
         request_id = str(uuid.uuid4()).upper()

@@ -162,7 +162,7 @@ def assume_role(state: LabState, params: dict[str, str]) -> dict[str, Any]:
         except ValueError:
             raise ApiFault("InvalidParameter.PolicyGrammar", "The parameter Policy has not passed grammar check.") \
                 from None
-    key = issue(state, f"acs:ram::{LAB_ACCOUNT_ID}:role/{name}", session_name, duration)
+    key = issue(state, role_arn(name), session_name, duration)
     role_id = f"3{ROLES.index(name) + 1:017d}"
     return {
         "Credentials": {"AccessKeyId": key.access_key_id, "AccessKeySecret": key.access_key_secret,
