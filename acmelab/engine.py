@@ -250,7 +250,7 @@ class _ServiceRun:
         issued = issue_certificate(
             service.domains, client=env.acme_client(),
             dns=JournaledDns(env.dns_provider(service.dns, service.region), service.dns, state, service.name,
-                             self.cancel),
+                             self.cancel, region=service.region),
             key_type=service.key_type, preferred_chain=service.preferred_chain,
             challenge=service.challenge, profile=service.profile, replaces=decision.replaces)
         self.status = "renewed" if self.managed is not None else "issued"
