@@ -231,3 +231,23 @@ def test_install_that_fails_after_a_new_certificate_does_not_remember_the_target
     assert code != 0 and result["status"] == "failed" and "refused by the test" in result["error"]
     assert _leaf(run, name).serial_number != before.serial_number      # the revoked one was replaced
     assert _spec_targets(run, name) == []                              # ... but the target is not remembered
+
+
+def test_dns_persist_remove_needs_no_account(run, lab):
+    """``dns persist remove`` is DNS only: with the account gone from the
+    state directory it removes the record and registers no account."""
+    import shutil
+
+    from acmelab.dns.propagation import txt_values
+    from acmelab.state import StateDir
+
+    name = _name()
+    _issue(run, name, "--challenge", "dns-persist-01")
+    record = f"_validation-persist.{name}"
+    assert txt_values(record, tuple(lab.dns_server))[0]
+    shutil.rmtree(run.state / "accounts")
+    code, out, err = run("dns", "persist", "remove", name)
+    assert code == 0 and json.loads(out)["removed"] == [record], err
+    assert txt_values(record, tuple(lab.dns_server))[0] == set()
+    assert StateDir(run.state).account(lab.directory_url) is None
+    assert not any((run.state / "accounts").rglob("*"))
