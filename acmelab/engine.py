@@ -77,12 +77,8 @@ from acmelab.rate_limits import schedule, scheduled_until
 from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
 from acmelab.state import ManagedCertificate, StateDir
 
-#: ``Environment`` (:mod:`acmelab.backends`), ``preflight`` (:mod:`acmelab.delivery`), ``target_owners`` and
-#: ``forget_target`` (:mod:`acmelab.ownership`), ``schedule`` and ``scheduled_until`` (:mod:`acmelab.rate_limits`)
-#: live in their own modules and are importable from here too
-__all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "Environment", "ServiceResult", "apply_services",
-           "chain_leads_to", "forget_target", "preflight", "process_service", "refresh_renewal_info", "schedule",
-           "scheduled_until", "target_owners"]
+__all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "ServiceResult", "apply_services", "process_service",
+           "refresh_renewal_info"]
 
 logger = logging.getLogger(__name__)
 
