@@ -90,7 +90,7 @@ class Service:
             ``acmelab apply``), ``"issue"`` (``acmelab issue``), or None
             (unknown: stored by an older acmelab).  A services file does not
             take over a certificate ``acmelab issue`` made for other names
-            (see :func:`process_service`).
+            (:func:`acmelab.ownership.check_not_taken_over`).
         delivery: ``"direct"`` or a carrier product (``"cas"``), see the module docstring.
         keep_previous: superseded carrier (CAS) certificates kept (int >= 0).
         region: Alibaba Cloud region of the service, or None (the backend's).
@@ -98,8 +98,8 @@ class Service:
             :func:`acmelab.deploy.regions.cert_region`).
         stored: True for the stored spec of a managed certificate (``renew``,
             :meth:`from_managed`), False for a services-file entry; decides
-            what a target another certificate owns means (see
-            :func:`acmelab.engine.apply_services`).  Not saved.
+            what a target another certificate owns means (step 0 of
+            :mod:`acmelab.engine`).  Not saved.
     """
 
     name: str

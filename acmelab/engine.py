@@ -77,12 +77,8 @@ from acmelab.rate_limits import schedule, scheduled_until
 from acmelab.renewal import AriState, Decision, RenewalPolicy, RenewalThreshold, refresh_ari
 from acmelab.state import ManagedCertificate, StateDir
 
-#: ``Environment`` (:mod:`acmelab.backends`), ``preflight`` (:mod:`acmelab.delivery`), ``target_owners`` and
-#: ``forget_target`` (:mod:`acmelab.ownership`), ``schedule`` and ``scheduled_until`` (:mod:`acmelab.rate_limits`)
-#: live in their own modules and are importable from here too
-__all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "Environment", "ServiceResult", "apply_services",
-           "chain_leads_to", "forget_target", "preflight", "process_service", "refresh_renewal_info", "schedule",
-           "scheduled_until", "target_owners"]
+__all__ = ["DEFAULT_CONCURRENCY", "SKIPPED_LOCKED", "ServiceResult", "apply_services", "process_service",
+           "refresh_renewal_info"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +189,7 @@ class _ServiceRun:
         if decision.due:
             preflight(service, self.env, targets)   # before any order: every target exists and fits
             try:
-                self.issue(decision, keep_previous=not unusable)
+                self.issue(decision, keep_previous=not unusable, remember_service=remember_service)
             except RateLimited as error:
                 if error.retry_after is None:
                     raise
@@ -239,8 +235,10 @@ class _ServiceRun:
             logger.warning("%s: %s is owned by %s; not installing there", service.name, target.id, owner)
         return mine
 
-    def issue(self, decision: Decision, *, keep_previous: bool) -> None:
-        """Order, validate (dns-01 through the journal) and store a new certificate."""
+    def issue(self, decision: Decision, *, keep_previous: bool, remember_service: bool = True) -> None:
+        """Order, validate (dns-01 through the journal) and store a new
+        certificate, with ``service`` as its spec -- or, without
+        ``remember_service`` (``acmelab install``), the spec stored so far."""
         from acmelab.issue import issue_certificate
 
         service, env, state = self.service, self.env, self.state
@@ -248,14 +246,15 @@ class _ServiceRun:
         issued = issue_certificate(
             service.domains, client=env.acme_client(),
             dns=JournaledDns(env.dns_provider(service.dns, service.region), service.dns, state, service.name,
-                             self.cancel),
+                             self.cancel, region=service.region),
             key_type=service.key_type, preferred_chain=service.preferred_chain,
             challenge=service.challenge, profile=service.profile, replaces=decision.replaces)
         self.status = "renewed" if self.managed is not None else "issued"
+        spec = service.to_dict() if remember_service or self.managed is None else (self.managed.service or {})
         self.managed = state.store_certificate(
             service.name, private_key=issued.private_key, chain_pem=issued.chain_pem,
             order_url=issued.order_url, directory_url=env.directory_url,
-            service=service.to_dict(), names=issued.names,
+            service=spec, names=issued.names,
             installed=self.managed.installed if self.managed is not None else {},
             keep_previous=keep_previous, profile=issued.profile)
         logger.info("%s: %s serial %s (%s)", service.name, self.status, self.managed.serial_hex, self.reason)

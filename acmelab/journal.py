@@ -33,12 +33,17 @@ class JournaledDns:
     before it is published and forgotten once removed, so a run killed
     outright leaves a list the next run cleans up (:func:`remove_leftovers`).
     A standing dns-persist-01 record is noted in the standing list instead
-    (``acmelab dns persist list|remove``): it stays by design."""
+    (``acmelab dns persist list|remove``): it stays by design.
+
+    ``kind`` and ``region`` (the Alibaba Cloud region the provider was made
+    for, None: the backend's) are noted with each record, so that it is
+    removed later through the same provider on the same site."""
 
     def __init__(self, provider: Any, kind: str, state: StateDir, service: str,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, region: str | None = None) -> None:
         self.provider = provider
         self.kind = kind
+        self.region = region
         self.state = state
         self.service = service
         self.cancel = cancel
@@ -53,6 +58,8 @@ class JournaledDns:
 
     def _note(self, name: str, value: str, *, add: bool) -> None:
         entry = {"provider": self.kind, "name": name, "value": value}
+        if self.region is not None:   # absent in older journals: the backend's region
+            entry["region"] = self.region
         written_at = self._written_at.get((name, value), name)
         if written_at != name:      # a CNAME-delegated name: the record is at the chain's end
             entry["written_at"] = written_at
@@ -81,18 +88,29 @@ class JournaledDns:
         self._check()
 
 
-def remove_leftovers(service_name: str, providers: Callable[[str], Any], state: StateDir) -> int:
+def _where(record: dict[str, str]) -> str:
+    """Where a journaled record was written: the end of a CNAME chain, else its name."""
+    return record.get("written_at") or record["name"]
+
+
+def _provider(providers: Callable[[str, str | None], Any], record: dict[str, str]) -> Any:
+    """The provider a journaled record was published with: its kind, on its region's site."""
+    return providers(record["provider"], record.get("region"))
+
+
+def remove_leftovers(service_name: str, providers: Callable[[str, str | None], Any], state: StateDir) -> int:
     """Remove the TXT records an earlier, killed run published for the
     service ``service_name`` (``dns-pending.json``), each with
-    ``providers(<provider name>).cleanup(name, value)`` -- the provider's
-    public interface.  Returns how many were removed.
+    ``providers(<provider name>, <region or None>).cleanup(name, value)`` --
+    the provider's public interface (e.g. :meth:`acmelab.backends.Environment.dns_provider`).
+    Returns how many were removed.
 
     Alibaba Cloud DNS: the record with exactly that value (DescribeSubDomainRecords,
     DeleteDomainRecord); challtestsrv (lab): that value, as its DNS server answers it."""
     leftovers = state.pending_dns(service_name)
     for record in leftovers:
-        where = record.get("written_at") or record["name"]   # a CNAME-delegated record: at the chain's end
-        providers(record["provider"]).cleanup(where, record["value"])
+        where = _where(record)
+        _provider(providers, record).cleanup(where, record["value"])
         logger.warning("%s: removed TXT %s left by an interrupted run", service_name, where)
     state.set_pending_dns(service_name, [])
     return len(leftovers)
@@ -105,9 +123,11 @@ def standing_records(state: StateDir) -> list[dict[str, str]]:
             for record in state.standing_dns(name)]
 
 
-def remove_standing_records(state: StateDir, providers: Callable[[str], Any], certificate: str) -> list[str]:
+def remove_standing_records(state: StateDir, providers: Callable[[str, str | None], Any],
+                            certificate: str) -> list[str]:
     """Remove the dns-persist-01 records of ``certificate`` from DNS
-    (``providers(<provider name>).cleanup``: that value only) and forget them.  The
+    (``providers(<provider name>, <region or None>).cleanup``: that value
+    only, where it was written) and forget them.  The
     certificate keeps working; its next issuance publishes the record again.
 
     Returns:
@@ -122,7 +142,7 @@ def remove_standing_records(state: StateDir, providers: Callable[[str], Any], ce
     with state.lock(certificate):
         removed = []
         for record in state.standing_dns(certificate):
-            providers(record["provider"]).cleanup(record["name"], record["value"])
+            _provider(providers, record).cleanup(_where(record), record["value"])
             state.set_standing_dns(certificate, [r for r in state.standing_dns(certificate) if r != record])
             removed.append(record["name"])
             logger.info("%s: removed the standing TXT %s", certificate, record["name"])

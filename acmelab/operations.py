@@ -53,6 +53,11 @@ ACCOUNT_LOCK_WAIT = 30.0
 
 Notify = Callable[[str], None]
 
+#: ``acmelab install``'s renewal policy: a new certificate only when the
+#: current one has expired (or rule 1 of :mod:`acmelab.renewal` holds), never
+#: because the CA's renewal window (ARI) is open
+INSTALL_POLICY = RenewalPolicy(RenewalThreshold(None, 0.0), use_ari=False)
+
 
 def _log(message: str) -> None:
     logger.warning("%s", message)
@@ -287,7 +292,10 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     """Install the managed certificate ``certificate`` on ``target``, verify
     it with a TLS handshake, and -- only once it worked -- remember the
     target for renewals (the certificate's spec in meta.json).  No new
-    certificate is issued unless the current one has expired.
+    certificate is issued unless the current one is unusable (expired,
+    revoked, from another CA, ...; ARI's renewal window is not followed
+    here: ``renew`` does that for every target at once).  One issued here
+    goes onto ``target`` only; the other targets get it on the next ``renew``.
 
     A target another managed certificate owns (:func:`acmelab.ownership.target_owners`)
     changes hands: once the install worked, the other certificate forgets
@@ -305,8 +313,8 @@ def install(env: Environment, state: StateDir, certificate: str, target: Install
     previous_owner = owners.get(target.id) if target.deployer.exclusive else None
     owners[target.id] = certificate
     # Only the new target is worked on; the spec (what renew reinstalls) is
-    # stored only once it is installed.
-    [result] = apply_services([service], env, state, threshold=RenewalThreshold(0.0, None), concurrency=1,
+    # stored only once it is installed.  Due only once expired: no ARI, no lifetime rule.
+    [result] = apply_services([service], env, state, concurrency=1, policy=INSTALL_POLICY,
                               targets=(target,), remember_service=False, owners=owners)
     if result.ok:
         stored = state.certificate(managed.name, check_files=False)

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 
 from acmelab.errors import RateLimited
+from acmelab.renewal import utc_text
 from acmelab.state import StateDir
 
 __all__ = ["schedule", "scheduled_until"]
@@ -27,8 +28,8 @@ def schedule(state: StateDir, name: str, error: RateLimited) -> str:
     until = until.replace(microsecond=0) + dt.timedelta(seconds=1)
     detail = str(error).splitlines()[0] if str(error) else "rateLimited"
     state.set_not_before(name, {"not_before": until.isoformat(), "reason": detail})
-    logger.warning("%s: rate limited by the CA; scheduled for %s", name, _when(until))
-    return f"rate limited by the CA ({detail}): try again after {_when(until)}"
+    logger.warning("%s: rate limited by the CA; scheduled for %s", name, utc_text(until))
+    return f"rate limited by the CA ({detail}): try again after {utc_text(until)}"
 
 
 def scheduled_until(state: StateDir, name: str, now: dt.datetime | None = None) -> str | None:
@@ -44,8 +45,4 @@ def scheduled_until(state: StateDir, name: str, now: dt.datetime | None = None) 
         return None
     if (now or dt.datetime.now(dt.timezone.utc)) >= until:
         return None
-    return f"rate limited by the CA ({record.get('reason') or 'rateLimited'}): not before {_when(until)}"
-
-
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"rate limited by the CA ({record.get('reason') or 'rateLimited'}): not before {utc_text(until)}"

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 from acmelab.errors import AcmelabError, ConfigError, InputError
 from acmelab.renewal_info import RenewalInfo, cert_id
 
-__all__ = ["AriState", "Decision", "RenewalPolicy", "RenewalThreshold", "refresh_ari"]
+__all__ = ["AriState", "Decision", "RenewalPolicy", "RenewalThreshold", "refresh_ari", "utc_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def _days(delta: dt.timedelta) -> str:
     return f"{days:.1f} days" if abs(days) >= 1 else f"{delta.total_seconds() / 3600:.1f} hours"
 
 
-def _when(moment: dt.datetime) -> str:
+def utc_text(moment: dt.datetime) -> str:
+    """``moment`` as the reasons print it: UTC, to the second, ``Z`` (``"2027-01-09T00:00:00Z"``)."""
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -306,7 +307,7 @@ class RenewalPolicy:
         if self.use_ari and ari is not None and ari.info is not None and ari.renew_at is not None:
             window = (ari.info.start, ari.info.end)
             moment = min(ari.renew_at, ari.info.end)
-            why = f"renewal window {_when(window[0])} .. {_when(window[1])} (ARI)"
+            why = f"renewal window {utc_text(window[0])} .. {utc_text(window[1])} (ARI)"
             if now >= moment:
                 where = "inside" if now <= window[1] else "past the end of"
                 return Decision(True, f"due: {left}, {where} the CA's {why}", replaces, window, ari.next_check)
@@ -314,9 +315,9 @@ class RenewalPolicy:
             if self.threshold_always and now >= own:
                 return Decision(True, f"due: {left}, under the threshold {self.threshold} (before the CA's {why})",
                                 replaces, window, ari.next_check)
-            state = (f"is open: {_when(window[0])} .. {_when(window[1])} (ARI)" if now >= window[0]
-                     else f"opens {_when(window[0])}, until {_when(window[1])} (ARI)")
-            return Decision(False, f"not due: {left}, the CA's renewal window {state}, renewing at {_when(moment)}",
+            state = (f"is open: {utc_text(window[0])} .. {utc_text(window[1])} (ARI)" if now >= window[0]
+                     else f"opens {utc_text(window[0])}, until {utc_text(window[1])} (ARI)")
+            return Decision(False, f"not due: {left}, the CA's renewal window {state}, renewing at {utc_text(moment)}",
                             None, window, ari.next_check, moment)
         moment = self.threshold.renew_after(certificate.not_before, certificate.not_after)
         fallback = f"renew with {self.threshold} left"
@@ -327,5 +328,5 @@ class RenewalPolicy:
         if now >= moment:
             return Decision(True, f"due: {left}; {fallback}", replaces,
                             next_check=ari.next_check if ari else None)
-        return Decision(False, f"not due: {left}, renewal window opens {_when(moment)}; {fallback}",
+        return Decision(False, f"not due: {left}, renewal window opens {utc_text(moment)}; {fallback}",
                         next_check=ari.next_check if ari else None, renew_at=moment)

@@ -6,11 +6,12 @@ runs in :mod:`acmelab.backends`, and the renewal rules in
 :mod:`acmelab.renewal`.  New code imports from those.
 """
 
+from acmelab.backends import Environment
 from acmelab.certificates import chain_leads_to
 from acmelab.config import DNS_PROVIDERS, PRODUCTS, InstallTarget, Service, load_services, parse_services, \
     services_from_state
-from acmelab.engine import DEFAULT_CONCURRENCY, SKIPPED_LOCKED, Environment, ServiceResult, apply_services, \
-    process_service, refresh_renewal_info
+from acmelab.engine import DEFAULT_CONCURRENCY, SKIPPED_LOCKED, ServiceResult, apply_services, process_service, \
+    refresh_renewal_info
 from acmelab.journal import remove_standing_records, standing_records
 from acmelab.renewal import RenewalThreshold
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -35,9 +36,15 @@ def cmd_issue(args: argparse.Namespace) -> int:
         previous = state_of(args).certificate(name, check_files=False)
     except AcmelabError:
         pass
-    targets = Service.from_managed(previous).install if previous else ()
-    service = Service(name, tuple(names), args.dns, args.key_type, targets, args.preferred_chain, "issue",
+    # under a name already in use: the stored spec (targets, delivery, keep_previous, region,
+    # cert_region) with what this command sets
+    service = Service(name, tuple(names), args.dns, args.key_type, (), args.preferred_chain, "issue",
                       args.profile, args.challenge)
+    if previous is not None:
+        service = dataclasses.replace(Service.from_managed(previous), domains=service.domains, dns=service.dns,
+                                      key_type=service.key_type, preferred_chain=service.preferred_chain,
+                                      origin="issue", profile=service.profile, challenge=service.challenge,
+                                      stored=False)
     [result], backend, state = run_engine(args, [service], force=True,
                                           verify_installs=not args.skip_handshake_check, strict_preflight=True)
     managed = state.certificate(name, check_files=False) if result.ok else None

@@ -73,13 +73,13 @@ def cmd_dns_persist_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dns_persist_remove(args: argparse.Namespace) -> int:
-    """Remove the standing dns-persist-01 records of one certificate."""
+    """Remove the standing dns-persist-01 records of one certificate (DNS
+    only: no ACME account is looked up or made)."""
     from acmelab.journal import remove_standing_records
 
     backend = backend_of(args)
     state = state_of(args)
-    env = operations.environment(backend, state, verify_installs=False)
-    removed = remove_standing_records(state, env.dns_provider, args.certificate)
+    removed = remove_standing_records(state, backend.dns_provider, args.certificate)
     if args.json:
         print_json({"certificate": args.certificate, "removed": removed})
     elif not args.quiet:

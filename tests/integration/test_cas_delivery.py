@@ -108,3 +108,27 @@ def test_international_region_sets_the_cdn_cert_region(run, lab, tmp_path):
     [renewed] = out["services"]
     assert code == 0 and renewed["status"] == "renewed" and renewed["installed"] == ["cas", f"cdn:{domain}"]
     assert binding(lab, domain)["CertRegion"] == "ap-southeast-1"
+
+
+def test_issue_again_under_the_name_keeps_delivery_and_region(run, lab, tmp_path):
+    """``acmelab issue`` under the name of a managed certificate keeps its
+    stored spec: the targets, CAS delivery, keep_previous, the region."""
+    domain = f"reissue-{RUN}.example.com"
+    cdn.add_cdn_domain(lab_client(lab), domain)
+    services = tmp_path / "services.toml"
+    services.write_text(f'[[service]]\nname = "again"\ndomains = ["{domain}"]\ndns = "challtestsrv"\n'
+                        f'cdn = "{domain}"\ndelivery = "cas"\nkeep_previous = 2\nregion = "ap-southeast-1"\n'
+                        f'cert_region = "ap-southeast-1"\n')
+    code, out, err = run("apply", str(services))
+    assert code == 0, (err, out)
+    code, out, err = run("issue", "-d", domain, "--name", "again", "--dns", "challtestsrv")
+    [result] = out["services"]
+    assert code == 0 and result["status"] == "renewed", (err, result)
+    assert result["installed"] == ["cas", f"cdn:{domain}"] and result["verified"] == [f"cdn:{domain}"]
+    info = binding(lab, domain)
+    assert (info["CertType"], info["CertRegion"]) == ("cas", "ap-southeast-1")
+    meta = json.loads((run.state / "certificates" / "again" / "meta.json").read_text())
+    spec = meta["service"]
+    assert (spec["delivery"], spec["keep_previous"], spec["region"], spec["cert_region"], spec["origin"]) == \
+        ("cas", 2, "ap-southeast-1", "ap-southeast-1", "issue")
+    assert [t["product"] for t in spec["install"]] == ["cas", "cdn"]

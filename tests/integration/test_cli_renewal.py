@@ -14,6 +14,7 @@ from cryptography import x509
 
 from acmelab import cli
 from acmelab.renewal_info import cert_id
+from acmelab.state import serial_hex
 from tests.integration._accounts import forget_authorizations
 
 pytestmark = pytest.mark.lab
@@ -183,3 +184,70 @@ def test_dns_persist_01_standing_record_listed_and_removed(run, lab, challtestsr
     code, out, _ = run("dns", "persist", "remove", name)
     assert code == 0 and json.loads(out)["removed"] == [f"_validation-persist.{name}"]
     assert json.loads(run("dns", "persist", "list")[1]) == []
+
+
+def _spec_targets(run, name: str) -> list[dict]:
+    return json.loads((run.state / "certificates" / name / "meta.json").read_text())["service"]["install"]
+
+
+def test_install_inside_the_ari_window_installs_the_live_certificate(run, lab):
+    """``acmelab install`` issues nothing while the certificate is valid, even
+    with the CA's renewal window open: the live serial goes onto the target."""
+    name = _name()
+    _issue(run, name, "-d", "static.example.com")
+    before = _leaf(run, name)
+    lab.set_renewal_info(_pem(run, name),
+                         {"suggestedWindow": {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}})
+    code, out, err = run("install", "cdn", name, "--domain", "static.example.com")
+    [result] = json.loads(out)["services"]
+    assert code == 0 and result["status"] == "installed", err
+    assert result["serial_hex"] == serial_hex(before.serial_number)
+    assert _leaf(run, name).serial_number == before.serial_number
+    assert result["verified"] == ["cdn:static.example.com"]
+    # renew follows the window, and reinstalls there
+    code, out, err = run("renew", "--name", name)
+    [renewed] = json.loads(out)["services"]
+    assert code == 0 and renewed["status"] == "renewed" and renewed["installed"] == ["cdn:static.example.com"], err
+
+
+def test_install_that_fails_after_a_new_certificate_does_not_remember_the_target(run, lab, monkeypatch):
+    """A revoked certificate is replaced by ``install`` before it installs; if
+    the install then fails, the new target is not in the stored spec."""
+    from acmelab import engine
+    from acmelab.errors import DeployError
+    from acmelab.state import StateDir
+
+    name = _name()
+    _issue(run, name, "-d", "static.example.com")
+    before = _leaf(run, name)
+    assert StateDir(run.state).mark_revoked(name, before.serial_number) is not None
+
+    def refuse(target, *args, **kwargs):
+        raise DeployError(f"{target.id}: refused by the test")
+
+    monkeypatch.setattr(engine, "install_and_verify", refuse)
+    code, out, err = run("install", "cdn", name, "--domain", "static.example.com")
+    [result] = json.loads(out)["services"]
+    assert code != 0 and result["status"] == "failed" and "refused by the test" in result["error"]
+    assert _leaf(run, name).serial_number != before.serial_number      # the revoked one was replaced
+    assert _spec_targets(run, name) == []                              # ... but the target is not remembered
+
+
+def test_dns_persist_remove_needs_no_account(run, lab):
+    """``dns persist remove`` is DNS only: with the account gone from the
+    state directory it removes the record and registers no account."""
+    import shutil
+
+    from acmelab.dns.propagation import txt_values
+    from acmelab.state import StateDir
+
+    name = _name()
+    _issue(run, name, "--challenge", "dns-persist-01")
+    record = f"_validation-persist.{name}"
+    assert txt_values(record, tuple(lab.dns_server))[0]
+    shutil.rmtree(run.state / "accounts")
+    code, out, err = run("dns", "persist", "remove", name)
+    assert code == 0 and json.loads(out)["removed"] == [record], err
+    assert txt_values(record, tuple(lab.dns_server))[0] == set()
+    assert StateDir(run.state).account(lab.directory_url) is None
+    assert not any((run.state / "accounts").rglob("*"))
