@@ -44,7 +44,7 @@ from acmelab import cli
 from acmelab.deploy import lab_client
 from acmelab.deploy.cdn import add_cdn_domain
 from acmelab.lab import Lab, LabPorts
-from acmelab.services import DEFAULT_CONCURRENCY
+from acmelab.engine import DEFAULT_CONCURRENCY
 
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
 ZONES = [f"shop{n:02d}.example" for n in range(1, 20)]
