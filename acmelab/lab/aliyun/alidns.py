@@ -206,6 +206,13 @@ def describe_domains(state: LabState, params: dict[str, str]) -> dict[str, Any]:
                 "Domains": {"Domain": [_domain_json(z) for z in page]}}
 
 
+def inventory(state: LabState) -> dict[str, Any]:
+    """``{"Zones": [{"DomainName", "PunyCode"}, ...]}``, in DescribeDomains' order."""
+    with state.lock:
+        zones = sorted(_state(state).zones.values(), key=lambda z: int(z.domain_id))
+        return {"Zones": [{"DomainName": z.domain_name, "PunyCode": z.puny_code} for z in zones]}
+
+
 @action("DescribeDomainRecords", version=VERSION)
 def describe_domain_records(state: LabState, params: dict[str, str]) -> dict[str, Any]:
     """DescribeDomainRecords: records of zone ``DomainName``; optional RRKeyWord,

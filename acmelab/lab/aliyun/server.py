@@ -652,22 +652,14 @@ def load_handler_modules() -> list[ModuleType]:
 @action("AcmelabDescribeInventory")
 def describe_inventory(state: LabState, params: dict[str, str]) -> dict[str, Any]:
     """Lab only: what the account owns, merged from each product module's
-    ``inventory(state)`` (e.g. ``{"CdnDomains": [...], "ApiGroups": [...],
-    "LoadBalancers": [...]}``) plus ``"Zones"`` (Alidns ``DescribeDomains``).
-    Never a key.  Signed like any other call."""
+    ``inventory(state)`` (e.g. ``{"Zones": [...], "CdnDomains": [...],
+    "ApiGroups": [...], "LoadBalancers": [...]}``).  Never a key.  Signed
+    like any other call."""
     answer: dict[str, Any] = {}
     for module in load_handler_modules():
         inventory = getattr(module, "inventory", None)
         if callable(inventory):
             answer.update(inventory(state))
-    zones, page = [], 1
-    while True:
-        listed = ACTIONS[("DescribeDomains", "2015-01-09")](state, {"PageSize": "100", "PageNumber": str(page)})
-        zones += [{"DomainName": d["DomainName"], "PunyCode": d["PunyCode"]} for d in listed["Domains"]["Domain"]]
-        if len(zones) >= listed["TotalCount"] or not listed["Domains"]["Domain"]:
-            break
-        page += 1
-    answer["Zones"] = zones
     return answer
 
 
