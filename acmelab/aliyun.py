@@ -120,35 +120,59 @@ RAM_POLICY_HINTS: dict[str, str] = {
     "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate and yundun-cert:DeleteUserCertificate)",
 }
 
-class _StringToSignFilter(logging.Filter):
-    """The SDK logs every ServerException at ERROR.  For SignatureDoesNotMatch
-    the text holds the server's StringToSign, which contains every parameter
-    -- including POST body ones such as a certificate's private key (CAS, CDN).
-    This filter, on the SDK's logger, cuts the StringToSign out."""
+class _SecretMaskingFilter(logging.Filter):
+    """Masks what the classic SDK (and its vendored ``requests``/``urllib3``)
+    may log:
+
+    * every ServerException at ERROR: for SignatureDoesNotMatch the text holds
+      the server's StringToSign, which contains every parameter -- including
+      POST body ones such as a certificate's private key (CAS, CDN); it is cut;
+    * at DEBUG, each call's parameters (``SecurityToken`` among them), the
+      AssumeRole answer (``AccessKeySecret``, ``SecurityToken``), the request
+      line with the full query string (vendored urllib3) and, with
+      ``DEBUG=sdk``, every URL and header (``aliyunsdkcore.http.http_response``):
+      the values of ``SecurityToken``, ``AccessKeySecret``,
+      ``x-acs-security-token`` and ``Signature`` become ``***``.
+
+    A logger's filters see only the records created on that logger, not
+    those propagated from its children, so :func:`_mask_sdk_loggers` puts
+    this filter on *every* ``aliyunsdkcore.*`` logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
+        text = original = record.getMessage()
         if "string to sign is:" in text.lower():
             text = re.sub(r"(?i)(string to sign is:)\S*", r"\1<omitted by acmelab>", text)
-        if "SecurityToken" in text or "AccessKeySecret" in text:
-            # the SDK logs every parameter at DEBUG (SecurityToken among them), and
-            # the AssumeRole answer (AccessKeySecret, SecurityToken); urllib3 the URL
-            text = _TEMPORARY_SECRETS.sub(r"\1***", text)
-        if text != record.getMessage():
+        text = _SECRET_VALUES.sub(r"\1***", text)
+        if text != original:
             record.msg = text
             record.args = ()
         return True
 
 
-#: a SecurityToken or AccessKeySecret in a query string, a dict's repr or JSON
-_TEMPORARY_SECRETS = re.compile(
-    r"""((?:SecurityToken|AccessKeySecret)(?:=|['"]?\s*:\s*['"]?))[^&'"\s,}]*""")
+#: a SecurityToken, AccessKeySecret, x-acs-security-token or Signature value in
+#: a query string, a header dump (``name : value``), a dict's repr or JSON
+_SECRET_VALUES = re.compile(
+    r"""((?:SecurityToken|AccessKeySecret|(?i:x-acs-security-token)|(?<![A-Za-z])Signature)"""
+    r"""(?:=|['"]?\s*:\s*['"]?))[^&'"\s,}]*""")
+
+_SDK_FILTER = _SecretMaskingFilter()
 
 
-_SDK_FILTER = _StringToSignFilter()
-for _name in ("aliyunsdkcore.client", "aliyunsdkcore", "urllib3.connectionpool"):
-    if _SDK_FILTER not in logging.getLogger(_name).filters:
-        logging.getLogger(_name).addFilter(_SDK_FILTER)
+def _mask_sdk_loggers() -> None:
+    """Attach :data:`_SDK_FILTER` to every logger of the classic SDK that
+    exists now (the SDK's modules create theirs when imported: client, the
+    signers, http_response, retry and the vendored requests/urllib3) and to
+    ours.  Run at import and again by each :class:`AliyunClient`, for SDK
+    modules imported later."""
+    names = [name for name in list(logging.Logger.manager.loggerDict)
+             if name == "aliyunsdkcore" or name.startswith("aliyunsdkcore.")]
+    for name in [*names, __name__, "acmelab.aliyun_credentials"]:
+        sdk_logger = logging.getLogger(name)
+        if _SDK_FILTER not in sdk_logger.filters:
+            sdk_logger.addFilter(_SDK_FILTER)
+
+
+_mask_sdk_loggers()
 
 
 class _Uuid4NonceHelper:
@@ -385,6 +409,7 @@ class AliyunClient:
         from acmelab.client import checked_verify  # True or an existing CA bundle, else InputError
 
         verify = checked_verify(verify)
+        _mask_sdk_loggers()
         self.credentials = credentials
         self.region_id = region_id
         self.endpoint = _host_of(endpoint) if endpoint else None

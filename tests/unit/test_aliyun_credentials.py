@@ -141,6 +141,41 @@ def test_sdk_log_lines_lose_tokens_and_temporary_secrets(message):
     assert "CAISsecret-token" not in record.getMessage() and "***" in record.getMessage()
 
 
+@pytest.mark.parametrize("name", [
+    "aliyunsdkcore.client",
+    "aliyunsdkcore.http.http_response",                     # DEBUG=sdk: the full URL and every header
+    "aliyunsdkcore.auth.signers.ram_role_arn_signer",
+    "aliyunsdkcore.vendored.requests.packages.urllib3.connectionpool",   # the request line, query included
+    "acmelab.aliyun",
+])
+def test_every_sdk_logger_masks_before_the_root_handler_sees_it(name):
+    """The filter must sit on the logger that creates the record: a parent's
+    filters never see records propagated from its children."""
+    import io
+
+    from acmelab.aliyun import AliyunClient
+
+    AliyunClient(Credentials("LTAIak", SECRET), endpoint="localhost:1")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root, sdk_logger = logging.getLogger(), logging.getLogger(name)
+    old = root.level, sdk_logger.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    sdk_logger.setLevel(logging.DEBUG)
+    try:
+        sdk_logger.debug("> POST https://alidns.aliyuncs.com/?SecurityToken=%s&Signature=pr6JT8Dk9%%2FHly HTTP/1.1"
+                         "\n> x-acs-security-token : %s\n< %s", TOKEN, TOKEN,
+                         '{"AccessKeySecret": "%s", "SecurityToken": "%s"}' % (SECRET, TOKEN))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old[0])
+        sdk_logger.setLevel(old[1])
+    logged = stream.getvalue()
+    assert "SecurityToken=***&Signature=***" in logged and "x-acs-security-token : ***" in logged
+    assert TOKEN not in logged and SECRET not in logged and "pr6JT8Dk9" not in logged
+
+
 def test_command_option_does_not_clash_with_the_acme_profile():
     from acmelab.cli import build_parser
 
