@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every Alibaba Cloud product used by the course (Alibaba Cloud DNS
 ``Alidns``, CDN ``Cdn``, API Gateway ``CloudAPI``, Certificate Management
-Service ``cas``) speaks the same RPC style: one HTTPS request per *action*,
+Service ``cas``, Classic Load Balancer ``Slb``, STS ``Sts``) speaks the same RPC style: one HTTPS request per *action*,
 parameters in the query string, signed with HMAC-SHA1 over the sorted
 parameters (``SignatureVersion`` 1.0) using the *access key secret*.  The
 official ``aliyun-python-sdk-core`` does the signing; this module wraps it
@@ -83,7 +83,8 @@ from acmelab.errors import (
 
 #: the client, and the credential kinds of :mod:`acmelab.aliyun_credentials` (importable from here too)
 __all__ = [
-    "AliyunClient", "DEFAULT_ENDPOINTS", "INTERNATIONAL_ENDPOINTS", "RAM_POLICY_HINTS", "THROTTLING_CODES",
+    "AliyunClient", "DEFAULT_ENDPOINTS", "INTERNATIONAL_ENDPOINTS", "RAM_SERVICES", "THROTTLING_CODES",
+    "ram_policy_hint",
     "ACCESS_KEY_ID_ENV", "ACCESS_KEY_SECRET_ENV", "COMMAND_PROFILE_ENV", "CONFIG_FILE_ENV", "ECS_METADATA_ENV",
     "ECS_METADATA_URL", "ECS_METADATA_URL_ENV", "PROFILE_ENV", "ROLE_ARN_ENV", "ROLE_DURATION_RANGE",
     "ROLE_SESSION_NAME_ENV", "SECURITY_TOKEN_ENV", "CredentialSource", "Credentials", "EcsRamRole", "RamRoleArn",
@@ -93,13 +94,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-#: public endpoint of each product (RPC style; ``{region}`` is filled in).
-#: The deployers may add products here.
+#: public endpoint of each product (RPC style; ``{region}`` is filled in)
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "alidns": "alidns.aliyuncs.com",
     "cdn": "cdn.aliyuncs.com",
     "cas": "cas.aliyuncs.com",
     "cloudapi": "apigateway.{region}.aliyuncs.com",
+    "slb": "slb.{region}.aliyuncs.com",
     "sts": "sts.aliyuncs.com",
 }
 #: the international site's endpoints where they differ (regions not ``cn-*``;
@@ -110,15 +111,30 @@ INTERNATIONAL_ENDPOINTS: dict[str, str] = {
     "cas": "cas.ap-southeast-1.aliyuncs.com",
 }
 
-#: RAM policy a RAM user needs, per product, named in Forbidden.RAM messages.
-RAM_POLICY_HINTS: dict[str, str] = {
-    "alidns": ("the system policy AliyunDNSFullAccess, or a custom policy allowing "
-               "alidns:AddDomainRecord, alidns:DeleteDomainRecord, alidns:DescribeDomains "
-               "and alidns:DescribeSubDomainRecords"),
-    "cdn": "the system policy AliyunCDNFullAccess (or a custom policy allowing cdn:SetCdnDomainSSLCertificate and cdn:DescribeDomainCertificateInfo)",
-    "cloudapi": "the system policy AliyunApiGatewayFullAccess (or a custom policy allowing apigateway:SetDomainCertificate)",
-    "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate and yundun-cert:DeleteUserCertificate)",
+#: per product code: RAM's service namespace (the ``<namespace>:`` of an
+#: ``Action`` in a RAM policy) and the system policy that allows all of it.
+#: A ``Forbidden*`` answer names ``<namespace>:<the refused action>``.
+RAM_SERVICES: dict[str, tuple[str, str]] = {
+    "alidns": ("alidns", "AliyunDNSFullAccess"),
+    "cdn": ("cdn", "AliyunCDNFullAccess"),
+    "cloudapi": ("apigateway", "AliyunApiGatewayFullAccess"),
+    "cas": ("yundun-cert", "AliyunYundunCertFullAccess"),
+    "slb": ("slb", "AliyunSLBFullAccess"),
+    "sts": ("sts", "AliyunSTSAssumeRoleAccess"),
 }
+
+
+def ram_policy_hint(product: str | None, action: str | None) -> str:
+    """What to attach so that ``action`` of ``product`` is allowed, e.g.
+    ``"the system policy AliyunCDNFullAccess, or a custom policy allowing
+    cdn:DescribeCdnDomainDetail"`` (:data:`RAM_SERVICES`)."""
+    service = RAM_SERVICES.get((product or "").lower())
+    if service is None:
+        return f"a RAM policy that allows {action or 'this action'}"
+    namespace, system_policy = service
+    allowing = f"{namespace}:{action}" if action else f"the {namespace}:* actions acmelab calls"
+    return f"the system policy {system_policy}, or a custom policy allowing {allowing}"
+
 
 class _SecretMaskingFilter(logging.Filter):
     """Masks what the classic SDK (and its vendored ``requests``/``urllib3``)
@@ -323,7 +339,6 @@ class _EcsRamRoleSigner(EcsRamRoleSigner):
 def _explain(code: str, server_message: str, *, action: str | None, product: str | None,
              access_key_id: str, params: Mapping[str, Any]) -> tuple[type[AliyunError], str, str]:
     """(error class, code, clear message) for an Alibaba error ``code``."""
-    product_key = (product or "").lower()
     if code == "InvalidAccessKeyId.NotFound":
         return AliyunAuthError, code, (
             f"the AccessKeyId {access_key_id} does not exist (check ALIBABA_CLOUD_ACCESS_KEY_ID, "
@@ -357,10 +372,9 @@ def _explain(code: str, server_message: str, *, action: str | None, product: str
             f"the access key secret is wrong for this AccessKeyId ({access_key_id}): Alibaba Cloud "
             "computed a different HMAC-SHA1 signature; check ALIBABA_CLOUD_ACCESS_KEY_SECRET")
     if code.startswith("Forbidden"):
-        policy = RAM_POLICY_HINTS.get(product_key, "a RAM policy that allows this action")
         return AliyunAuthError, code, (
             f"the RAM user of AccessKeyId {access_key_id} may not call {action or 'this action'}: "
-            f"attach {policy}")
+            f"attach {ram_policy_hint(product, action)}")
     if code in THROTTLING_CODES:
         return AliyunThrottled, code, f"Alibaba Cloud throttled {action or 'the call'} (too many requests): {server_message}"
     if code == "InvalidDomainName.NoExist":
