@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Every Alibaba Cloud product used by the course (Alibaba Cloud DNS
 ``Alidns``, CDN ``Cdn``, API Gateway ``CloudAPI``, Certificate Management
-Service ``cas``, Classic Load Balancer ``Slb``, STS ``Sts``) speaks the same RPC style: one HTTPS request per *action*,
-parameters in the query string, signed with HMAC-SHA1 over the sorted
+Service ``cas``, Classic Load Balancer ``Slb``, STS ``Sts``) speaks the
+same RPC style: one HTTPS request per *action*, parameters in the query
+string, signed with HMAC-SHA1 over the sorted
 parameters (``SignatureVersion`` 1.0) using the *access key secret*.  The
 official ``aliyun-python-sdk-core`` does the signing; this module wraps it
 so that the rest of acmelab gets:
