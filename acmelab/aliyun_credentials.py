@@ -299,7 +299,9 @@ def load_profile(name: str | None, config_file: str | Path | None = None, *,
     Raises:
         InputError: the file is missing or not JSON, no such profile (the
             message lists the ones there are), a mode acmelab does not
-            sign with, or a field missing.  No secret is ever in the message.
+            sign with, a field missing or malformed (``expired_seconds``
+            not 900..43200 whole seconds, a bad ``ram_role_arn``).  No
+            secret is ever in the message.
     """
     environ = os.environ if environ is None else environ
     path = _config_path(config_file, environ)
@@ -335,11 +337,20 @@ def load_profile(name: str | None, config_file: str | Path | None = None, *,
         return Credentials(need("access_key_id"), need("access_key_secret"), need("sts_token"))
     if mode == "RamRoleArn":
         region = entry.get("sts_region")
-        return RamRoleArn(Credentials(need("access_key_id"), need("access_key_secret")), need("ram_role_arn"),
-                          entry.get("ram_session_name") or "acmelab",
-                          int(entry.get("expired_seconds") or 3600),
-                          sts_endpoint=f"sts.{region}.aliyuncs.com" if region else None,
-                          policy=entry.get("policy") or None, external_id=entry.get("external_id") or None)
+        seconds = entry.get("expired_seconds") or 3600
+        if isinstance(seconds, str) and seconds.strip().isdigit():
+            seconds = int(seconds)
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            low, high = ROLE_DURATION_RANGE
+            raise InputError(f"{where} (mode RamRoleArn): expired_seconds {seconds!r} is not a whole number "
+                             f"of seconds ({low} to {high})")
+        source, role_arn = Credentials(need("access_key_id"), need("access_key_secret")), need("ram_role_arn")
+        try:
+            return RamRoleArn(source, role_arn, entry.get("ram_session_name") or "acmelab", seconds,
+                              sts_endpoint=f"sts.{region}.aliyuncs.com" if region else None,
+                              policy=entry.get("policy") or None, external_id=entry.get("external_id") or None)
+        except InputError as error:
+            raise InputError(f"{where} (mode RamRoleArn): {error}") from None
     if mode == "EcsRamRole":
         return EcsRamRole(entry.get("ram_role_name") or None,
                           metadata_url=environ.get(ECS_METADATA_URL_ENV) or ECS_METADATA_URL)

@@ -108,6 +108,24 @@ def test_bad_profiles_are_clear_and_show_no_secret(tmp_path):
     assert not any(SECRET in text or TOKEN in text for text in errors)
 
 
+@pytest.mark.parametrize("seconds, pattern", [
+    ("1h", "expired_seconds '1h' is not a whole number of seconds"),
+    (1800.5, "expired_seconds 1800.5 is not a whole number"),
+    (True, "expired_seconds True is not a whole number"),
+    (60, "role session duration 60: 900 to 43200 seconds"),
+])
+def test_a_bad_expired_seconds_is_an_input_error_naming_the_profile(tmp_path, seconds, pattern):
+    role = {**PROFILES[2], "expired_seconds": seconds}
+    with pytest.raises(InputError, match=pattern) as caught:
+        load_profile("role", write_config(tmp_path / "config.json", [role]))
+    assert str(caught.value).startswith("profile 'role' of ") and SECRET not in str(caught.value)
+
+
+def test_expired_seconds_as_digits_is_accepted(tmp_path):
+    role = {**PROFILES[2], "expired_seconds": "1800"}
+    assert load_profile("role", write_config(tmp_path / "config.json", [role])).duration_seconds == 1800
+
+
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"role_arn": "arn:aws:iam::1:role/x"}, "not a RAM role ARN"),
     ({"role_arn": ARN, "role_session_name": "a"}, "role session name"),
