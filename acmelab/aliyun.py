@@ -72,8 +72,8 @@ from acmelab import __version__
 from acmelab.aliyun_credentials import (ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, COMMAND_PROFILE_ENV, CONFIG_FILE_ENV,
                                         ECS_METADATA_ENV, ECS_METADATA_URL, ECS_METADATA_URL_ENV, PROFILE_ENV,
                                         ROLE_ARN_ENV, ROLE_DURATION_RANGE, ROLE_SESSION_NAME_ENV, SECURITY_TOKEN_ENV,
-                                        CredentialSource, Credentials, EcsRamRole, RamRoleArn, load_profile,
-                                        resolve_credentials)
+                                        CredentialSource, Credentials, EcsRamRole, RamRoleArn, lab_endpoint,
+                                        load_profile, resolve_credentials)
 from acmelab.errors import (
     AliyunAuthError,
     AliyunError,
@@ -89,7 +89,7 @@ __all__ = [
     "ACCESS_KEY_ID_ENV", "ACCESS_KEY_SECRET_ENV", "COMMAND_PROFILE_ENV", "CONFIG_FILE_ENV", "ECS_METADATA_ENV",
     "ECS_METADATA_URL", "ECS_METADATA_URL_ENV", "PROFILE_ENV", "ROLE_ARN_ENV", "ROLE_DURATION_RANGE",
     "ROLE_SESSION_NAME_ENV", "SECURITY_TOKEN_ENV", "CredentialSource", "Credentials", "EcsRamRole", "RamRoleArn",
-    "load_profile", "resolve_credentials",
+    "lab_endpoint", "load_profile", "resolve_credentials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -452,6 +452,23 @@ class AliyunClient:
         else:
             raise InputError(f"unsupported Alibaba Cloud credentials {type(credentials).__name__}")
         self._sdk.append_user_agent("acmelab", __version__)
+
+    @classmethod
+    def for_lab(cls, info: Any, credentials: CredentialSource | None = None, **options: Any) -> "AliyunClient":
+        """A client for the lab's Alibaba endpoint (``info``: an
+        :class:`acmelab.lab.LabInfo`): every call to ``info.aliyun_endpoint``,
+        TLS verified with ``info.ca_bundle``, signed with ``credentials``
+        (default: the lab's AccessKey).  ``options``: the other arguments of
+        :class:`AliyunClient` (``region_id``, ``backoff``, ...).
+
+        Raises:
+            ConfigError: the lab runs without its Alibaba endpoint
+                (``aliyun=False``; :func:`lab_endpoint`) -- nothing is sent.
+        """
+        endpoint = lab_endpoint(info)
+        if credentials is None:
+            credentials = Credentials(info.aliyun_access_key_id, info.aliyun_access_key_secret)
+        return cls(credentials, endpoint=endpoint, verify=info.ca_bundle, **options)
 
     def __repr__(self) -> str:
         return (f"AliyunClient({self.credentials.access_key_id!r}, mode={self.credentials.mode!r}, "

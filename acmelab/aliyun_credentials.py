@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
 
-from acmelab.errors import InputError
+from acmelab.errors import ConfigError, InputError
 
 #: environment variables read for the AccessKeyId, first match wins
 ACCESS_KEY_ID_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_ID")
@@ -206,11 +206,26 @@ class EcsRamRole:
     @classmethod
     def for_lab(cls, info: Any, role_name: str | None = None) -> "EcsRamRole":
         """The lab's instance metadata answer (``info``: a ``LabInfo``), served
-        by its Alibaba endpoint on loopback, TLS verified with the lab's CA."""
-        if not info.aliyun_endpoint:
-            raise InputError("this lab runs without the Alibaba Cloud endpoint (aliyun=False)")
-        return cls(role_name, metadata_url=f"https://{info.aliyun_endpoint}/latest/meta-data/",
+        by its Alibaba endpoint on loopback, TLS verified with the lab's CA.
+        Raises ConfigError for a lab without that endpoint (:func:`lab_endpoint`)."""
+        return cls(role_name, metadata_url=f"https://{lab_endpoint(info)}/latest/meta-data/",
                    verify=info.ca_bundle)
+
+
+def lab_endpoint(info: Any) -> str:
+    """The lab's Alibaba Cloud endpoint, ``info.aliyun_endpoint``
+    (``"localhost:<port>"``; ``info``: an :class:`acmelab.lab.LabInfo`).
+
+    Raises:
+        ConfigError: the lab runs without it (``aliyun=False``).  Every
+            ``for_lab`` goes through here, so the lab's AccessKey is never
+            sent to the public ``*.aliyuncs.com`` endpoints instead.
+    """
+    endpoint = getattr(info, "aliyun_endpoint", None)
+    if not endpoint:
+        raise ConfigError("this lab runs without its Alibaba Cloud endpoint (started with aliyun=False); "
+                          "start it with the endpoint to call Alibaba Cloud products against it")
+    return str(endpoint)
 
 
 #: any of the credentials :class:`AliyunClient` can sign with
