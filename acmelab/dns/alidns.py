@@ -63,7 +63,7 @@ from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import De
 from acmelab import csr
 from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.dns.propagation import Server, wait_for_txt
-from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, InputError
+from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
 
 logger = logging.getLogger(__name__)
 
