@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Every Alibaba Cloud product used by the course (Alibaba Cloud DNS
 ``Alidns``, CDN ``Cdn``, API Gateway ``CloudAPI``, Certificate Management
-Service ``cas``) speaks the same RPC style: one HTTPS request per *action*,
-parameters in the query string, signed with HMAC-SHA1 over the sorted
+Service ``cas``, Classic Load Balancer ``Slb``, STS ``Sts``) speaks the
+same RPC style: one HTTPS request per *action*, parameters in the query
+string, signed with HMAC-SHA1 over the sorted
 parameters (``SignatureVersion`` 1.0) using the *access key secret*.  The
 official ``aliyun-python-sdk-core`` does the signing; this module wraps it
 so that the rest of acmelab gets:
@@ -71,8 +72,8 @@ from acmelab import __version__
 from acmelab.aliyun_credentials import (ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, COMMAND_PROFILE_ENV, CONFIG_FILE_ENV,
                                         ECS_METADATA_ENV, ECS_METADATA_URL, ECS_METADATA_URL_ENV, PROFILE_ENV,
                                         ROLE_ARN_ENV, ROLE_DURATION_RANGE, ROLE_SESSION_NAME_ENV, SECURITY_TOKEN_ENV,
-                                        CredentialSource, Credentials, EcsRamRole, RamRoleArn, load_profile,
-                                        resolve_credentials)
+                                        CredentialSource, Credentials, EcsRamRole, RamRoleArn, lab_endpoint,
+                                        load_profile, resolve_credentials)
 from acmelab.errors import (
     AliyunAuthError,
     AliyunError,
@@ -83,23 +84,24 @@ from acmelab.errors import (
 
 #: the client, and the credential kinds of :mod:`acmelab.aliyun_credentials` (importable from here too)
 __all__ = [
-    "AliyunClient", "DEFAULT_ENDPOINTS", "INTERNATIONAL_ENDPOINTS", "RAM_POLICY_HINTS", "THROTTLING_CODES",
+    "AliyunClient", "DEFAULT_ENDPOINTS", "INTERNATIONAL_ENDPOINTS", "RAM_SERVICES", "THROTTLING_CODES",
+    "ram_policy_hint",
     "ACCESS_KEY_ID_ENV", "ACCESS_KEY_SECRET_ENV", "COMMAND_PROFILE_ENV", "CONFIG_FILE_ENV", "ECS_METADATA_ENV",
     "ECS_METADATA_URL", "ECS_METADATA_URL_ENV", "PROFILE_ENV", "ROLE_ARN_ENV", "ROLE_DURATION_RANGE",
     "ROLE_SESSION_NAME_ENV", "SECURITY_TOKEN_ENV", "CredentialSource", "Credentials", "EcsRamRole", "RamRoleArn",
-    "load_profile", "resolve_credentials",
+    "lab_endpoint", "load_profile", "resolve_credentials",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-#: public endpoint of each product (RPC style; ``{region}`` is filled in).
-#: The deployers may add products here.
+#: public endpoint of each product (RPC style; ``{region}`` is filled in)
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "alidns": "alidns.aliyuncs.com",
     "cdn": "cdn.aliyuncs.com",
     "cas": "cas.aliyuncs.com",
     "cloudapi": "apigateway.{region}.aliyuncs.com",
+    "slb": "slb.{region}.aliyuncs.com",
     "sts": "sts.aliyuncs.com",
 }
 #: the international site's endpoints where they differ (regions not ``cn-*``;
@@ -110,45 +112,84 @@ INTERNATIONAL_ENDPOINTS: dict[str, str] = {
     "cas": "cas.ap-southeast-1.aliyuncs.com",
 }
 
-#: RAM policy a RAM user needs, per product, named in Forbidden.RAM messages.
-RAM_POLICY_HINTS: dict[str, str] = {
-    "alidns": ("the system policy AliyunDNSFullAccess, or a custom policy allowing "
-               "alidns:AddDomainRecord, alidns:DeleteDomainRecord, alidns:DescribeDomains "
-               "and alidns:DescribeSubDomainRecords"),
-    "cdn": "the system policy AliyunCDNFullAccess (or a custom policy allowing cdn:SetCdnDomainSSLCertificate and cdn:DescribeDomainCertificateInfo)",
-    "cloudapi": "the system policy AliyunApiGatewayFullAccess (or a custom policy allowing apigateway:SetDomainCertificate)",
-    "cas": "the system policy AliyunYundunCertFullAccess (or a custom policy allowing yundun-cert:UploadUserCertificate and yundun-cert:DeleteUserCertificate)",
+#: per product code: RAM's service namespace (the ``<namespace>:`` of an
+#: ``Action`` in a RAM policy) and the system policy that allows all of it.
+#: A ``Forbidden*`` answer names ``<namespace>:<the refused action>``.
+RAM_SERVICES: dict[str, tuple[str, str]] = {
+    "alidns": ("alidns", "AliyunDNSFullAccess"),
+    "cdn": ("cdn", "AliyunCDNFullAccess"),
+    "cloudapi": ("apigateway", "AliyunApiGatewayFullAccess"),
+    "cas": ("yundun-cert", "AliyunYundunCertFullAccess"),
+    "slb": ("slb", "AliyunSLBFullAccess"),
+    "sts": ("sts", "AliyunSTSAssumeRoleAccess"),
 }
 
-class _StringToSignFilter(logging.Filter):
-    """The SDK logs every ServerException at ERROR.  For SignatureDoesNotMatch
-    the text holds the server's StringToSign, which contains every parameter
-    -- including POST body ones such as a certificate's private key (CAS, CDN).
-    This filter, on the SDK's logger, cuts the StringToSign out."""
+
+def ram_policy_hint(product: str | None, action: str | None) -> str:
+    """What to attach so that ``action`` of ``product`` is allowed, e.g.
+    ``"the system policy AliyunCDNFullAccess, or a custom policy allowing
+    cdn:DescribeCdnDomainDetail"`` (:data:`RAM_SERVICES`)."""
+    service = RAM_SERVICES.get((product or "").lower())
+    if service is None:
+        return f"a RAM policy that allows {action or 'this action'}"
+    namespace, system_policy = service
+    allowing = f"{namespace}:{action}" if action else f"the {namespace}:* actions acmelab calls"
+    return f"the system policy {system_policy}, or a custom policy allowing {allowing}"
+
+
+class _SecretMaskingFilter(logging.Filter):
+    """Masks what the classic SDK (and its vendored ``requests``/``urllib3``)
+    may log:
+
+    * every ServerException at ERROR: for SignatureDoesNotMatch the text holds
+      the server's StringToSign, which contains every parameter -- including
+      POST body ones such as a certificate's private key (CAS, CDN); it is cut;
+    * at DEBUG, each call's parameters (``SecurityToken`` among them), the
+      AssumeRole answer (``AccessKeySecret``, ``SecurityToken``), the request
+      line with the full query string (vendored urllib3) and, with
+      ``DEBUG=sdk``, every URL and header (``aliyunsdkcore.http.http_response``):
+      the values of ``SecurityToken``, ``AccessKeySecret``,
+      ``x-acs-security-token`` and ``Signature`` become ``***``.
+
+    A logger's filters see only the records created on that logger, not
+    those propagated from its children, so :func:`_mask_sdk_loggers` puts
+    this filter on *every* ``aliyunsdkcore.*`` logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
+        text = original = record.getMessage()
         if "string to sign is:" in text.lower():
             text = re.sub(r"(?i)(string to sign is:)\S*", r"\1<omitted by acmelab>", text)
-        if "SecurityToken" in text or "AccessKeySecret" in text:
-            # the SDK logs every parameter at DEBUG (SecurityToken among them), and
-            # the AssumeRole answer (AccessKeySecret, SecurityToken); urllib3 the URL
-            text = _TEMPORARY_SECRETS.sub(r"\1***", text)
-        if text != record.getMessage():
+        text = _SECRET_VALUES.sub(r"\1***", text)
+        if text != original:
             record.msg = text
             record.args = ()
         return True
 
 
-#: a SecurityToken or AccessKeySecret in a query string, a dict's repr or JSON
-_TEMPORARY_SECRETS = re.compile(
-    r"""((?:SecurityToken|AccessKeySecret)(?:=|['"]?\s*:\s*['"]?))[^&'"\s,}]*""")
+#: a SecurityToken, AccessKeySecret, x-acs-security-token or Signature value in
+#: a query string, a header dump (``name : value``), a dict's repr or JSON
+_SECRET_VALUES = re.compile(
+    r"""((?:SecurityToken|AccessKeySecret|(?i:x-acs-security-token)|(?<![A-Za-z])Signature)"""
+    r"""(?:=|['"]?\s*:\s*['"]?))[^&'"\s,}]*""")
+
+_SDK_FILTER = _SecretMaskingFilter()
 
 
-_SDK_FILTER = _StringToSignFilter()
-for _name in ("aliyunsdkcore.client", "aliyunsdkcore", "urllib3.connectionpool"):
-    if _SDK_FILTER not in logging.getLogger(_name).filters:
-        logging.getLogger(_name).addFilter(_SDK_FILTER)
+def _mask_sdk_loggers() -> None:
+    """Attach :data:`_SDK_FILTER` to every logger of the classic SDK that
+    exists now (the SDK's modules create theirs when imported: client, the
+    signers, http_response, retry and the vendored requests/urllib3) and to
+    ours.  Run at import and again by each :class:`AliyunClient`, for SDK
+    modules imported later."""
+    names = [name for name in list(logging.Logger.manager.loggerDict)
+             if name == "aliyunsdkcore" or name.startswith("aliyunsdkcore.")]
+    for name in [*names, __name__, "acmelab.aliyun_credentials"]:
+        sdk_logger = logging.getLogger(name)
+        if _SDK_FILTER not in sdk_logger.filters:
+            sdk_logger.addFilter(_SDK_FILTER)
+
+
+_mask_sdk_loggers()
 
 
 class _Uuid4NonceHelper:
@@ -299,7 +340,6 @@ class _EcsRamRoleSigner(EcsRamRoleSigner):
 def _explain(code: str, server_message: str, *, action: str | None, product: str | None,
              access_key_id: str, params: Mapping[str, Any]) -> tuple[type[AliyunError], str, str]:
     """(error class, code, clear message) for an Alibaba error ``code``."""
-    product_key = (product or "").lower()
     if code == "InvalidAccessKeyId.NotFound":
         return AliyunAuthError, code, (
             f"the AccessKeyId {access_key_id} does not exist (check ALIBABA_CLOUD_ACCESS_KEY_ID, "
@@ -333,10 +373,9 @@ def _explain(code: str, server_message: str, *, action: str | None, product: str
             f"the access key secret is wrong for this AccessKeyId ({access_key_id}): Alibaba Cloud "
             "computed a different HMAC-SHA1 signature; check ALIBABA_CLOUD_ACCESS_KEY_SECRET")
     if code.startswith("Forbidden"):
-        policy = RAM_POLICY_HINTS.get(product_key, "a RAM policy that allows this action")
         return AliyunAuthError, code, (
             f"the RAM user of AccessKeyId {access_key_id} may not call {action or 'this action'}: "
-            f"attach {policy}")
+            f"attach {ram_policy_hint(product, action)}")
     if code in THROTTLING_CODES:
         return AliyunThrottled, code, f"Alibaba Cloud throttled {action or 'the call'} (too many requests): {server_message}"
     if code == "InvalidDomainName.NoExist":
@@ -385,6 +424,7 @@ class AliyunClient:
         from acmelab.client import checked_verify  # True or an existing CA bundle, else InputError
 
         verify = checked_verify(verify)
+        _mask_sdk_loggers()
         self.credentials = credentials
         self.region_id = region_id
         self.endpoint = _host_of(endpoint) if endpoint else None
@@ -412,6 +452,23 @@ class AliyunClient:
         else:
             raise InputError(f"unsupported Alibaba Cloud credentials {type(credentials).__name__}")
         self._sdk.append_user_agent("acmelab", __version__)
+
+    @classmethod
+    def for_lab(cls, info: Any, credentials: CredentialSource | None = None, **options: Any) -> "AliyunClient":
+        """A client for the lab's Alibaba endpoint (``info``: an
+        :class:`acmelab.lab.LabInfo`): every call to ``info.aliyun_endpoint``,
+        TLS verified with ``info.ca_bundle``, signed with ``credentials``
+        (default: the lab's AccessKey).  ``options``: the other arguments of
+        :class:`AliyunClient` (``region_id``, ``backoff``, ...).
+
+        Raises:
+            ConfigError: the lab runs without its Alibaba endpoint
+                (``aliyun=False``; :func:`lab_endpoint`) -- nothing is sent.
+        """
+        endpoint = lab_endpoint(info)
+        if credentials is None:
+            credentials = Credentials(info.aliyun_access_key_id, info.aliyun_access_key_secret)
+        return cls(credentials, endpoint=endpoint, verify=info.ca_bundle, **options)
 
     def __repr__(self) -> str:
         return (f"AliyunClient({self.credentials.access_key_id!r}, mode={self.credentials.mode!r}, "

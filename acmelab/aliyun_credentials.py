@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
 
-from acmelab.errors import InputError
+from acmelab.errors import ConfigError, InputError
 
 #: environment variables read for the AccessKeyId, first match wins
 ACCESS_KEY_ID_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_ID")
@@ -206,11 +206,26 @@ class EcsRamRole:
     @classmethod
     def for_lab(cls, info: Any, role_name: str | None = None) -> "EcsRamRole":
         """The lab's instance metadata answer (``info``: a ``LabInfo``), served
-        by its Alibaba endpoint on loopback, TLS verified with the lab's CA."""
-        if not info.aliyun_endpoint:
-            raise InputError("this lab runs without the Alibaba Cloud endpoint (aliyun=False)")
-        return cls(role_name, metadata_url=f"https://{info.aliyun_endpoint}/latest/meta-data/",
+        by its Alibaba endpoint on loopback, TLS verified with the lab's CA.
+        Raises ConfigError for a lab without that endpoint (:func:`lab_endpoint`)."""
+        return cls(role_name, metadata_url=f"https://{lab_endpoint(info)}/latest/meta-data/",
                    verify=info.ca_bundle)
+
+
+def lab_endpoint(info: Any) -> str:
+    """The lab's Alibaba Cloud endpoint, ``info.aliyun_endpoint``
+    (``"localhost:<port>"``; ``info``: an :class:`acmelab.lab.LabInfo`).
+
+    Raises:
+        ConfigError: the lab runs without it (``aliyun=False``).  Every
+            ``for_lab`` goes through here, so the lab's AccessKey is never
+            sent to the public ``*.aliyuncs.com`` endpoints instead.
+    """
+    endpoint = getattr(info, "aliyun_endpoint", None)
+    if not endpoint:
+        raise ConfigError("this lab runs without its Alibaba Cloud endpoint (started with aliyun=False); "
+                          "start it with the endpoint to call Alibaba Cloud products against it")
+    return str(endpoint)
 
 
 #: any of the credentials :class:`AliyunClient` can sign with
@@ -299,7 +314,9 @@ def load_profile(name: str | None, config_file: str | Path | None = None, *,
     Raises:
         InputError: the file is missing or not JSON, no such profile (the
             message lists the ones there are), a mode acmelab does not
-            sign with, or a field missing.  No secret is ever in the message.
+            sign with, a field missing or malformed (``expired_seconds``
+            not 900..43200 whole seconds, a bad ``ram_role_arn``).  No
+            secret is ever in the message.
     """
     environ = os.environ if environ is None else environ
     path = _config_path(config_file, environ)
@@ -335,11 +352,20 @@ def load_profile(name: str | None, config_file: str | Path | None = None, *,
         return Credentials(need("access_key_id"), need("access_key_secret"), need("sts_token"))
     if mode == "RamRoleArn":
         region = entry.get("sts_region")
-        return RamRoleArn(Credentials(need("access_key_id"), need("access_key_secret")), need("ram_role_arn"),
-                          entry.get("ram_session_name") or "acmelab",
-                          int(entry.get("expired_seconds") or 3600),
-                          sts_endpoint=f"sts.{region}.aliyuncs.com" if region else None,
-                          policy=entry.get("policy") or None, external_id=entry.get("external_id") or None)
+        seconds = entry.get("expired_seconds") or 3600
+        if isinstance(seconds, str) and seconds.strip().isdigit():
+            seconds = int(seconds)
+        if isinstance(seconds, bool) or not isinstance(seconds, int):
+            low, high = ROLE_DURATION_RANGE
+            raise InputError(f"{where} (mode RamRoleArn): expired_seconds {seconds!r} is not a whole number "
+                             f"of seconds ({low} to {high})")
+        source, role_arn = Credentials(need("access_key_id"), need("access_key_secret")), need("ram_role_arn")
+        try:
+            return RamRoleArn(source, role_arn, entry.get("ram_session_name") or "acmelab", seconds,
+                              sts_endpoint=f"sts.{region}.aliyuncs.com" if region else None,
+                              policy=entry.get("policy") or None, external_id=entry.get("external_id") or None)
+        except InputError as error:
+            raise InputError(f"{where} (mode RamRoleArn): {error}") from None
     if mode == "EcsRamRole":
         return EcsRamRole(entry.get("ram_role_name") or None,
                           metadata_url=environ.get(ECS_METADATA_URL_ENV) or ECS_METADATA_URL)

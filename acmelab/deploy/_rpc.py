@@ -80,6 +80,6 @@ def make_client(client: AliyunClient | None = None, *, access_key_id: str | None
 
 def lab_client(info: Any, *, region_id: str = "cn-hangzhou") -> AliyunClient:
     """An :class:`AliyunClient` for the lab's endpoint (``LabInfo``: its access
-    key, ``aliyun_endpoint`` and CA bundle)."""
-    return AliyunClient(Credentials(info.aliyun_access_key_id, info.aliyun_access_key_secret),
-                        region_id=region_id, endpoint=info.aliyun_endpoint, verify=info.ca_bundle)
+    key, ``aliyun_endpoint`` and CA bundle): :meth:`AliyunClient.for_lab`.
+    Raises ConfigError for a lab without that endpoint."""
+    return AliyunClient.for_lab(info, region_id=region_id)

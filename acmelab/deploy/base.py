@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from acmelab import csr as csr_module
 from acmelab.errors import ConfigError, InputError
@@ -264,8 +264,3 @@ class Deployer:
     def from_arguments(self, args: argparse.Namespace) -> InstallTarget:
         """The target ``acmelab install <product>`` names.  Raises ConfigError."""
         raise NotImplementedError
-
-
-def targets_of(services: Iterable[Any]) -> list[InstallTarget]:
-    """Every install target of ``services`` (objects with ``install``), in order."""
-    return [target for service in services for target in service.install]

@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 from typing import Any, Mapping, Sequence
 
-from acmelab import aliyun
 from acmelab.aliyun import AliyunClient
 from acmelab.deploy import checks
 from acmelab.deploy._rpc import Installation, post
@@ -37,13 +36,6 @@ VERSION = "2014-05-15"
 PRODUCT = "Slb"
 
 logger = logging.getLogger(__name__)
-
-# the public endpoint and the RAM advice of Forbidden.RAM errors (acmelab.aliyun invites deployers to add theirs)
-aliyun.DEFAULT_ENDPOINTS.setdefault("slb", "slb.{region}.aliyuncs.com")
-aliyun.RAM_POLICY_HINTS.setdefault("slb", "the system policy AliyunSLBFullAccess (or a custom policy allowing "
-                                          "slb:UploadServerCertificate, slb:SetLoadBalancerHTTPSListenerAttribute "
-                                          "and slb:DeleteServerCertificate)")
-
 
 def _not_found(error: AliyunError, load_balancer_id: str, listener_port: int | None = None) -> None:
     if error.code == "InvalidLoadBalancerId.NotFound":

@@ -63,7 +63,7 @@ from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import De
 from acmelab import csr
 from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.dns.propagation import Server, wait_for_txt
-from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, InputError
+from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
 
 logger = logging.getLogger(__name__)
 
@@ -160,12 +160,13 @@ class AlidnsProvider:
 
     @classmethod
     def for_lab(cls, info: Any, **kwargs: Any) -> "AlidnsProvider":
-        """A provider talking to the lab's endpoint (``info``: :class:`acmelab.lab.LabInfo`)."""
-        if not info.aliyun_endpoint:
-            raise InputError("this lab runs without the Alibaba Cloud endpoint (aliyun=False)")
-        return cls(info.aliyun_access_key_id, info.aliyun_access_key_secret,
-                   endpoint=info.aliyun_endpoint, verify=info.ca_bundle,
-                   nameservers=[tuple(info.dns_server)], **kwargs)
+        """A provider talking to the lab's endpoint (``info``: :class:`acmelab.lab.LabInfo`;
+        :meth:`AliyunClient.for_lab`) and checking propagation at the lab's DNS
+        server.  ``kwargs``: ``region_id``, ``max_retries``, ``backoff`` for
+        the client, the other provider arguments.  Raises ConfigError for a
+        lab without the Alibaba endpoint."""
+        options = {name: kwargs.pop(name) for name in ("region_id", "max_retries", "backoff") if name in kwargs}
+        return cls(client=AliyunClient.for_lab(info, **options), nameservers=[tuple(info.dns_server)], **kwargs)
 
     def __repr__(self) -> str:
         return f"AlidnsProvider({self.client!r})"

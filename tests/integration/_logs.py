@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import IO, Iterator
 
-#: the loggers that may see a request: ours, the classic Alibaba SDK's, urllib3's
-LOGGERS = ("acmelab", "aliyunsdkcore", "urllib3")
+#: the loggers that may see a request: ours, the classic Alibaba SDK's (its
+#: vendored requests/urllib3 sit at CRITICAL unless lowered), urllib3's
+LOGGERS = ("acmelab", "aliyunsdkcore", "aliyunsdkcore.vendored.requests", "urllib3")
 
 
 @contextlib.contextmanager
 def debug_logs_into(stream: IO[str], fmt: str | None = None) -> Iterator[None]:
     """Everything logged at DEBUG (the root and :data:`LOGGERS`) goes to
-    ``stream`` while inside; the levels and handlers are put back after."""
+    ``stream`` while inside, with the classic SDK's HTTP dump on
+    (``DEBUG=sdk``: every request's full URL and headers, from
+    ``aliyunsdkcore.http.http_response``); the levels, handlers and the
+    environment are put back after."""
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG)
     if fmt:
@@ -21,13 +26,19 @@ def debug_logs_into(stream: IO[str], fmt: str | None = None) -> Iterator[None]:
     root = logging.getLogger()
     old_levels = {name: logging.getLogger(name).level for name in LOGGERS}
     old_root = root.level
+    old_debug = os.environ.get("DEBUG")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG)
+    os.environ["DEBUG"] = "sdk"
     try:
         yield
     finally:
+        if old_debug is None:
+            os.environ.pop("DEBUG", None)
+        else:
+            os.environ["DEBUG"] = old_debug
         root.removeHandler(handler)
         root.setLevel(old_root)
         for name, level in old_levels.items():

@@ -108,6 +108,24 @@ def test_bad_profiles_are_clear_and_show_no_secret(tmp_path):
     assert not any(SECRET in text or TOKEN in text for text in errors)
 
 
+@pytest.mark.parametrize("seconds, pattern", [
+    ("1h", "expired_seconds '1h' is not a whole number of seconds"),
+    (1800.5, "expired_seconds 1800.5 is not a whole number"),
+    (True, "expired_seconds True is not a whole number"),
+    (60, "role session duration 60: 900 to 43200 seconds"),
+])
+def test_a_bad_expired_seconds_is_an_input_error_naming_the_profile(tmp_path, seconds, pattern):
+    role = {**PROFILES[2], "expired_seconds": seconds}
+    with pytest.raises(InputError, match=pattern) as caught:
+        load_profile("role", write_config(tmp_path / "config.json", [role]))
+    assert str(caught.value).startswith("profile 'role' of ") and SECRET not in str(caught.value)
+
+
+def test_expired_seconds_as_digits_is_accepted(tmp_path):
+    role = {**PROFILES[2], "expired_seconds": "1800"}
+    assert load_profile("role", write_config(tmp_path / "config.json", [role])).duration_seconds == 1800
+
+
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"role_arn": "arn:aws:iam::1:role/x"}, "not a RAM role ARN"),
     ({"role_arn": ARN, "role_session_name": "a"}, "role session name"),
@@ -139,6 +157,41 @@ def test_sdk_log_lines_lose_tokens_and_temporary_secrets(message):
     record = logging.LogRecord("aliyunsdkcore.client", logging.DEBUG, __file__, 1, "%s", (message,), None)
     assert _SDK_FILTER.filter(record)
     assert "CAISsecret-token" not in record.getMessage() and "***" in record.getMessage()
+
+
+@pytest.mark.parametrize("name", [
+    "aliyunsdkcore.client",
+    "aliyunsdkcore.http.http_response",                     # DEBUG=sdk: the full URL and every header
+    "aliyunsdkcore.auth.signers.ram_role_arn_signer",
+    "aliyunsdkcore.vendored.requests.packages.urllib3.connectionpool",   # the request line, query included
+    "acmelab.aliyun",
+])
+def test_every_sdk_logger_masks_before_the_root_handler_sees_it(name):
+    """The filter must sit on the logger that creates the record: a parent's
+    filters never see records propagated from its children."""
+    import io
+
+    from acmelab.aliyun import AliyunClient
+
+    AliyunClient(Credentials("LTAIak", SECRET), endpoint="localhost:1")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root, sdk_logger = logging.getLogger(), logging.getLogger(name)
+    old = root.level, sdk_logger.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    sdk_logger.setLevel(logging.DEBUG)
+    try:
+        sdk_logger.debug("> POST https://alidns.aliyuncs.com/?SecurityToken=%s&Signature=pr6JT8Dk9%%2FHly HTTP/1.1"
+                         "\n> x-acs-security-token : %s\n< %s", TOKEN, TOKEN,
+                         '{"AccessKeySecret": "%s", "SecurityToken": "%s"}' % (SECRET, TOKEN))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old[0])
+        sdk_logger.setLevel(old[1])
+    logged = stream.getvalue()
+    assert "SecurityToken=***&Signature=***" in logged and "x-acs-security-token : ***" in logged
+    assert TOKEN not in logged and SECRET not in logged and "pr6JT8Dk9" not in logged
 
 
 def test_command_option_does_not_clash_with_the_acme_profile():

@@ -66,3 +66,42 @@ def test_other_domain_and_bad_chain_not_sent(client, pki):
 
 def test_repr_hides_the_secret(client):
     assert SECRET not in repr(client)
+
+
+def _lab_info(endpoint):
+    import certifi
+
+    from acmelab.lab.core import LabInfo
+
+    return LabInfo(directory_url="https://localhost:14000/dir", ca_bundle=certifi.where(),
+                   management_url="https://localhost:15000", challtestsrv_url="http://127.0.0.1:8055",
+                   dns_server=("127.0.0.1", 8053), aliyun_endpoint=endpoint, aliyun_access_key_id="LTAIlab",
+                   aliyun_access_key_secret=SECRET, cdn_edge_port=1, apigateway_edge_port=2, run_dir="/nowhere")
+
+
+def test_a_lab_without_its_alibaba_endpoint_gets_no_client_at_all():
+    """An aliyun=False lab still has an AccessKey: every for_lab refuses it
+    instead of sending it to the public *.aliyuncs.com endpoints."""
+    from acmelab import dns
+    from acmelab.aliyun import EcsRamRole
+    from acmelab.deploy import lab_client
+    from acmelab.dns.alidns import AlidnsProvider
+    from acmelab.errors import ConfigError
+
+    info = _lab_info(None)
+    for make in (lambda: lab_client(info), lambda: AliyunClient.for_lab(info), lambda: AlidnsProvider.for_lab(info),
+                 lambda: dns.for_lab("alidns", info), lambda: EcsRamRole.for_lab(info)):
+        with pytest.raises(ConfigError, match=r"runs without its Alibaba Cloud endpoint \(started with aliyun=False\)"):
+            make()
+
+
+def test_lab_clients_talk_to_the_lab_endpoint_only():
+    from acmelab.deploy import lab_client
+    from acmelab.dns.alidns import AlidnsProvider
+
+    info = _lab_info("localhost:8443")
+    for client in (lab_client(info, region_id="ap-southeast-1"), AliyunClient.for_lab(info, region_id="ap-southeast-1"),
+                   AlidnsProvider.for_lab(info, region_id="ap-southeast-1", backoff=0.01).client):
+        assert (client.endpoint, client.region_id, client.credentials.access_key_id) == \
+            ("localhost:8443", "ap-southeast-1", "LTAIlab")
+    assert AlidnsProvider.for_lab(info, backoff=0.01).client.backoff == 0.01

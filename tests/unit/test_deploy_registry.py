@@ -70,3 +70,38 @@ def test_every_product_is_an_install_command(capsys):
     assert "{cdn,apigateway,cas,slb}" in capsys.readouterr().out
     args = cli.build_parser().parse_args(["install", "slb", "shop", "--load-balancer-id", "lb-1"])
     assert DEPLOYERS["slb"].from_arguments(args) == InstallTarget("slb", load_balancer_id="lb-1", listener_port=443)
+
+
+def test_importing_acmelab_aliyun_alone_knows_every_deployers_endpoint():
+    """The endpoint table lives in acmelab.aliyun itself: no deployer adds to
+    it when imported (a fresh interpreter that imports only acmelab.aliyun)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, acmelab.aliyun as a; "
+              "assert not [m for m in sys.modules if m.startswith('acmelab.deploy')]; "
+              "print(sorted(a.DEFAULT_ENDPOINTS))")
+    listed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    for deployer in DEPLOYERS.values():
+        assert repr(sys.modules[type(deployer).__module__].PRODUCT.lower()) in listed
+
+
+def test_a_forbidden_answer_names_the_refused_ram_action_of_every_deployer():
+    """Each deployer's RAM actions use its product's RAM namespace, and a
+    Forbidden.RAM for any of them names exactly that ``<namespace>:<action>``."""
+    import sys
+
+    from aliyunsdkcore.acs_exception.exceptions import ServerException
+
+    from acmelab.aliyun import RAM_SERVICES, AliyunClient, Credentials
+
+    client = AliyunClient(Credentials("LTAIkey", "unit-secret-0123456789abcdef"), endpoint="localhost:1")
+    for deployer in DEPLOYERS.values():
+        product = sys.modules[type(deployer).__module__].PRODUCT
+        namespace, system_policy = RAM_SERVICES[product.lower()]
+        assert deployer.ram_actions
+        for ram_action in deployer.ram_actions:
+            assert ram_action.startswith(namespace + ":"), ram_action
+            error = client._map_server_exception(ServerException("Forbidden.RAM", "denied", http_status=403),
+                                                 ram_action.split(":", 1)[1], product, {})
+            assert f"custom policy allowing {ram_action}" in str(error) and system_policy in str(error)
