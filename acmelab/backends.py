@@ -205,11 +205,9 @@ class LabBackend(Backend):
 
     def aliyun_client(self, region_id: str | None = None) -> Any:
         """A client for the lab's endpoint (every product, every region)."""
-        from acmelab.deploy import lab_client
+        from acmelab.aliyun import AliyunClient
 
-        if not self.lab.aliyun_endpoint:
-            raise ConfigError("this lab runs without its Alibaba Cloud endpoint")
-        return lab_client(self.lab, region_id=region_id or self.region_id)
+        return AliyunClient.for_lab(self.lab, region_id=region_id or self.region_id)   # ConfigError: no endpoint
 
     def handshake_address(self, target: Any, server_name: str, port: int) -> tuple[str, int]:
         """The product's edge listener on loopback (``LabInfo.<product>_edge_port``)."""
