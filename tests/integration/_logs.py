@@ -1,4 +1,4 @@
-"""Capturing every log line at DEBUG, for the tests that scan them for secrets."""
+"""Capturing every log line at DEBUG, and what tests print and raise, for the tests that scan them for secrets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import contextlib
 import logging
 import os
 from typing import IO, Iterator
+
+import pytest
 
 #: the loggers that may see a request: ours, the classic Alibaba SDK's (its
 #: vendored requests/urllib3 sit at CRITICAL unless lowered), urllib3's
@@ -43,3 +45,20 @@ def debug_logs_into(stream: IO[str], fmt: str | None = None) -> Iterator[None]:
         root.setLevel(old_root)
         for name, level in old_levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def remember(transcript: list[str], error: BaseException) -> BaseException:
+    """Note what a user would see of ``error`` (its text, repr and notes) in ``transcript``."""
+    transcript.extend([str(error), repr(error), *getattr(error, "__notes__", [])])
+    return error
+
+
+def output_into(transcript: list[str]):
+    """An autouse fixture for a module that scans for secrets at its end:
+    each test's stdout and stderr (file descriptors, so the SDK's own
+    prints too) go into ``transcript``.  In the module: ``_output = output_into(TRANSCRIPT)``."""
+    @pytest.fixture(autouse=True)
+    def _output(capfd):
+        yield
+        transcript.extend(capfd.readouterr())
+    return _output

@@ -32,6 +32,7 @@ from acmelab.errors import (AliyunAuthError, AliyunError, AliyunNetworkError, Al
                             DnsError)
 from acmelab.issue import issue_certificate
 from acmelab.lab.aliyun.server import signature, string_to_sign
+from tests.integration import _logs
 from tests.integration._logs import debug_logs_into
 
 pytestmark = pytest.mark.lab
@@ -49,8 +50,10 @@ def debug_log_capture():
 
 
 def remember(error: BaseException) -> BaseException:
-    TRANSCRIPT.extend([str(error), repr(error), *getattr(error, "__notes__", [])])
-    return error
+    return _logs.remember(TRANSCRIPT, error)
+
+
+_output = _logs.output_into(TRANSCRIPT)      # every test's stdout and stderr, scanned at the end
 
 
 @pytest.fixture(scope="module")
@@ -355,16 +358,15 @@ def test_body_parameters_do_not_leak_through_a_signature_error(lab):
     assert "string to sign is:<omitted by acmelab>" in LOG.getvalue()
 
 
-def test_secret_is_in_no_log_output_or_exception(lab, capfd):
+def test_secret_is_in_no_log_output_or_exception(lab):
     secret = lab.aliyun_access_key_secret
     assert len(secret) >= 16
     logged = LOG.getvalue()
     # The scan is meaningful: this module's calls were logged, with their key id.
     assert "AddDomainRecord" in logged and lab.aliyun_access_key_id in logged
     assert len(TRANSCRIPT) >= 8
-    out, err = capfd.readouterr()
     endpoint_log = (lab.run_dir / "logs" / "aliyun.log").read_text(errors="replace")
     assert "AddDomainRecord" in endpoint_log
-    for where, text in [("log", logged), ("exceptions", "\n".join(TRANSCRIPT)), ("stdout", out),
-                        ("stderr", err), ("endpoint log", endpoint_log), ("lab info", repr(lab) + lab.to_json())]:
+    for where, text in [("log", logged), ("exceptions and output", "\n".join(TRANSCRIPT)),
+                        ("endpoint log", endpoint_log), ("lab info", repr(lab) + lab.to_json())]:
         assert secret not in text, f"access key secret found in {where}"

@@ -26,6 +26,7 @@ from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import AliyunAuthError, AliyunError
 from acmelab.issue import issue_certificate
 from acmelab.lab.aliyun import sts
+from tests.integration import _logs
 from tests.integration._logs import debug_logs_into
 
 pytestmark = pytest.mark.lab
@@ -66,8 +67,10 @@ def assume_role(lab, role: str = "acmelab-dns", duration: int = 900) -> Credenti
 
 
 def remember(error: BaseException) -> BaseException:
-    TRANSCRIPT.extend([str(error), repr(error)])
-    return error
+    return _logs.remember(TRANSCRIPT, error)
+
+
+_output = _logs.output_into(TRANSCRIPT)      # every test's stdout and stderr, scanned at the end
 
 
 @pytest.fixture(scope="module")
@@ -211,14 +214,13 @@ def test_assume_role_refusals_are_clear(lab):
     assert caught.value.code == "SignatureDoesNotMatch"
 
 
-def test_no_secret_or_token_in_logs_reprs_or_exceptions(lab, capfd):
+def test_no_secret_or_token_in_logs_reprs_or_exceptions(lab):
     logged = LOG.getvalue()
     assert "AssumeRole" in logged and "SecurityToken" in logged      # the calls were logged (redacted)
     assert len(SECRETS) >= 8 and len(TRANSCRIPT) >= 10
-    out, err = capfd.readouterr()
     endpoint_log = (lab.run_dir / "logs" / "aliyun.log").read_text(errors="replace")
-    for where, text in [("log", logged), ("reprs and exceptions", "\n".join(TRANSCRIPT)), ("stdout", out),
-                        ("stderr", err), ("endpoint log", endpoint_log)]:
+    for where, text in [("log", logged), ("reprs, exceptions and output", "\n".join(TRANSCRIPT)),
+                        ("endpoint log", endpoint_log)]:
         for secret in SECRETS:
             for form in {secret, quote(secret, safe="")}:          # as sent, and as in a logged URL
                 assert form not in text, f"a secret or token found in {where}"
