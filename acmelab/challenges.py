@@ -42,7 +42,11 @@ from acmelab.errors import ProtocolError
 # providers live in acmelab.dns (the edge) and implement it.
 @runtime_checkable
 class DnsProvider(Protocol):
-    """Publishes and removes DNS-01 TXT records (RFC 8555 §8.4)."""
+    """Publishes and removes DNS-01 TXT records (RFC 8555 §8.4).
+
+    :func:`acmelab.issue.issue_certificate` calls it from several threads at
+    once (every record of an order published together, removed in the
+    background while the CA finalizes): an implementation must be thread-safe."""
 
     def present(self, name: str, value: str) -> None:
         """Publish TXT ``value`` at ``name``.  Raises DnsError (or the

@@ -210,6 +210,9 @@ def exclusive_lock(path: str | os.PathLike[str], *, wait: float = 0.0, busy: str
                 os.close(fd)
                 raise StateLocked(busy or f"{target} is locked by another process") from None
             time.sleep(0.05)
+        except OSError as failure:   # no locks on this file system (ENOLCK on some NFS), ...
+            os.close(fd)
+            raise error(f"cannot lock {target}: {os_error_text(failure)}") from None
         os.close(fd)   # held by another process, or removed by its holder meanwhile: again
     try:
         yield

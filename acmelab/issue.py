@@ -98,8 +98,9 @@ class IssuedCertificate:
         private_key: the certificate's private key (object; not shown by repr).
         order_url: the order's URL.
         names: the certificate's names, normalised, in order.
-        serial_hex: the serial number in lower-case hex, no ``0x`` (the form
-            Pebble's ``/cert-status-by-serial/`` takes).
+        serial_hex: the serial number in acmelab's one spelling
+            (:func:`acmelab.certificates.serial_hex`: lower-case hex, whole
+            bytes, no ``0x``).
         not_after: the expiry (aware datetime, UTC).
         cleanup_failures: one message per TXT record that could not
             be removed after issuance (empty when all went); the caller

@@ -22,7 +22,6 @@ revoke: a client that asks twice a day renews in time.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -30,6 +29,7 @@ from typing import Any, Mapping
 from cryptography import x509
 
 from acmelab.errors import InputError, ProtocolError
+from acmelab.jws import b64url
 
 #: seconds: how long to wait before asking again when the CA sends no
 #: usable ``Retry-After`` (RFC 9773 §4.3.2 suggests clients poll about twice a day)
@@ -37,10 +37,6 @@ DEFAULT_RETRY_AFTER = 6 * 3600.0
 #: seconds: bounds on a ``Retry-After`` we honour (§4.3.2: clients SHOULD clamp
 #: to a reasonable range; a minute at the least, a day at the most)
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 60.0, 86400.0
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def serial_octets(serial: int) -> bytes:
@@ -65,7 +61,7 @@ def cert_id(certificate: x509.Certificate) -> str:
         raise InputError("the certificate has no Authority Key Identifier: ARI cannot name it") from None
     if not aki.key_identifier:
         raise InputError("the certificate's Authority Key Identifier has no keyIdentifier: ARI cannot name it")
-    return f"{_b64url(aki.key_identifier)}.{_b64url(serial_octets(certificate.serial_number))}"
+    return f"{b64url(aki.key_identifier)}.{b64url(serial_octets(certificate.serial_number))}"
 
 
 def _timestamp(value: Any, where: str) -> datetime:

@@ -311,12 +311,12 @@ class AcmeTransport:
             (local test stubs); otherwise every URL must be ``https://``
             (RFC 8555 §6.1), whatever the server's answers point to.
 
+        pool_size: connections kept alive for concurrent requests
+            (:data:`POOL_SIZE`; the client passes its concurrency).
+
     Every request is sent without following redirects: an ACME server
     answers 3xx to none of them, and a redirect could lead the signed
     request elsewhere; a 3xx answer is a ProtocolError.
-
-        pool_size: connections kept alive for concurrent requests
-            (:data:`POOL_SIZE`).
 
     Attributes:
         request_count: how many HTTP requests were sent to the ACME server
@@ -337,8 +337,8 @@ class AcmeTransport:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         # one pool of kept-alive connections per host, as large as the
-        # concurrency, so concurrent requests reuse connections (and never
-        # block on urllib3's default of 10)
+        # concurrency, so the connections of concurrent requests are kept
+        # (beyond urllib3's default of 10 they are opened and thrown away)
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)

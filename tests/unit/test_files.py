@@ -115,3 +115,25 @@ def test_new_directory_is_taken_back_when_the_block_fails(tmp_path):
         with new_directory(tmp_path / "kept"):
             raise RuntimeError
     assert (tmp_path / "kept").is_dir()          # not made here: stays
+
+
+def test_a_file_system_without_locks_is_the_typed_error_and_no_descriptor_is_left(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from acmelab.errors import WriteFailed
+    from acmelab.files import exclusive_lock
+
+    opened, closed = [], []
+    real_open, real_close = os.open, os.close
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(real_open(*a, **k)) or opened[-1])
+    monkeypatch.setattr(os, "close", lambda fd: closed.append(fd) or real_close(fd))
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(WriteFailed, match=r"cannot lock .*x\.lock: .*No locks available"):
+        with exclusive_lock(tmp_path / "x.lock"):
+            pass
+    assert opened and opened == closed
