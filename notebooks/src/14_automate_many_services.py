@@ -107,9 +107,9 @@ print(services_toml.strip())
 # %%
 import tomllib
 
-from acmelab import services
+from acmelab.config import parse_services   # the services file: acmelab/config.py
 
-wanted = services.parse_services(tomllib.loads(services_toml), source="services.toml")
+wanted = parse_services(tomllib.loads(services_toml), source="services.toml")
 group = f"{course.api_group_id()}/"   # dropped from target ids, to keep the tables narrow
 display.table([[s.name, ", ".join(s.domains), display.target_ids((t.id for t in s.install), drop=group)]
                for s in wanted], header=["service", "certificate names", "install on"])
@@ -132,11 +132,13 @@ display.table([[s.name, ", ".join(s.domains), display.target_ids((t.id for t in 
 import tempfile
 from pathlib import Path
 
+from acmelab.backends import Environment   # where the engine works: acmelab/backends.py
+from acmelab.engine import apply_services   # the engine: acmelab/engine.py
 from acmelab.state import StateDir
 
 workdir = tempfile.TemporaryDirectory(prefix="acmelab-12-")
 state = StateDir(Path(workdir.name) / "state")
-environment = services.Environment.for_backend(course.backend(), course.account_key(), client.account_url)
+environment = Environment.for_backend(course.backend(), course.account_key(), client.account_url)
 print("state directory: <tmp>/state, certificates in it:", len(state.certificate_names()))
 
 # %% [markdown]
@@ -144,7 +146,7 @@ print("state directory: <tmp>/state, certificates in it:", len(state.certificate
 # why, where it was installed, and where a TLS handshake then showed the new serial:
 
 # %%
-results = services.apply_services(wanted, environment, state, concurrency=3)
+results = apply_services(wanted, environment, state, concurrency=3)
 display.service_results(results, drop=group)
 
 # %% [markdown]
@@ -214,7 +216,7 @@ display.table([[s["name"], s["status"], display.target_ids(s["installed"], drop=
 import datetime as dt
 
 soonest = min(state.certificate(name).not_after for name in state.certificate_names())
-results = services.apply_services(wanted, environment, state, concurrency=3,
+results = apply_services(wanted, environment, state, concurrency=3,
                                   now=soonest - dt.timedelta(days=10))
 display.service_results(results, drop=group)
 
@@ -230,7 +232,7 @@ workdir.cleanup()  # the demo's state directory (keys included) goes away
 # ## Summary
 #
 # * `issue_certificate` is notebooks 06–09 in one call, with cleanup on every path.
-# * `acmelab.services` / `acmelab apply` take a services file: issue when needed, install on
+# * `acmelab.engine.apply_services` / `acmelab apply` take a services file: issue when needed, install on
 #   CDN, API Gateway and CAS, prove each install with a TLS handshake, renew when a third of the
 #   lifetime is left; idempotent, so it can run daily.
 #

@@ -34,12 +34,13 @@
 # %%
 import tomllib
 
-from acmelab import course, display, services
+from acmelab import course, display
+from acmelab.config import parse_services
 
 domain = course.target().domain
 alidns = course.dns_provider()
-wanted = services.parse_services(tomllib.loads(course.services_toml(only=("www", "api"))),
-                                 source="services.toml")   # notebook 14's file, its first two services
+wanted = parse_services(tomllib.loads(course.services_toml(only=("www", "api"))),
+                        source="services.toml")   # notebook 14's file, its first two services
 print("services:", ", ".join(s.name for s in wanted))
 
 # %%

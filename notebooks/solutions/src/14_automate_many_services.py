@@ -12,7 +12,10 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from acmelab import course, services
+from acmelab import course
+from acmelab.backends import Environment
+from acmelab.config import parse_services
+from acmelab.engine import apply_services
 from acmelab.exercises import check
 from acmelab.state import StateDir
 
@@ -20,12 +23,12 @@ client = course.account_client()   # the course's account (notebook 05)
 domain = course.target().domain
 workdir = tempfile.TemporaryDirectory(prefix="acmelab-solutions-14-")
 state = StateDir(Path(workdir.name) / "state")
-environment = services.Environment.for_backend(course.backend(), course.account_key(), client.account_url)
+environment = Environment.for_backend(course.backend(), course.account_key(), client.account_url)
 
 
 def apply(toml: str) -> list:
-    wanted = services.parse_services(tomllib.loads(toml), source="services.toml")
-    return services.apply_services(wanted, environment, state, concurrency=3)
+    wanted = parse_services(tomllib.loads(toml), source="services.toml")
+    return apply_services(wanted, environment, state, concurrency=3)
 
 # %% [markdown]
 # ## 14.1 · One more service

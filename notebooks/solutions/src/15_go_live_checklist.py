@@ -10,7 +10,8 @@
 # %%
 import tomllib
 
-from acmelab import course, services
+from acmelab import course
+from acmelab.config import parse_services
 from acmelab.exercises import check
 
 domain = course.target().domain
@@ -19,7 +20,7 @@ services_toml = course.services_toml(only=("www", "api"))   # notebook 15's serv
 
 
 def policy_for(toml: str) -> dict:
-    wanted = services.parse_services(tomllib.loads(toml), source="services.toml")
+    wanted = parse_services(tomllib.loads(toml), source="services.toml")
     zones = {alidns.find_zone(f"_acme-challenge.{name}")[0].puny_code for s in wanted for name in s.domains}
     return wanted, course.ram_policy(wanted, zones)
 
