@@ -340,7 +340,8 @@ def _authorize(client: AcmeClient, order: Order, dns: DnsProvider, removal: "_Re
     # share one name with two values), then wait once until all are
     # visible; a standing dns-persist-01 record already in place is left alone
     records = list(dict.fromkeys(client.dns_record(a, challenge) for a in pending))
-    client.each(lambda record: _publish(dns, record, removal, standing), records)
+    standing.extend(record for record in records if record.standing)
+    client.each(lambda record: _publish(dns, record, removal), records)
     _wait_until_visible(dns, records, propagation_timeout, client.each)
 
     # §7.5.1 answer every challenge, then poll the order until its
@@ -389,12 +390,11 @@ def _check_authorization_name(authorization: Authorization, order: Order) -> Non
             f"nothing published")
 
 
-def _publish(dns: DnsProvider, record: DnsRecord, removal: "_Removal", standing: list[DnsRecord]) -> None:
+def _publish(dns: DnsProvider, record: DnsRecord, removal: "_Removal") -> None:
     """present() one record, noting it first for removal (on every path)
-    -- or, for a standing dns-persist-01 record, in ``standing``, and only
-    if it is not visible already."""
+    -- a standing dns-persist-01 record is never removed, and published
+    only if it is not visible already."""
     if record.standing:
-        standing.append(record)
         if _already_visible(dns, record):
             return
     else:
