@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from acmelab.certificates import certificate_names, key_matches, name_matches, serial_hex
+from acmelab.certificates import certificate_names, key_matches, load_certificates, name_matches, serial_hex
 from acmelab.errors import InputError
 
 
@@ -82,13 +82,7 @@ def parse_chain(chain_pem: str | bytes) -> list[x509.Certificate]:
     Raises:
         InputError: no PEM certificate in the text, or a corrupt one.
     """
-    data = chain_pem.encode("ascii", "replace") if isinstance(chain_pem, str) else bytes(chain_pem)
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise InputError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
-    try:
-        return list(x509.load_pem_x509_certificates(data))
-    except ValueError as exc:
-        raise InputError(f"corrupt PEM certificate: {exc}") from None
+    return load_certificates(chain_pem)
 
 
 def load_key(private_key) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
