@@ -31,8 +31,8 @@ from typing import Iterable
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from acmelab.certificates import load_certificates, serial_hex
-from acmelab.deploy.checks import certificate_names, name_matches, normalize_domain
+from acmelab.certificates import certificate_names, load_certificates, name_matches, serial_hex
+from acmelab.csr import ascii_name
 from acmelab.errors import DeployError, InputError
 
 #: OpenSSL X509_V_ERR_* codes (x509_vfy.h) a course reader meets, in words.
@@ -197,7 +197,7 @@ def verify(server_name: str, host: str | None = None, port: int = 443, *,
     Source: RFC 5246/8446 handshake, RFC 6066 §3 SNI, RFC 5280 §6 path
     validation (OpenSSL), RFC 6125 §6.4.3 host names.
     """
-    server_name = normalize_domain(server_name)
+    server_name = ascii_name(server_name)
     host = host or server_name
     where = f"{host}:{port} (SNI {server_name})"
     served, verified, protocol = _fetch_chain(server_name, host, port, root_pem, timeout, where)

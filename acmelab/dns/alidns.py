@@ -60,8 +60,8 @@ from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDo
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
-from acmelab import csr
 from acmelab.aliyun import AliyunClient, resolve_credentials
+from acmelab.csr import ascii_name
 from acmelab.dns.propagation import Server, wait_for_txt
 from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
 
@@ -75,16 +75,6 @@ DOMAINS_PAGE_SIZE = 100
 RECORDS_PAGE_SIZE = 500
 #: CNAME hops followed from a validation name before giving up
 MAX_CNAME_HOPS = 8
-
-
-def a_label(name: str) -> str:
-    """Lower-case A-label form of ``name`` without trailing dot; labels that
-    are not IDNA (``_acme-challenge``, ``*``) are kept as they are.
-
-    Raises:
-        InputError: a label cannot be converted to an A-label.
-    """
-    return ".".join(csr.a_label(label, name) for label in name.strip().rstrip(".").split("."))
 
 
 @dataclass(frozen=True)
@@ -193,7 +183,7 @@ class AlidnsProvider:
             answer = self.client.send(request)
             for domain in answer.get("Domains", {}).get("Domain", []):
                 name = str(domain["DomainName"])
-                puny = a_label(str(domain.get("PunyCode") or name))
+                puny = ascii_name(str(domain.get("PunyCode") or name))
                 servers = tuple(domain.get("DnsServers", {}).get("DnsServer", []))
                 zones.append(Zone(name, puny, str(domain.get("DomainId", "")), servers))
             total = int(answer.get("TotalCount", 0))
@@ -214,7 +204,7 @@ class AlidnsProvider:
         Raises:
             DnsError: no zone of the account holds ``name``.
         """
-        wanted = a_label(name)
+        wanted = ascii_name(name)
         for refresh in (False, True):
             matches = [z for z in self.zones(refresh=refresh)
                        if wanted == z.puny_code or wanted.endswith("." + z.puny_code)]
@@ -235,7 +225,7 @@ class AlidnsProvider:
                 :data:`MAX_CNAME_HOPS` hops; the name servers did not answer.
             AliyunError (and subclasses): the API refused the call.
         """
-        fqdn = a_label(name)
+        fqdn = ascii_name(name)
         target, zone, rr = self._delegated_zone(fqdn)
         request = AddDomainRecordRequest()
         request.set_DomainName(zone.domain_name)
@@ -270,7 +260,7 @@ class AlidnsProvider:
         Raises:
             AliyunError (and subclasses): the API refused the call.
         """
-        fqdn = a_label(name)
+        fqdn = ascii_name(name)
         with self._lock:
             remembered = self._records.pop((fqdn, value), None)
         if remembered is not None:
@@ -304,7 +294,7 @@ class AlidnsProvider:
         Raises:
             DnsError: not visible within ``timeout`` seconds.
         """
-        fqdn = a_label(name)
+        fqdn = ascii_name(name)
         if self.nameservers is not None:      # the CA's view: the validation name, CNAME followed
             wait_for_txt(fqdn, value, nameservers=self.nameservers, timeout=timeout,
                          interval=self.propagation_interval)
@@ -329,7 +319,7 @@ class AlidnsProvider:
             DnsError: a loop (a name seen twice), more than
                 :data:`MAX_CNAME_HOPS` hops, or no server answered.
         """
-        chain = [a_label(name)]
+        chain = [ascii_name(name)]
         while True:
             target = self._cname_of(chain[-1])
             if target is None:
@@ -359,7 +349,7 @@ class AlidnsProvider:
         Raises:
             DelegatedZoneMissing, DnsError: as :meth:`present` would.
         """
-        for name in dict.fromkeys(a_label(n).removeprefix("*.") for n in names):
+        for name in dict.fromkeys(ascii_name(n).removeprefix("*.") for n in names):
             self._delegated_zone(f"_acme-challenge.{name}")
 
     def _delegated_zone(self, fqdn: str) -> tuple[str, Zone, str]:
@@ -388,7 +378,7 @@ class AlidnsProvider:
             except dns.exception.DNSException as error:
                 raise DnsError(f"cannot look up the CNAME of {name}: {error}") from error
             rrset = answer.rrset
-            return a_label(rrset[0].target.to_text()) if rrset is not None else None
+            return ascii_name(rrset[0].target.to_text()) if rrset is not None else None
         failures = []
         for host, port in self.nameservers:
             query = dns.message.make_query(qname, dns.rdatatype.CNAME)
@@ -402,7 +392,7 @@ class AlidnsProvider:
                 continue
             for rrset in response.answer:
                 if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
-                    return a_label(rrset[0].target.to_text())
+                    return ascii_name(rrset[0].target.to_text())
             return None
         raise DnsError(f"no name server answered CNAME {name}: {'; '.join(failures)}")
 
@@ -412,7 +402,7 @@ class AlidnsProvider:
         labels, three under ``com.cn``-style suffixes)."""
         if self.nameservers is None:
             try:
-                return a_label(dns.resolver.zone_for_name(name).to_text())
+                return ascii_name(dns.resolver.zone_for_name(name).to_text())
             except dns.exception.DNSException:
                 pass
         labels = [label for label in name.split(".") if label]

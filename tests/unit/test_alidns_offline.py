@@ -10,7 +10,8 @@ from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.auth.composer import rpc_signature_composer
 
 from acmelab.aliyun import AliyunClient, Credentials
-from acmelab.dns.alidns import AlidnsProvider, Zone, a_label
+from acmelab.csr import ascii_name as a_label
+from acmelab.dns.alidns import AlidnsProvider, Zone
 from acmelab.errors import AliyunAuthError, AliyunError, AliyunThrottled, DnsError, InputError
 from acmelab.lab.aliyun import alidns as lab_alidns
 from acmelab.lab.aliyun.server import ApiFault, LabState, signature, string_to_sign
