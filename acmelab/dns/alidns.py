@@ -49,11 +49,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
 import dns.resolver
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDomainRecordRequest
@@ -62,7 +57,7 @@ from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import De
 
 from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.csr import ascii_name
-from acmelab.dns.propagation import Server, wait_for_txt
+from acmelab.dns.propagation import Server, cname_chain, wait_for_txt
 from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
 
 logger = logging.getLogger(__name__)
@@ -73,8 +68,6 @@ TXT_TTL = 600
 #: the largest PageSize DescribeDomains accepts
 DOMAINS_PAGE_SIZE = 100
 RECORDS_PAGE_SIZE = 500
-#: CNAME hops followed from a validation name before giving up
-MAX_CNAME_HOPS = 8
 
 
 @dataclass(frozen=True)
@@ -145,6 +138,7 @@ class AlidnsProvider:
         self.domains_page_size = DOMAINS_PAGE_SIZE
         self._zones: list[Zone] | None = None
         self._records: dict[tuple[str, str], tuple[Zone, str, str]] = {}   # (name, value) -> (zone, RecordId, written at)
+        self._chains: dict[str, tuple[str, ...]] = {}   # validation name -> CNAME chain record_name found
         self._lock = threading.Lock()
         self._zones_lock = threading.Lock()
 
@@ -222,11 +216,14 @@ class AlidnsProvider:
         Raises:
             DelegatedZoneMissing: ``name`` is a CNAME into a zone the account does not hold.
             DnsError: no zone holds ``name``; a CNAME loop or more than
-                :data:`MAX_CNAME_HOPS` hops; the name servers did not answer.
+                :data:`acmelab.dns.propagation.MAX_CNAME_HOPS` hops; the name
+                servers did not answer (never taken for "no CNAME").
             AliyunError (and subclasses): the API refused the call.
         """
         fqdn = ascii_name(name)
-        target, zone, rr = self._delegated_zone(fqdn)
+        with self._lock:
+            found = self._chains.pop(fqdn, None)      # record_name's lookup, if it just made one
+        target, zone, rr = self._delegated_zone(fqdn, found=found)
         request = AddDomainRecordRequest()
         request.set_DomainName(zone.domain_name)
         request.set_RR(rr)
@@ -263,6 +260,7 @@ class AlidnsProvider:
         fqdn = ascii_name(name)
         with self._lock:
             remembered = self._records.pop((fqdn, value), None)
+            self._chains.pop(fqdn, None)
         if remembered is not None:
             record_ids, target = [remembered[1]], remembered[2]
         else:
@@ -305,41 +303,29 @@ class AlidnsProvider:
             zone, target = remembered[0], remembered[2]
         else:
             target, zone, _rr = self._delegated_zone(fqdn)
-        # the servers of the zone the record is in, asked at the name it is at
-        wait_for_txt(target, value, zone=zone.puny_code, timeout=timeout, interval=self.propagation_interval)
+        # the servers of the zone the record is in, asked at the name it is at (the chain's end)
+        wait_for_txt(target, value, zone=zone.puny_code, timeout=timeout, interval=self.propagation_interval,
+                     follow_cname=False)
 
     # -- CNAME delegation ------------------------------------------------------
-    def cname_chain(self, name: str) -> tuple[str, ...]:
-        """The CNAME chain at ``name``: ``(name, target, ..., end)``, just
-        ``(name,)`` when ``name`` is no CNAME.  Asked with dnspython of the
-        ``nameservers`` given (directly, each hop), else of the system
-        resolver; names in A-label form.
-
-        Raises:
-            DnsError: a loop (a name seen twice), more than
-                :data:`MAX_CNAME_HOPS` hops, or no server answered.
-        """
-        chain = [ascii_name(name)]
-        while True:
-            target = self._cname_of(chain[-1])
-            if target is None:
-                return tuple(chain)
-            if target in chain:
-                raise DnsError(f"CNAME loop at {chain[0]}: {' -> '.join([*chain, target])}")
-            chain.append(target)
-            if len(chain) > MAX_CNAME_HOPS + 1:
-                raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {chain[0]}: {' -> '.join(chain)}")
-
     def record_name(self, name: str) -> str:
         """Where :meth:`present` writes the TXT record for validation name
         ``name``: the end of its CNAME chain (``name`` itself if none).
         A journal of published records keeps this name; :meth:`cleanup`
         accepts it as well as ``name``.
 
+        The chain found is kept for the next :meth:`present` (or
+        :meth:`cleanup`) of ``name``, which writes exactly there: the journal's
+        name and the record's place agree, and the chain is looked up once.
+
         Raises:
-            DnsError: as :meth:`cname_chain`.
+            DnsError: as :func:`acmelab.dns.propagation.cname_chain`.
         """
-        return self.cname_chain(name)[-1]
+        fqdn = ascii_name(name)
+        chain = cname_chain(fqdn, self.nameservers)
+        with self._lock:
+            self._chains[fqdn] = chain
+        return chain[-1]
 
     def check_names(self, names: Iterable[str]) -> None:
         """Before ordering: every ``_acme-challenge.<name>`` (wildcards
@@ -352,10 +338,11 @@ class AlidnsProvider:
         for name in dict.fromkeys(ascii_name(n).removeprefix("*.") for n in names):
             self._delegated_zone(f"_acme-challenge.{name}")
 
-    def _delegated_zone(self, fqdn: str) -> tuple[str, Zone, str]:
-        """(name the record belongs at, its zone, its RR) for validation name ``fqdn``."""
+    def _delegated_zone(self, fqdn: str, *, found: tuple[str, ...] | None = None) -> tuple[str, Zone, str]:
+        """(name the record belongs at, its zone, its RR) for validation name
+        ``fqdn``; ``found``: its CNAME chain if already looked up."""
         self.zones()        # the account first: a refused key is reported before any DNS lookup
-        chain = self.cname_chain(fqdn)
+        chain = found or cname_chain(fqdn, self.nameservers)
         target = chain[-1]
         try:
             zone, rr = self.find_zone(target)
@@ -366,35 +353,6 @@ class AlidnsProvider:
         if target != fqdn:
             logger.info("%s is delegated by CNAME to %s (zone %s)", fqdn, target, zone.puny_code)
         return target, zone, rr
-
-    def _cname_of(self, name: str) -> str | None:
-        """The CNAME target of ``name`` (A-label, no trailing dot), or None."""
-        qname = dns.name.from_text(name)
-        if self.nameservers is None:
-            try:
-                answer = dns.resolver.resolve(qname, "CNAME", raise_on_no_answer=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
-                return None
-            except dns.exception.DNSException as error:
-                raise DnsError(f"cannot look up the CNAME of {name}: {error}") from error
-            rrset = answer.rrset
-            return ascii_name(rrset[0].target.to_text()) if rrset is not None else None
-        failures = []
-        for host, port in self.nameservers:
-            query = dns.message.make_query(qname, dns.rdatatype.CNAME)
-            try:
-                response = dns.query.udp_with_fallback(query, host, timeout=2.0, port=port)[0]
-            except (dns.exception.DNSException, OSError) as error:
-                failures.append(f"{host}:{port}: {error}")
-                continue
-            if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                failures.append(f"{host}:{port}: {dns.rcode.to_text(response.rcode())}")
-                continue
-            for rrset in response.answer:
-                if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
-                    return ascii_name(rrset[0].target.to_text())
-            return None
-        raise DnsError(f"no name server answered CNAME {name}: {'; '.join(failures)}")
 
     def _zone_guess(self, name: str) -> str:
         """The zone holding ``name`` as DNS tells it (the SOA owner, system

@@ -148,6 +148,17 @@ def test_no_zone_is_a_dns_error(offline_provider, name):
         offline_provider.find_zone(name)
 
 
+def test_cname_lookup_without_an_answer_is_an_error_not_no_cname():
+    """A server that never answers is not "no CNAME": the record would go to the wrong name."""
+    import socket
+
+    from acmelab.dns.propagation import cname_chain
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        with pytest.raises(DnsError, match="no name server answered CNAME _acme-challenge.example.com"):
+            cname_chain("_ACME-challenge.Example.com.", [silent.getsockname()])
+
+
 def test_a_label():
     assert a_label("_ACME-challenge.Bücher.Example.") == "_acme-challenge.xn--bcher-kva.example"
     assert a_label("*.example.com") == "*.example.com"
