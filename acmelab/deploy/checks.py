@@ -153,7 +153,7 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str | None, *
     Raises:
         InputError: naming what is wrong.
     """
-    domain = normalize_domain(domain) if domain is not None else None
+    domain = ascii_name(domain) if domain is not None else None
     chain = parse_chain(chain_pem)
     leaf = chain[0]
     check_validity(leaf, now)
