@@ -7,7 +7,10 @@
   certificate covers (RFC 6125 §6.4.3 wildcards);
 * :func:`key_matches` -- the certificate's public key is the private key's
   public half (SubjectPublicKeyInfo compared);
-* :func:`chain_leads_to` -- a chain is signed link by link up to given roots.
+* :func:`chain_leads_to` -- a chain is signed link by link up to given roots;
+* :func:`load_certificates` -- certificates from an object, PEM text or a
+  list of them (what the PKCS#12 writer, the TLS check and the deploy
+  checks accept).
 
 Part of the protocol core: ``cryptography`` only, no edge imports.  (The
 lab's mock checks uploads with its own minimal code, not with this.)
@@ -15,7 +18,7 @@ lab's mock checks uploads with its own minimal code, not with this.)
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence, Union
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -24,7 +27,11 @@ from cryptography.x509.oid import NameOID
 
 from acmelab.errors import InputError
 
-__all__ = ["certificate_names", "chain_leads_to", "key_matches", "name_matches", "same_serial", "serial_hex"]
+__all__ = ["certificate_names", "chain_leads_to", "key_matches", "load_certificates", "name_matches", "same_serial",
+           "serial_hex"]
+
+#: one certificate as the edges accept it: an object or PEM text (one or several certificates)
+CertificateInput = Union[x509.Certificate, str, bytes]
 
 
 def serial_hex(serial: int | str) -> str:
@@ -60,6 +67,35 @@ def certificate_names(certificate: x509.Certificate) -> list[str]:
         return [name.lower() for name in san.value.get_values_for_type(x509.DNSName)]
     except x509.ExtensionNotFound:
         return [str(a.value).lower() for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def load_certificates(value: CertificateInput | Iterable[CertificateInput] | None, *,
+                      what: str = "") -> list[x509.Certificate]:
+    """The certificates of ``value``, in order: an ``x509.Certificate``, PEM
+    text (str or bytes, one certificate or several: a chain), a list of
+    those, or None (no certificate: ``[]``).
+
+    Args:
+        what: names the argument in the error (``"root_pem"``).
+
+    Raises:
+        InputError: PEM text without ``-----BEGIN CERTIFICATE-----``, or a
+            corrupt certificate in it.
+    """
+    prefix = f"{what}: " if what else ""
+    if value is None:
+        return []
+    if isinstance(value, x509.Certificate):
+        return [value]
+    if isinstance(value, (str, bytes)):
+        data = value.encode("ascii", "replace") if isinstance(value, str) else bytes(value)
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise InputError(f"{prefix}no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
+        try:
+            return list(x509.load_pem_x509_certificates(data))
+        except ValueError as exc:
+            raise InputError(f"{prefix}corrupt PEM certificate: {exc}") from None
+    return [certificate for item in value for certificate in load_certificates(item, what=what)]
 
 
 def name_matches(pattern: str, domain: str) -> bool:

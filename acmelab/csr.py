@@ -78,6 +78,32 @@ def a_label(label: str, name: str | None = None) -> str:
             from None
 
 
+def ascii_name(name: str) -> str:
+    """A whole DNS name in its lower-case ASCII form, as API calls and
+    comparisons want it: surrounding whitespace and the trailing dot
+    dropped, non-ASCII text mapped by UTS #46 (case, full-width dots) and
+    every label through :func:`a_label` -- ``"Bücher.Example."`` ->
+    ``"xn--bcher-kva.example"``, ``"faß.de"`` -> ``"xn--fa-hia.de"``
+    (IDNA 2008, as certificates are ordered; not IDNA 2003's
+    ``"fass.de"``).  No other check: record names keep ``_acme-challenge``,
+    a wildcard keeps ``*``; certificate names are checked by
+    :func:`normalize_name`.
+
+    Raises:
+        InputError: not a str, empty, or a label that is not a valid
+            internationalised label.
+    """
+    if not isinstance(name, str) or not name.strip().rstrip("."):
+        raise InputError(f"not a domain name: {name!r}")
+    text = name.strip()
+    if not text.isascii():
+        try:  # UTS #46 mapping of the whole name: full-width dots become dots
+            text = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        except idna.IDNAError as exc:
+            raise InputError(f"{name!r} is not a valid internationalised name: {exc}") from None
+    return ".".join(a_label(label, name) for label in text.rstrip(".").split("."))
+
+
 def _label_to_ascii(label: str, name: str) -> str:
     """One label -> lower-case A-label, LDH-checked."""
     if not label:

@@ -72,7 +72,8 @@ class JournaledDns:
     def present(self, name: str, value: str) -> None:
         self._check()
         record_name = getattr(self.provider, "record_name", None)
-        if callable(record_name):     # where the record is written (CNAME delegation, acmelab.dns.alidns)
+        if callable(record_name):     # where the record is written (CNAME delegation, acmelab.dns.alidns):
+            # the provider's next present writes there, without looking the chain up again
             self._written_at[(name, value)] = record_name(name)
         self._note(name, value, add=True)
         self.provider.present(name, value)

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
 
-from acmelab.certificates import key_matches, serial_hex
+from acmelab.certificates import CertificateInput, certificate_names, key_matches, load_certificates, serial_hex
 from acmelab.errors import InputError, KeyExistsError
 from acmelab.files import write_atomically
 
@@ -46,7 +46,6 @@ PROFILES = ("modern", "legacy")
 #: Default PBKDF2 / PKCS#12-KDF iteration count (cryptography's default).
 DEFAULT_ITERATIONS = 50_000
 
-CertificateInput = Union[x509.Certificate, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -85,25 +84,6 @@ def _password_bytes(password: str | bytes | None, unencrypted: bool) -> bytes | 
     return password.encode("utf-8") if isinstance(password, str) else bytes(password)
 
 
-def _certificates(value: CertificateInput | Iterable[CertificateInput] | None) -> list[x509.Certificate]:
-    """Certificates from an x509 object, PEM text (one or several), or a list."""
-    if value is None:
-        return []
-    if isinstance(value, x509.Certificate):
-        return [value]
-    if isinstance(value, (str, bytes)):
-        data = value.encode("ascii", "replace") if isinstance(value, str) else value
-        try:
-            found = x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            raise InputError(f"not a PEM certificate: {exc}") from None
-        return list(found)
-    certs: list[x509.Certificate] = []
-    for item in value:
-        certs.extend(_certificates(item))
-    return certs
-
-
 def _check_key_matches(private_key, certificate: x509.Certificate) -> None:
     if not key_matches(private_key, certificate):
         raise InputError(
@@ -113,13 +93,9 @@ def _check_key_matches(private_key, certificate: x509.Certificate) -> None:
 
 
 def _default_friendly_name(certificate: x509.Certificate) -> str:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = san.value.get_values_for_type(x509.DNSName)
-        if names:
-            return f"{names[0]} {certificate.not_valid_after_utc:%Y-%m-%d}"
-    except x509.ExtensionNotFound:
-        pass
+    names = certificate_names(certificate)
+    if names:
+        return f"{names[0]} {certificate.not_valid_after_utc:%Y-%m-%d}"
     return serial_hex(certificate.serial_number)
 
 
@@ -177,11 +153,11 @@ def export_pkcs12(private_key, certificate: CertificateInput,
             private_key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError):
             raise InputError("the private key is not an unencrypted PEM private key") from None
-    leaf_and_rest = _certificates(certificate)
+    leaf_and_rest = load_certificates(certificate)
     if not leaf_and_rest:
         raise InputError("no certificate given")
     leaf, extra = leaf_and_rest[0], leaf_and_rest[1:]
-    others = extra + _certificates(chain)
+    others = extra + load_certificates(chain)
     _check_key_matches(private_key, leaf)
     name = friendly_name if friendly_name is not None else _default_friendly_name(leaf)
     data = _pkcs12.serialize_key_and_certificates(

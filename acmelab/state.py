@@ -15,6 +15,9 @@ Everything the command must remember between runs lives in one directory
     certificates/<name>/current          symlink to the live <version>
     certificates/<name>/dns-pending.json TXT records published and not yet
                                          removed (only while issuing)
+    certificates/<name>/dns-standing.json dns-persist-01 records the
+                                         certificate relies on, left in
+                                         place by design
     certificates/<name>/not-before.json  the CA rate-limited this certificate:
                                          not before {"not_before", "reason"}
     locks/<name>.lock                    flock of one certificate (exists
@@ -54,6 +57,7 @@ record types live in :mod:`acmelab.records`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -70,7 +74,7 @@ from cryptography.hazmat.primitives import serialization
 from acmelab import keys
 from acmelab.errors import InputError, StateError, WouldOverwriteError
 from acmelab.files import exclusive_lock, new_directory, os_error_text, write_atomically
-from acmelab.certificates import key_matches, serial_hex  # serial_hex: the one spelling (re-exported)
+from acmelab.certificates import certificate_names, key_matches, serial_hex  # serial_hex: the one spelling (re-exported)
 from acmelab.records import (CHAIN_FILE, META_FILE, AccountRecord, ManagedCertificate, certificate_name_for,
                              check_certificate_name)
 
@@ -105,6 +109,31 @@ def _cannot(doing: str, path: Path, error: BaseException) -> StateError:
     """``StateError("cannot <doing> <path>: <reason>")`` for an OSError
     (the reason as the system says it: "No space left on device")."""
     return StateError(f"cannot {doing} {path}: {os_error_text(error)}")
+
+
+def _read_json(path: Path, missing: Any) -> Any:
+    """The JSON document at ``path``; ``missing`` when there is no such file.
+    Raises StateError when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return missing
+    except (OSError, ValueError) as error:
+        raise _cannot("read", path, error) from None
+
+
+def _write_json(path: Path, value: Any, *, mode: int = 0o644) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (its directory made if
+    need be), or remove the file when ``value`` is None.  Raises StateError."""
+    if value is None:
+        try:
+            if os.path.lexists(path):
+                path.unlink()
+        except OSError as error:
+            raise _cannot("remove", path, error) from None
+        return
+    with new_directory(path.parent, error=StateError):
+        atomic_write(path, json.dumps(value, indent=2) + "\n", mode=mode)
 
 
 def _live_version(directory: Path) -> str | None:
@@ -340,8 +369,7 @@ class StateDir:
         directory = self.certificate_dir(name)
         version = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S.%f}-{serial[:16]}"
         if names is None:
-            names = [v.value for v in leaf.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName).value if isinstance(v, x509.DNSName)]
+            names = certificate_names(leaf)
         previous = _live_version(directory) if keep_previous else None
         managed = ManagedCertificate(
             name=name, names=tuple(names), serial_hex=serial,
@@ -442,56 +470,27 @@ class StateDir:
         self._set_dns_records(name, "dns-standing.json", records)
 
     def _dns_records(self, name: str, file_name: str) -> list[dict[str, str]]:
-        path = self.certificate_dir(name) / file_name
-        try:
-            records = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as error:
-            raise _cannot("read", path, error) from None
-        return [r for r in records if isinstance(r, dict) and {"provider", "name", "value"} <= set(r)]
+        records = _read_json(self.certificate_dir(name) / file_name, [])
+        return [r for r in records if isinstance(r, dict) and {"provider", "name", "value"} <= set(r)] \
+            if isinstance(records, list) else []
 
     def _set_dns_records(self, name: str, file_name: str, records: list[dict[str, str]]) -> None:
         directory = self.certificate_dir(name)
-        path = directory / file_name
+        _write_json(directory / file_name, records or None, mode=0o600)
         if not records:   # and the certificate's directory too, if that leaves it empty (a failed first run)
-            try:
-                if os.path.lexists(path):
-                    path.unlink()
-            except OSError as error:
-                raise _cannot("remove", path, error) from None
             with contextlib.suppress(OSError):
                 directory.rmdir()
-            return
-        with new_directory(directory, error=StateError):
-            atomic_write(path, json.dumps(records, indent=2) + "\n", mode=0o600)
 
     # -- rate limits ---------------------------------------------------------
     def not_before(self, name: str) -> dict[str, Any] | None:
         """``{"not_before": ISO time, "reason": str}`` when the CA said to
         come back later for ``name`` (RFC 8555 §6.6, ``Retry-After``), else None."""
-        path = self.certificate_dir(name) / "not-before.json"
-        try:
-            record = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as error:
-            raise _cannot("read", path, error) from None
+        record = _read_json(self.certificate_dir(name) / "not-before.json", None)
         return record if isinstance(record, dict) else None
 
     def set_not_before(self, name: str, record: dict[str, Any] | None) -> None:
         """Replace (atomic) or, with None, remove the "not before" record of ``name``."""
-        directory = self.certificate_dir(name)
-        path = directory / "not-before.json"
-        if record is None:
-            try:
-                if os.path.lexists(path):
-                    path.unlink()
-            except OSError as error:
-                raise _cannot("remove", path, error) from None
-            return
-        with new_directory(directory, error=StateError):
-            atomic_write(path, json.dumps(record, indent=2) + "\n")
+        _write_json(self.certificate_dir(name) / "not-before.json", record)
 
     def record_install(self, name: str, target_id: str, record: dict[str, Any]) -> ManagedCertificate:
         """Remember that the live certificate of ``name`` is installed at
@@ -501,7 +500,7 @@ class StateDir:
             raise StateError(f"no certificate named {name} in {self.root}")
         installed = dict(managed.installed)
         installed[target_id] = dict(record)
-        updated = ManagedCertificate(**{**managed.__dict__, "installed": installed})
+        updated = dataclasses.replace(managed, installed=installed)
         self.write_meta(updated)
         return updated
 
@@ -548,6 +547,6 @@ class StateDir:
                 raise StateError(f"no certificate named {name} in {self.root}")
             if managed.serial_hex != wanted:
                 return None
-            updated = ManagedCertificate(**{**managed.__dict__, "revoked": True})
+            updated = dataclasses.replace(managed, revoked=True)
             self.write_meta(updated)
             return updated

@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from acmelab.certificates import certificate_names, key_matches, name_matches, serial_hex
+from acmelab.certificates import certificate_names, key_matches, load_certificates, name_matches, serial_hex
+from acmelab.csr import ascii_name
 from acmelab.errors import InputError
 
 
@@ -55,25 +56,9 @@ class CheckedCertificate:
         return self.chain[0]
 
 
-def normalize_domain(domain: str) -> str:
-    """Lower-case, strip a trailing dot, IDNA-encode non-ASCII labels.
-
-    A non-ASCII name is encoded exactly as certificates are ordered:
-    :func:`acmelab.csr.normalize_name` (IDNA 2008 with the UTS #46
-    mapping), so ``"faß.de"`` is ``"xn--fa-hia.de"`` here too -- not
-    ``"fass.de"`` as the standard library's IDNA 2003 codec would make it.
-
-    Raises:
-        InputError: empty, not a string, or an invalid internationalised name.
-    """
-    from acmelab.csr import normalize_name
-
-    if not isinstance(domain, str) or not domain.strip().rstrip("."):
-        raise InputError(f"not a domain name: {domain!r}")
-    name = domain.strip().rstrip(".").lower()
-    if not name.isascii():
-        name = normalize_name(name)
-    return name
+#: a service domain as the products' APIs take it (lower-case A-labels, no trailing dot):
+#: :func:`acmelab.csr.ascii_name`, the one whole-name IDNA conversion
+normalize_domain = ascii_name
 
 
 def parse_chain(chain_pem: str | bytes) -> list[x509.Certificate]:
@@ -82,13 +67,7 @@ def parse_chain(chain_pem: str | bytes) -> list[x509.Certificate]:
     Raises:
         InputError: no PEM certificate in the text, or a corrupt one.
     """
-    data = chain_pem.encode("ascii", "replace") if isinstance(chain_pem, str) else bytes(chain_pem)
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise InputError("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")
-    try:
-        return list(x509.load_pem_x509_certificates(data))
-    except ValueError as exc:
-        raise InputError(f"corrupt PEM certificate: {exc}") from None
+    return load_certificates(chain_pem)
 
 
 def load_key(private_key) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
@@ -174,7 +153,7 @@ def check_certificate(chain_pem: str | bytes, private_key, domain: str | None, *
     Raises:
         InputError: naming what is wrong.
     """
-    domain = normalize_domain(domain) if domain is not None else None
+    domain = ascii_name(domain) if domain is not None else None
     chain = parse_chain(chain_pem)
     leaf = chain[0]
     check_validity(leaf, now)

@@ -31,8 +31,8 @@ from typing import Iterable
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from acmelab.certificates import serial_hex
-from acmelab.deploy.checks import certificate_names, name_matches, normalize_domain
+from acmelab.certificates import certificate_names, load_certificates, name_matches, serial_hex
+from acmelab.csr import ascii_name
 from acmelab.errors import DeployError, InputError
 
 #: OpenSSL X509_V_ERR_* codes (x509_vfy.h) a course reader meets, in words.
@@ -88,28 +88,13 @@ class ServedCertificate:
         return self.chain[0]
 
 
-def _root_certificates(root_pem) -> list[x509.Certificate]:
-    if isinstance(root_pem, x509.Certificate):
-        return [root_pem]
-    if isinstance(root_pem, (str, bytes)):
-        data = root_pem.encode("ascii", "replace") if isinstance(root_pem, str) else root_pem
-        try:
-            return list(x509.load_pem_x509_certificates(data))
-        except ValueError as exc:
-            raise InputError(f"root_pem is not PEM certificates: {exc}") from None
-    found: list[x509.Certificate] = []
-    for item in root_pem:
-        found.extend(_root_certificates(item))
-    return found
-
-
 def _context(root_pem, failures: list[str]) -> SSL.Context:
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     if root_pem is None:
         context.set_default_verify_paths()
     else:
-        roots = _root_certificates(root_pem)
+        roots = load_certificates(root_pem, what="root_pem")
         if not roots:
             raise InputError("root_pem holds no certificate")
         store = context.get_cert_store()
@@ -212,7 +197,7 @@ def verify(server_name: str, host: str | None = None, port: int = 443, *,
     Source: RFC 5246/8446 handshake, RFC 6066 §3 SNI, RFC 5280 §6 path
     validation (OpenSSL), RFC 6125 §6.4.3 host names.
     """
-    server_name = normalize_domain(server_name)
+    server_name = ascii_name(server_name)
     host = host or server_name
     where = f"{host}:{port} (SNI {server_name})"
     served, verified, protocol = _fetch_chain(server_name, host, port, root_pem, timeout, where)

@@ -49,20 +49,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
 import dns.resolver
 from aliyunsdkalidns.request.v20150109.AddDomainRecordRequest import AddDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DeleteDomainRecordRequest import DeleteDomainRecordRequest
 from aliyunsdkalidns.request.v20150109.DescribeDomainsRequest import DescribeDomainsRequest
 from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import DescribeSubDomainRecordsRequest
 
-from acmelab import csr
 from acmelab.aliyun import AliyunClient, resolve_credentials
-from acmelab.dns.propagation import Server, wait_for_txt
+from acmelab.csr import ascii_name
+from acmelab.dns.propagation import Server, cname_chain, wait_for_txt
 from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
 
 logger = logging.getLogger(__name__)
@@ -73,18 +68,6 @@ TXT_TTL = 600
 #: the largest PageSize DescribeDomains accepts
 DOMAINS_PAGE_SIZE = 100
 RECORDS_PAGE_SIZE = 500
-#: CNAME hops followed from a validation name before giving up
-MAX_CNAME_HOPS = 8
-
-
-def a_label(name: str) -> str:
-    """Lower-case A-label form of ``name`` without trailing dot; labels that
-    are not IDNA (``_acme-challenge``, ``*``) are kept as they are.
-
-    Raises:
-        InputError: a label cannot be converted to an A-label.
-    """
-    return ".".join(csr.a_label(label, name) for label in name.strip().rstrip(".").split("."))
 
 
 @dataclass(frozen=True)
@@ -155,6 +138,7 @@ class AlidnsProvider:
         self.domains_page_size = DOMAINS_PAGE_SIZE
         self._zones: list[Zone] | None = None
         self._records: dict[tuple[str, str], tuple[Zone, str, str]] = {}   # (name, value) -> (zone, RecordId, written at)
+        self._chains: dict[str, tuple[str, ...]] = {}   # validation name -> CNAME chain record_name found
         self._lock = threading.Lock()
         self._zones_lock = threading.Lock()
 
@@ -193,7 +177,7 @@ class AlidnsProvider:
             answer = self.client.send(request)
             for domain in answer.get("Domains", {}).get("Domain", []):
                 name = str(domain["DomainName"])
-                puny = a_label(str(domain.get("PunyCode") or name))
+                puny = ascii_name(str(domain.get("PunyCode") or name))
                 servers = tuple(domain.get("DnsServers", {}).get("DnsServer", []))
                 zones.append(Zone(name, puny, str(domain.get("DomainId", "")), servers))
             total = int(answer.get("TotalCount", 0))
@@ -214,7 +198,7 @@ class AlidnsProvider:
         Raises:
             DnsError: no zone of the account holds ``name``.
         """
-        wanted = a_label(name)
+        wanted = ascii_name(name)
         for refresh in (False, True):
             matches = [z for z in self.zones(refresh=refresh)
                        if wanted == z.puny_code or wanted.endswith("." + z.puny_code)]
@@ -232,11 +216,14 @@ class AlidnsProvider:
         Raises:
             DelegatedZoneMissing: ``name`` is a CNAME into a zone the account does not hold.
             DnsError: no zone holds ``name``; a CNAME loop or more than
-                :data:`MAX_CNAME_HOPS` hops; the name servers did not answer.
+                :data:`acmelab.dns.propagation.MAX_CNAME_HOPS` hops; the name
+                servers did not answer (never taken for "no CNAME").
             AliyunError (and subclasses): the API refused the call.
         """
-        fqdn = a_label(name)
-        target, zone, rr = self._delegated_zone(fqdn)
+        fqdn = ascii_name(name)
+        with self._lock:
+            found = self._chains.pop(fqdn, None)      # record_name's lookup, if it just made one
+        target, zone, rr = self._delegated_zone(fqdn, found=found)
         request = AddDomainRecordRequest()
         request.set_DomainName(zone.domain_name)
         request.set_RR(rr)
@@ -270,9 +257,10 @@ class AlidnsProvider:
         Raises:
             AliyunError (and subclasses): the API refused the call.
         """
-        fqdn = a_label(name)
+        fqdn = ascii_name(name)
         with self._lock:
             remembered = self._records.pop((fqdn, value), None)
+            self._chains.pop(fqdn, None)
         if remembered is not None:
             record_ids, target = [remembered[1]], remembered[2]
         else:
@@ -304,7 +292,7 @@ class AlidnsProvider:
         Raises:
             DnsError: not visible within ``timeout`` seconds.
         """
-        fqdn = a_label(name)
+        fqdn = ascii_name(name)
         if self.nameservers is not None:      # the CA's view: the validation name, CNAME followed
             wait_for_txt(fqdn, value, nameservers=self.nameservers, timeout=timeout,
                          interval=self.propagation_interval)
@@ -315,41 +303,29 @@ class AlidnsProvider:
             zone, target = remembered[0], remembered[2]
         else:
             target, zone, _rr = self._delegated_zone(fqdn)
-        # the servers of the zone the record is in, asked at the name it is at
-        wait_for_txt(target, value, zone=zone.puny_code, timeout=timeout, interval=self.propagation_interval)
+        # the servers of the zone the record is in, asked at the name it is at (the chain's end)
+        wait_for_txt(target, value, zone=zone.puny_code, timeout=timeout, interval=self.propagation_interval,
+                     follow_cname=False)
 
     # -- CNAME delegation ------------------------------------------------------
-    def cname_chain(self, name: str) -> tuple[str, ...]:
-        """The CNAME chain at ``name``: ``(name, target, ..., end)``, just
-        ``(name,)`` when ``name`` is no CNAME.  Asked with dnspython of the
-        ``nameservers`` given (directly, each hop), else of the system
-        resolver; names in A-label form.
-
-        Raises:
-            DnsError: a loop (a name seen twice), more than
-                :data:`MAX_CNAME_HOPS` hops, or no server answered.
-        """
-        chain = [a_label(name)]
-        while True:
-            target = self._cname_of(chain[-1])
-            if target is None:
-                return tuple(chain)
-            if target in chain:
-                raise DnsError(f"CNAME loop at {chain[0]}: {' -> '.join([*chain, target])}")
-            chain.append(target)
-            if len(chain) > MAX_CNAME_HOPS + 1:
-                raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {chain[0]}: {' -> '.join(chain)}")
-
     def record_name(self, name: str) -> str:
         """Where :meth:`present` writes the TXT record for validation name
         ``name``: the end of its CNAME chain (``name`` itself if none).
         A journal of published records keeps this name; :meth:`cleanup`
         accepts it as well as ``name``.
 
+        The chain found is kept for the next :meth:`present` (or
+        :meth:`cleanup`) of ``name``, which writes exactly there: the journal's
+        name and the record's place agree, and the chain is looked up once.
+
         Raises:
-            DnsError: as :meth:`cname_chain`.
+            DnsError: as :func:`acmelab.dns.propagation.cname_chain`.
         """
-        return self.cname_chain(name)[-1]
+        fqdn = ascii_name(name)
+        chain = cname_chain(fqdn, self.nameservers)
+        with self._lock:
+            self._chains[fqdn] = chain
+        return chain[-1]
 
     def check_names(self, names: Iterable[str]) -> None:
         """Before ordering: every ``_acme-challenge.<name>`` (wildcards
@@ -359,13 +335,14 @@ class AlidnsProvider:
         Raises:
             DelegatedZoneMissing, DnsError: as :meth:`present` would.
         """
-        for name in dict.fromkeys(a_label(n).removeprefix("*.") for n in names):
+        for name in dict.fromkeys(ascii_name(n).removeprefix("*.") for n in names):
             self._delegated_zone(f"_acme-challenge.{name}")
 
-    def _delegated_zone(self, fqdn: str) -> tuple[str, Zone, str]:
-        """(name the record belongs at, its zone, its RR) for validation name ``fqdn``."""
+    def _delegated_zone(self, fqdn: str, *, found: tuple[str, ...] | None = None) -> tuple[str, Zone, str]:
+        """(name the record belongs at, its zone, its RR) for validation name
+        ``fqdn``; ``found``: its CNAME chain if already looked up."""
         self.zones()        # the account first: a refused key is reported before any DNS lookup
-        chain = self.cname_chain(fqdn)
+        chain = found or cname_chain(fqdn, self.nameservers)
         target = chain[-1]
         try:
             zone, rr = self.find_zone(target)
@@ -377,42 +354,13 @@ class AlidnsProvider:
             logger.info("%s is delegated by CNAME to %s (zone %s)", fqdn, target, zone.puny_code)
         return target, zone, rr
 
-    def _cname_of(self, name: str) -> str | None:
-        """The CNAME target of ``name`` (A-label, no trailing dot), or None."""
-        qname = dns.name.from_text(name)
-        if self.nameservers is None:
-            try:
-                answer = dns.resolver.resolve(qname, "CNAME", raise_on_no_answer=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
-                return None
-            except dns.exception.DNSException as error:
-                raise DnsError(f"cannot look up the CNAME of {name}: {error}") from error
-            rrset = answer.rrset
-            return a_label(rrset[0].target.to_text()) if rrset is not None else None
-        failures = []
-        for host, port in self.nameservers:
-            query = dns.message.make_query(qname, dns.rdatatype.CNAME)
-            try:
-                response = dns.query.udp_with_fallback(query, host, timeout=2.0, port=port)[0]
-            except (dns.exception.DNSException, OSError) as error:
-                failures.append(f"{host}:{port}: {error}")
-                continue
-            if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                failures.append(f"{host}:{port}: {dns.rcode.to_text(response.rcode())}")
-                continue
-            for rrset in response.answer:
-                if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
-                    return a_label(rrset[0].target.to_text())
-            return None
-        raise DnsError(f"no name server answered CNAME {name}: {'; '.join(failures)}")
-
     def _zone_guess(self, name: str) -> str:
         """The zone holding ``name`` as DNS tells it (the SOA owner, system
         resolver), else the registrable part of ``name`` (its last two
         labels, three under ``com.cn``-style suffixes)."""
         if self.nameservers is None:
             try:
-                return a_label(dns.resolver.zone_for_name(name).to_text())
+                return ascii_name(dns.resolver.zone_for_name(name).to_text())
             except dns.exception.DNSException:
                 pass
         labels = [label for label in name.split(".") if label]

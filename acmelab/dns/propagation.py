@@ -10,7 +10,9 @@ zone's authoritative name servers directly, with ``dnspython``:
 2. query TXT at the name on every server, non-recursively;
 3. if the answer is a CNAME (delegated validation: ``_acme-challenge.example.com
    CNAME _acme-challenge.validation.example.net``, RFC 8555 §8.4 allows the
-   CA to follow it), query the target instead -- up to a few hops;
+   CA to follow it), query the target instead -- up to :data:`MAX_CNAME_HOPS`
+   hops (:func:`cname_chain` is the one CNAME follower of the client side:
+   the Alibaba provider writes its record at the chain's end);
 4. repeat until every server shows the value, or raise DnsError at the deadline.
 """
 
@@ -28,13 +30,15 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from acmelab.csr import ascii_name
 from acmelab.errors import DnsError
 
 logger = logging.getLogger(__name__)
 
 Server = tuple[str, int]
 
-#: how many CNAME hops are followed from the validation name
+#: how many CNAME hops are followed from the validation name (here and by
+#: :func:`cname_chain`) before giving up
 MAX_CNAME_HOPS = 8
 
 
@@ -123,7 +127,9 @@ def wait_for_txt(name: str, value: str, *, nameservers: Iterable[Server] | None 
         zone: the zone holding ``name`` (used only when ``nameservers`` is None).
         timeout: seconds before giving up.
         interval: seconds between rounds.
-        follow_cname: follow a CNAME at ``name`` (delegated validation).
+        follow_cname: follow a CNAME at ``name`` (delegated validation);
+            False when ``name`` is already the end of its chain
+            (:func:`cname_chain`).
 
     Returns:
         The name the value was found at (``name``, or a CNAME target).
@@ -131,16 +137,18 @@ def wait_for_txt(name: str, value: str, *, nameservers: Iterable[Server] | None 
     Raises:
         DnsError: not visible on every server within ``timeout``; the message
             names ``name``, ``value``, the servers and what they answered.
+            Without ``nameservers``: also the CNAME lookup's errors
+            (:func:`cname_chain`).
     """
     if nameservers is not None:
         servers = list(nameservers)
     else:
         # Real DNS: a delegated _acme-challenge CNAME points into another zone,
         # whose own servers hold the TXT record; ask those.
-        target = _cname_target(name) if follow_cname else name
-        if target != name:
-            logger.debug("%s is delegated by CNAME to %s", name, target)
-            name, zone = target, None
+        chain = cname_chain(name) if follow_cname else (name,)
+        if len(chain) > 1:
+            logger.debug("%s is delegated by CNAME to %s", name, chain[-1])
+            name, zone = chain[-1], None
         servers = authoritative_servers(zone or _parent(name))
     if not servers:
         raise DnsError(f"no name servers to check TXT {name}")
@@ -169,16 +177,67 @@ def wait_for_txt(name: str, value: str, *, nameservers: Iterable[Server] | None 
         time.sleep(interval)
 
 
-def _cname_target(name: str) -> str:
-    """The end of the CNAME chain at ``name`` (system resolver); ``name`` if none."""
-    current = name
-    for _hop in range(MAX_CNAME_HOPS):
+def cname_chain(name: str, nameservers: Iterable[Server] | None = None) -> tuple[str, ...]:
+    """The CNAME chain at ``name``: ``(name, target, ..., end)``, just
+    ``(name,)`` when ``name`` is no CNAME.  Asked of the ``nameservers``
+    given (directly, each hop, the next server when one fails), else of the
+    system resolver; names in lower-case A-label form, no trailing dot.
+
+    "No CNAME" is an answer: NOERROR without a CNAME, NXDOMAIN (and, from
+    the system resolver, every server refusing: ``NoNameservers``).  No
+    answer at all -- a timeout, every given server failing -- is a
+    DnsError, never taken for "no CNAME": the record would be written, or
+    looked for, at the wrong name.
+
+    Raises:
+        DnsError: a loop (a name seen twice), more than
+            :data:`MAX_CNAME_HOPS` hops, or no server answered.
+        InputError: ``name`` is not a domain name.
+    """
+    servers = list(nameservers) if nameservers is not None else None
+    chain = [ascii_name(name)]
+    while True:
+        target = _cname_of(chain[-1], servers)
+        if target is None:
+            return tuple(chain)
+        if target in chain:
+            raise DnsError(f"CNAME loop at {chain[0]}: {' -> '.join([*chain, target])}")
+        chain.append(target)
+        if len(chain) > MAX_CNAME_HOPS + 1:
+            raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {chain[0]}: {' -> '.join(chain)}")
+
+
+def _cname_of(name: str, servers: list[Server] | None) -> str | None:
+    """The CNAME target of ``name`` (lower-case, no trailing dot), or None (see :func:`cname_chain`)."""
+    qname = dns.name.from_text(name)
+    if servers is None:
         try:
-            answer = dns.resolver.resolve(current, "CNAME")
-        except dns.exception.DNSException:
-            return current
-        current = answer[0].target.to_text(omit_final_dot=True)
-    raise DnsError(f"more than {MAX_CNAME_HOPS} CNAME hops from {name}")
+            answer = dns.resolver.resolve(qname, "CNAME", raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
+            return None
+        except dns.exception.DNSException as error:
+            raise DnsError(f"cannot look up the CNAME of {name}: {error}") from error
+        return _target(answer.rrset[0]) if answer.rrset is not None else None
+    failures = []
+    for host, port in servers:
+        query = dns.message.make_query(qname, dns.rdatatype.CNAME)
+        try:
+            response = dns.query.udp_with_fallback(query, host, timeout=2.0, port=port)[0]
+        except (dns.exception.DNSException, OSError) as error:
+            failures.append(f"{host}:{port}: {error}")
+            continue
+        if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            failures.append(f"{host}:{port}: {dns.rcode.to_text(response.rcode())}")
+            continue
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == qname:
+                return _target(rrset[0])
+        return None
+    raise DnsError(f"no name server answered CNAME {name}: {'; '.join(failures) or 'no servers'}")
+
+
+def _target(record) -> str:
+    return record.target.to_text(omit_final_dot=True).lower()
 
 
 def _parent(name: str) -> str:

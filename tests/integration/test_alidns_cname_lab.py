@@ -166,3 +166,23 @@ def test_cleanup_by_a_new_process_and_the_journal_follow_the_target(lab, cname, 
     journaled.present(validation, "third")
     journaled.cleanup(validation, "third")
     assert state.pending_dns("shop") == [] and records_at(lab, "example.org", target) == []
+
+
+def test_the_journal_looks_the_chain_up_once_per_record(lab, cname, tmp_path, monkeypatch):
+    from acmelab.dns import propagation
+
+    validation = f"_acme-challenge.once-{RUN}.example.com"
+    target = f"_acme-challenge.once-{RUN}.example.org"
+    cname("example.com", f"_acme-challenge.once-{RUN}", target)
+    asked: list[str] = []
+    real = propagation._cname_of
+    monkeypatch.setattr(propagation, "_cname_of", lambda name, servers: asked.append(name) or real(name, servers))
+
+    journaled = JournaledDns(AlidnsProvider.for_lab(lab), "alidns", StateDir(tmp_path / "state"), "shop", None)
+    journaled.present(validation, "once")
+    try:
+        assert asked == [validation, target]        # one chain: the CNAME, then its end (no CNAME)
+        assert [r["Value"] for r in records_at(lab, "example.org", target)] == ["once"]
+    finally:
+        journaled.cleanup(validation, "once")
+    assert records_at(lab, "example.org", target) == []

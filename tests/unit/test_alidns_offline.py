@@ -10,7 +10,8 @@ from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.auth.composer import rpc_signature_composer
 
 from acmelab.aliyun import AliyunClient, Credentials
-from acmelab.dns.alidns import AlidnsProvider, Zone, a_label
+from acmelab.csr import ascii_name as a_label
+from acmelab.dns.alidns import AlidnsProvider, Zone
 from acmelab.errors import AliyunAuthError, AliyunError, AliyunThrottled, DnsError, InputError
 from acmelab.lab.aliyun import alidns as lab_alidns
 from acmelab.lab.aliyun.server import ApiFault, LabState, signature, string_to_sign
@@ -145,6 +146,17 @@ def test_longest_matching_zone_wins(offline_provider, name, zone, rr):
 def test_no_zone_is_a_dns_error(offline_provider, name):
     with pytest.raises(DnsError, match="no zone"):
         offline_provider.find_zone(name)
+
+
+def test_cname_lookup_without_an_answer_is_an_error_not_no_cname():
+    """A server that never answers is not "no CNAME": the record would go to the wrong name."""
+    import socket
+
+    from acmelab.dns.propagation import cname_chain
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        with pytest.raises(DnsError, match="no name server answered CNAME _acme-challenge.example.com"):
+            cname_chain("_ACME-challenge.Example.com.", [silent.getsockname()])
 
 
 def test_a_label():

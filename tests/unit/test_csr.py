@@ -127,3 +127,13 @@ def test_inspect_csr_made_by_openssl(tmp_path) -> None:
     info = csr.inspect_csr(tmp_path / "req.pem")
     assert info == csr.CsrInfo(names=["example.org", "www.example.org"], common_name="example.org",
                                key_type="ec384", signature_valid=True)
+
+
+def test_ascii_name_is_the_whole_name_form_of_a_label():
+    from acmelab.csr import ascii_name
+    assert ascii_name(" _ACME-challenge.Bücher。Example. ") == "_acme-challenge.xn--bcher-kva.example"
+    assert ascii_name("faß.de") == "xn--fa-hia.de" == csr.normalize_name("faß.de")
+    assert ascii_name("*.Example.com") == "*.example.com"
+    for bad in ("", " . ", None):
+        with pytest.raises(InputError, match="not a domain name"):
+            ascii_name(bad)
