@@ -286,14 +286,9 @@ class Wire:
 # --------------------------------------------------------------------------
 
 def _load_certificates(value: Any) -> list[Any]:
-    from cryptography import x509
+    from acmelab.certificates import load_certificates
 
-    if isinstance(value, x509.Certificate):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [c for item in value for c in _load_certificates(item)]
-    data = value.encode() if isinstance(value, str) else bytes(value)
-    return x509.load_pem_x509_certificates(data)
+    return load_certificates(value)
 
 
 def _key_description(public_key: Any) -> str:
