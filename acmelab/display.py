@@ -285,12 +285,6 @@ class Wire:
 # Certificates, chains, CSRs
 # --------------------------------------------------------------------------
 
-def _load_certificates(value: Any) -> list[Any]:
-    from acmelab.certificates import load_certificates
-
-    return load_certificates(value)
-
-
 def _key_description(public_key: Any) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -348,14 +342,18 @@ def certificate_lines(cert: Any) -> list[str]:
 def certificate(value: Any, title: str | None = "certificate") -> Text:
     """Display one certificate (``x509.Certificate`` or PEM text/bytes; the
     first certificate of a PEM bundle)."""
-    return Text("\n".join(certificate_lines(_load_certificates(value)[0])), title)
+    from acmelab.certificates import load_certificates
+
+    return Text("\n".join(certificate_lines(load_certificates(value)[0])), title)
 
 
 def chain(value: Any, title: str | None = "certificate chain") -> Text:
     """Display a chain (PEM bundle or list of certificates), leaf first,
     each certificate's subject and issuer, and whether each one is signed
     by the next."""
-    certificates = _load_certificates(value)
+    from acmelab.certificates import load_certificates
+
+    certificates = load_certificates(value)
     lines = []
     for position, cert in enumerate(certificates):
         role = "leaf" if position == 0 else ("intermediate" if cert.issuer != cert.subject else "root")
