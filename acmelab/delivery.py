@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from acmelab.backends import Environment
 from acmelab.certificates import same_serial
 from acmelab.config import InstallTarget, Service
-from acmelab.errors import AcmelabError, ConfigError, DelegatedZoneMissing, DeployError, DnsError, Interrupted
+from acmelab.errors import AcmelabError, ConfigError, DeployError, Interrupted, ZoneMissing
 from acmelab.state import ManagedCertificate, StateDir
 
 __all__ = ["install_and_verify", "preflight", "prune_superseded"]
@@ -64,11 +64,7 @@ def preflight(service: Service, env: Environment, targets: Sequence[InstallTarge
         return
     try:
         check_names(service.domains)
-    except DelegatedZoneMissing as error:
-        raise ConfigError(str(error)) from None
-    except DnsError as error:
-        if not str(error).startswith("no zone"):
-            raise
+    except ZoneMissing as error:   # also at the end of a CNAME delegation (DelegatedZoneMissing)
         raise ConfigError(str(error)) from None
 
 
