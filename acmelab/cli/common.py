@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from acmelab.backends import Backend, open_backend
 from acmelab.cli.output import EXIT_OK, Progress, print_json, summary
 from acmelab.errors import ConfigError
+from acmelab.records import utc
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -170,10 +171,9 @@ def parse_now(text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return utc(text)
     except ValueError:
         raise ConfigError(f"--now {text!r} is not an ISO 8601 time (e.g. 2030-01-01T00:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def install_sigint(cancel: threading.Event):
