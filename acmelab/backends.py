@@ -337,8 +337,7 @@ class Environment:
         Raises ConfigError: unknown, or lab-only (``challtestsrv``) outside the lab."""
         cache = self._cached("dns", dict)
         if (kind, region_id) not in cache:
-            cache[kind, region_id] = self.backend.dns_provider(kind, region_id) if region_id \
-                else self.backend.dns_provider(kind)
+            cache[kind, region_id] = self.backend.dns_provider(kind, region_id)
         return cache[kind, region_id]
 
     def aliyun_client(self, region_id: str | None = None):
@@ -346,7 +345,7 @@ class Environment:
         for ``region_id`` (default: the backend's region)."""
         cache = self._cached("aliyun", dict)
         if region_id not in cache:
-            cache[region_id] = self.backend.aliyun_client(region_id) if region_id else self.backend.aliyun_client()
+            cache[region_id] = self.backend.aliyun_client(region_id)
         return cache[region_id]
 
     def handshake(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, str, int] | None:
@@ -359,8 +358,3 @@ class Environment:
             return None
         server_name, port = where
         return (server_name, *self.backend.handshake_address(target, server_name, port))
-
-    def verify_location(self, target: InstallTarget, names: Sequence[str] = ()) -> tuple[str, int] | None:
-        """``(host, port)`` where ``target`` serves HTTPS, or None (see :meth:`handshake`)."""
-        where = self.handshake(target, names)
-        return None if where is None else where[1:]

@@ -8,7 +8,8 @@ The engine (:mod:`acmelab.engine`) calls, for one service:
 * :func:`install_and_verify` -- per target: a target whose record carries the
   live serial is checked by a TLS handshake (:func:`acmelab.deploy.verify`);
   one that does not, or serves something else, is installed (its deployer's
-  preflight first), recorded in meta.json, what the previous install left is
+  preflight first, unless :func:`preflight` checked it earlier in the same
+  run), recorded in meta.json, what the previous install left is
   retired, and the handshake must then show the live serial.  With CAS-first
   delivery (``service.delivery = "cas"``) the carrier (CAS) is uploaded once
   and the products that can bind it (CDN) are given its ``CertId`` instead
@@ -32,7 +33,7 @@ from typing import Any, Sequence
 from acmelab.backends import Environment
 from acmelab.certificates import same_serial
 from acmelab.config import InstallTarget, Service
-from acmelab.errors import AcmelabError, ConfigError, DelegatedZoneMissing, DeployError, DnsError, Interrupted
+from acmelab.errors import AcmelabError, ConfigError, DeployError, Interrupted, ZoneMissing
 from acmelab.state import ManagedCertificate, StateDir
 
 __all__ = ["install_and_verify", "preflight", "prune_superseded"]
@@ -64,11 +65,7 @@ def preflight(service: Service, env: Environment, targets: Sequence[InstallTarge
         return
     try:
         check_names(service.domains)
-    except DelegatedZoneMissing as error:
-        raise ConfigError(str(error)) from None
-    except DnsError as error:
-        if not str(error).startswith("no zone"):
-            raise
+    except ZoneMissing as error:   # also at the end of a CNAME delegation (DelegatedZoneMissing)
         raise ConfigError(str(error)) from None
 
 
@@ -102,14 +99,16 @@ def _carrier(target: InstallTarget, managed: ManagedCertificate, service: Servic
 
 
 def _install(target: InstallTarget, managed: ManagedCertificate, service: Service, env: Environment,
-             state: StateDir) -> ManagedCertificate:
+             state: StateDir, preflighted: bool) -> ManagedCertificate:
     """Send the live certificate to ``target`` (its deployer's preflight
-    first), record it, and retire what the previous install left behind.
+    first, unless ``preflighted``: :func:`preflight` checked it in this run),
+    record it, and retire what the previous install left behind.
     A carrier's superseded uploads (CAS) are listed in its record
     (``superseded``) until :func:`prune_superseded` removes them."""
     deployer = target.deployer
     client = env.aliyun_client(service.region)
-    deployer.preflight(client, target, managed.names)
+    if not preflighted:
+        deployer.preflight(client, target, managed.names)
     previous = managed.installed.get(target.id)
     options = {}
     carrier = _carrier(target, managed, service, env)
@@ -138,10 +137,12 @@ def _install(target: InstallTarget, managed: ManagedCertificate, service: Servic
 
 
 def install_and_verify(target: InstallTarget, managed: ManagedCertificate, service: Service,
-                        env: Environment, state: StateDir, cancel: threading.Event | None
-                        ) -> tuple[ManagedCertificate, bool, bool, str]:
-    """Bring one target to the live serial.  Returns (managed, installed?,
-    verified?, a note saying what was found and done)."""
+                        env: Environment, state: StateDir, cancel: threading.Event | None, *,
+                        preflighted: bool = False) -> tuple[ManagedCertificate, bool, bool, str]:
+    """Bring one target to the live serial.  ``preflighted``: :func:`preflight`
+    checked ``target`` in this run already, so an install does not check it
+    again.  Returns (managed, installed?, verified?, a note saying what was
+    found and done)."""
     record = managed.installed.get(target.id)
     if record and same_serial(record.get("serial_hex"), managed.serial_hex):
         if env.handshake(target, managed.names) is None:
@@ -153,7 +154,7 @@ def install_and_verify(target: InstallTarget, managed: ManagedCertificate, servi
             logger.info("%s: %s serves something else (%s); installing again", service.name, target.id, error)
     if cancel is not None and cancel.is_set():
         raise Interrupted(f"interrupted before installing on {target.id}")
-    managed = _install(target, managed, service, env, state)
+    managed = _install(target, managed, service, env, state, preflighted)
     via = " by CertId from " + service.delivery.upper() if managed.installed[target.id].get("via") else ""
     verified = _verify(target, managed, env)
     proof = "handshake verified" if verified else "nothing to handshake with"

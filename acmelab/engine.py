@@ -21,7 +21,8 @@ desired state, under the service's lock in the state directory:
    ordered, before the order: every target is covered by the names and
    exists in the account (each :meth:`acmelab.deploy.Deployer.preflight`),
    and DNS can write every ``_acme-challenge`` record (the zone is in the
-   account, CNAME delegation followed); ConfigError naming the target;
+   account, CNAME delegation followed); ConfigError naming the target.
+   Skipped when the caller ran it already (``preflighted``: ``acmelab issue``);
 3. **issue** (RFC 8555 §7.4 with dns-01, :func:`acmelab.issue.issue_certificate`);
    stored atomically (:mod:`acmelab.state`), every TXT record noted in the
    DNS journal (:mod:`acmelab.journal`).  ``RateLimited`` with a
@@ -29,7 +30,8 @@ desired state, under the service's lock in the state directory:
 4. **install** (:mod:`acmelab.delivery`, as steps 5 and 6) on every target
    whose record does not carry the live serial, through the target's
    :class:`~acmelab.deploy.Deployer` (its preflight with the Alibaba Cloud
-   client first), then :meth:`~acmelab.deploy.Deployer.retire` what the
+   client first, unless step 2 -- or the caller, ``preflighted`` -- checked
+   it in this run), then :meth:`~acmelab.deploy.Deployer.retire` what the
    previous install left.
    With CAS-first delivery (``service.delivery = "cas"``) the carrier (CAS)
    is a target of its own, first, and the products that can bind it (CDN)
@@ -162,7 +164,7 @@ class _ServiceRun:
 
     def run(self, policy: RenewalPolicy, now: dt.datetime | None, force: bool,
             targets: Sequence[InstallTarget], remember_service: bool,
-            owners: Mapping[str, str]) -> None:
+            owners: Mapping[str, str], preflighted: bool) -> None:
         service, state = self.service, self.state
         state.prune(service.name)              # half-made versions of an interrupted run
         remove_leftovers(service.name, self.env.dns_provider, state)  # TXT records of a run that was killed
@@ -187,7 +189,9 @@ class _ServiceRun:
             self.managed, decision = _decide(service, self.managed, self.env, state, policy, now, force)
         self.reason = decision.reason
         if decision.due:
-            preflight(service, self.env, targets)   # before any order: every target exists and fits
+            if not preflighted:   # before any order: every target exists and fits; once per run
+                preflight(service, self.env, targets)
+                preflighted = True
             try:
                 self.issue(decision, keep_previous=not unusable, remember_service=remember_service)
             except RateLimited as error:
@@ -202,7 +206,7 @@ class _ServiceRun:
         for target in targets:
             _check_cancel(self.cancel, f"installing on {target.id}")
             self.managed, did_install, did_verify, note = install_and_verify(
-                target, self.managed, service, self.env, state, self.cancel)
+                target, self.managed, service, self.env, state, self.cancel, preflighted=preflighted)
             self.notes.append(note)
             if did_install:
                 self.installed.append(target.id)
@@ -272,7 +276,8 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
                     policy: RenewalPolicy | None = None,
                     targets: Sequence[InstallTarget] | None = None,
                     remember_service: bool = True,
-                    owners: Mapping[str, str] | None = None) -> ServiceResult:
+                    owners: Mapping[str, str] | None = None,
+                    preflighted: bool = False) -> ServiceResult:
     """Bring one service to a valid, installed, verified certificate.
 
     Args:
@@ -290,6 +295,9 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
             ``renew`` uses); ``acmelab install`` stores it only on success.
         owners: target id -> owning certificate (default: read from
             ``state``, :func:`target_owners`).
+        preflighted: the caller ran :func:`acmelab.delivery.preflight` for
+            ``service`` (``acmelab issue``'s strict preflight): neither the
+            order nor an install checks the targets and DNS again.
 
     Returns:
         :class:`ServiceResult`; never raises for a failure of this service
@@ -308,7 +316,7 @@ def process_service(service: Service, env: Environment, state: StateDir, *,
         with state.lock(service.name):
             holding_lock = True
             run.run(policy, now, force, service.install if targets is None else targets, remember_service,
-                    target_owners(state) if owners is None else owners)
+                    target_owners(state) if owners is None else owners, preflighted)
     except Interrupted as error:
         return run.result("interrupted", str(error), started=started)
     except StateLocked as error:
@@ -416,7 +424,7 @@ def apply_services(services: Sequence[Service], env: Environment, state: StateDi
             started yet end ``interrupted``; running ones stop at their next
             step after removing their DNS records.
         on_result: called in the calling thread as each service finishes.
-        **options: ``targets``, ``remember_service``, ``owners`` of
+        **options: ``targets``, ``remember_service``, ``owners``, ``preflighted`` of
             :func:`process_service` (``owners`` default: read once, :func:`target_owners`).
         (the rest as :func:`process_service`)
 

@@ -120,7 +120,14 @@ class DnsError(AcmelabError):
     """A DNS record could not be published, found or removed."""
 
 
-class DelegatedZoneMissing(DnsError):
+class ZoneMissing(DnsError):
+    """No zone of the DNS account holds the name a record is to be written
+    at (Alibaba Cloud DNS: none of ``DescribeDomains`` is the name or a
+    suffix of it), so nothing can be published there.  Known before any
+    order (``check_names``): a configuration mistake, not an outage."""
+
+
+class DelegatedZoneMissing(ZoneMissing):
     """The validation name is delegated by CNAME (RFC 8555 §8.4 lets the CA
     follow it) to a name that no zone of the DNS account holds, so the TXT
     record cannot be written where the CA will look.

@@ -270,7 +270,8 @@ def preflight(env: Environment, services: Sequence[Service]) -> None:
     """Every target of every service exists and fits, and DNS can write
     every challenge record (:func:`acmelab.delivery.preflight`) -- for
     ``acmelab issue``, which refuses (exit 2) before any order instead of
-    reporting a failed service.  Raises the first ConfigError."""
+    reporting a failed service, and then runs the engine with
+    ``preflighted=True`` so nothing is checked twice.  Raises the first ConfigError."""
     for service in services:
         delivery.preflight(service, env)
 

@@ -24,7 +24,7 @@ from acmelab.errors import InputError
 
 __all__ = [
     "AccountRecord", "ManagedCertificate", "serial_hex", "check_certificate_name", "certificate_name_for",
-    "META_FILE", "KEY_FILE", "FULLCHAIN_FILE", "CERT_FILE", "CHAIN_FILE",
+    "utc", "META_FILE", "KEY_FILE", "FULLCHAIN_FILE", "CERT_FILE", "CHAIN_FILE",
 ]
 
 META_FILE = "meta.json"
@@ -51,7 +51,9 @@ def certificate_name_for(domain: str) -> str:
     return check_certificate_name(domain.strip().rstrip(".").lower().replace("*", "wildcard"))
 
 
-def _utc(text: str) -> dt.datetime:
+def utc(text: str) -> dt.datetime:
+    """An ISO 8601 time (``2030-01-01T00:00:00Z``, ``...+08:00``) as an aware
+    datetime; one without a zone is UTC.  Raises ValueError if it is not one."""
     moment = dt.datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
@@ -165,12 +167,12 @@ class ManagedCertificate:
         meta.json that lacks or garbles a field."""
         return cls(
             name=name, names=tuple(meta["names"]), serial_hex=serial_hex(meta["serial_hex"]),
-            not_before=_utc(meta["not_before"]), not_after=_utc(meta["not_after"]),
+            not_before=utc(meta["not_before"]), not_after=utc(meta["not_after"]),
             order_url=meta.get("order_url", ""), directory_url=meta.get("directory_url", ""),
             key_type=meta.get("key_type", ""), version_dir=directory / meta["version"],
             service=dict(meta.get("service") or {}), installed=dict(meta.get("installed") or {}),
             revoked=bool(meta.get("revoked", False)),
-            issued_at=_utc(meta["issued_at"]) if meta.get("issued_at") else None,
+            issued_at=utc(meta["issued_at"]) if meta.get("issued_at") else None,
             previous_version=meta.get("previous_version"), profile=meta.get("profile"),
             ari=meta.get("ari") if isinstance(meta.get("ari"), dict) else None)
 

@@ -62,20 +62,16 @@ import os
 import sys
 from typing import Sequence
 
-from acmelab.backends import DIRECTORIES, EAB_HMAC_KEY_ENV
 from acmelab.cli import account, certificates, install, lab
 from acmelab.cli.common import CommandParser
-from acmelab.cli.install import PFX_PASSWORD_ENV
 from acmelab.cli.lab import cmd_lab_down, cmd_lab_status, cmd_lab_up
 from acmelab.cli.output import EXIT_BROKEN_PIPE, EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_LOCKED, \
     EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, summary
 from acmelab.errors import AcmelabError, ConfigError, StateLocked
-from acmelab.operations import ACCOUNT_LOCK_WAIT
 
 __all__ = [
-    "ACCOUNT_LOCK_WAIT", "DIRECTORIES", "EAB_HMAC_KEY_ENV", "EXIT_BROKEN_PIPE", "EXIT_CODES", "EXIT_ERROR",
-    "EXIT_INTERRUPTED", "EXIT_LOCKED", "EXIT_NOT_RUNNING", "EXIT_OK", "EXIT_USAGE", "PFX_PASSWORD_ENV",
-    "build_parser", "cmd_lab_down", "cmd_lab_status", "cmd_lab_up", "main",
+    "EXIT_BROKEN_PIPE", "EXIT_CODES", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_LOCKED", "EXIT_NOT_RUNNING",
+    "EXIT_OK", "EXIT_USAGE", "build_parser", "cmd_lab_down", "cmd_lab_status", "cmd_lab_up", "main",
 ]
 
 logger = logging.getLogger("acmelab.cli")

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from acmelab.backends import Backend, open_backend
 from acmelab.cli.output import EXIT_OK, Progress, print_json, summary
 from acmelab.errors import ConfigError
+from acmelab.records import utc
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -170,10 +171,9 @@ def parse_now(text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return utc(text)
     except ValueError:
         raise ConfigError(f"--now {text!r} is not an ISO 8601 time (e.g. 2030-01-01T00:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def install_sigint(cancel: threading.Event):
@@ -214,7 +214,7 @@ def run_engine(args: argparse.Namespace, services: Sequence[Any], *, force: bool
     env = operations.environment(backend, state, verify_installs=verify_installs)
     operations.check_profiles(env, services)
     if strict_preflight:   # acmelab issue: a missing target or zone is a usage error (exit 2), no order placed
-        operations.preflight(env, services)
+        operations.preflight(env, services)    # once: the engine is told it was done (preflighted)
     cancel = threading.Event()
     previous = install_sigint(cancel)
     show = not args.json and not args.quiet and sys.stderr.isatty()
@@ -222,7 +222,7 @@ def run_engine(args: argparse.Namespace, services: Sequence[Any], *, force: bool
         with Progress(len(services), show) as progress:
             results = apply_services(services, env, state, threshold=threshold, now=now,
                                      concurrency=args.concurrency, force=force, cancel=cancel,
-                                     on_result=progress.done)
+                                     on_result=progress.done, preflighted=strict_preflight)
     finally:
         for signum, handler in (previous or {}).items():
             signal.signal(signum, handler)

@@ -147,9 +147,7 @@ def cmd_export_pfx(args: argparse.Namespace) -> int:
     from acmelab import pkcs12
 
     state = state_of(args)
-    managed = state.certificate(args.certificate)
-    if managed is None:
-        raise InputError(f"no certificate named {args.certificate!r} in {state.root}")
+    managed = operations.managed_certificate(state, args.certificate)
     if args.out is not None and str(args.out) == "-":
         raise ConfigError("--out -: a PKCS#12 bundle is binary and holds the private key, so it is not "
                           "written to stdout; give a file name")

@@ -103,20 +103,12 @@ def why(result: Any) -> str:
     """One line saying what happened to a :class:`~acmelab.engine.ServiceResult`
     and why, from its fields as they are: the engine's ``reason`` (e.g.
     ``"not due: 61.0 days left, ..."``), then what happened on the targets:
-    the engine's ``notes`` where it gives them (one per target, e.g.
-    ``"installed: cdn:cdn.example.com (serial 05a1..., handshake verified)"``),
-    else made here from ``installed`` / ``verified`` for the targets the
-    reason does not already name.  For an ``acmelab install`` (status
-    ``installed``) the targets come first."""
+    the engine's ``notes`` (one per target, e.g.
+    ``"installed: cdn:cdn.example.com (serial 05a1..., handshake verified)"``).
+    For an ``acmelab install`` (status ``installed``) the targets come first."""
     if result.error:
         return result.error
     targets = [note for note in result.notes if note]
-    if not targets:
-        new = [target for target in result.installed if target not in result.reason]
-        targets = [f"installed: {', '.join(ids)} (serial {result.serial_hex}, {check})"
-                   for ids, check in (([t for t in new if t in result.verified], "handshake verified"),
-                                      ([t for t in new if t not in result.verified], "no handshake check"))
-                   if ids]
     reason = [result.reason] if result.reason else []
     return "; ".join(targets + reason if result.status == "installed" else reason + targets)
 

@@ -212,3 +212,52 @@ def test_a_services_file_claiming_a_target_another_certificate_owns_fails_naming
     [result] = out["services"]
     assert code == cli.EXIT_ERROR and result["status"] == "failed" and result["serial_hex"] is None
     assert f"cdn:{domain} is claimed by service 'filed' and by the certificate 'manual'" in result["error"]
+
+
+# --------------------------------------------------------------------------
+# Preflight once per run
+# --------------------------------------------------------------------------
+
+#: what each target's preflight asks the account (Deployer.check_exists)
+PREFLIGHT_ACTIONS = ("DescribeCdnDomainDetail", "DescribeApiGroup")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The action of every request an AliyunClient sends from now on, in order."""
+    from acmelab.aliyun import AliyunClient
+
+    actions: list[str] = []
+    send = AliyunClient.send
+
+    def recording(self, request, **options):
+        actions.append(request.get_action_name())
+        return send(self, request, **options)
+
+    monkeypatch.setattr(AliyunClient, "send", recording)
+    return actions
+
+
+@pytest.mark.parametrize("command", ["apply", "issue"])
+def test_each_target_is_preflighted_once_per_run(run, lab, tmp_path, sent, command):
+    """A new certificate for a CDN domain and an API Gateway domain: each
+    target's existence is asked once -- not again before its install, and
+    for ``acmelab issue`` (strict preflight, then the engine) not twice."""
+    domain = f"once-{command}-{RUN}.example.com"
+    cdn.add_cdn_domain(lab_client(lab), domain)
+    group = own_group(lab, f"once_{command}")
+    apigateway.set_domain(lab_client(lab), group, domain)
+    services = tmp_path / "services.toml"
+    services.write_text(f'[[service]]\nname = "once"\ndomains = ["{domain}"]\ndns = "alidns"\ncdn = "{domain}"\n'
+                        f'apigateway = {{ group_id = "{group}", domain = "{domain}" }}\n')
+    if command == "issue":   # a name whose stored spec has the two targets
+        code, _, err = run("apply", str(services))
+        assert code == 0, err
+        sent.clear()
+        code, out, err = run("issue", "-d", domain, "--dns", "alidns", "--name", "once")
+    else:
+        code, out, err = run("apply", str(services))
+    assert code == 0, err
+    [result] = out["services"]
+    assert result["installed"] == [f"cdn:{domain}", f"apigateway:{group}/{domain}"], result
+    assert [action for action in sent if action in PREFLIGHT_ACTIONS] == list(PREFLIGHT_ACTIONS), sent

@@ -430,14 +430,17 @@ def test_every_result_says_why():
     assert why(unchanged) == "not due: 61.0 days left, renewal window opens 2027-01-29"
     renewed = ServiceResult("shop", "renewed", "due: 20.0 days left", serial_hex="05a1",
                             installed=("cdn:cdn.example.com", "cas", "slb:lb-1:443"),
-                            verified=("cdn:cdn.example.com", "slb:lb-1:443"))
+                            verified=("cdn:cdn.example.com", "slb:lb-1:443"),
+                            notes=("installed: cdn:cdn.example.com, slb:lb-1:443 (serial 05a1, handshake verified)",
+                                   "installed: cas (serial 05a1, no handshake check)"))
     assert why(renewed) == ("due: 20.0 days left; installed: cdn:cdn.example.com, slb:lb-1:443 "
                             "(serial 05a1, handshake verified); installed: cas (serial 05a1, no handshake check)")
     installed = ServiceResult("shop", "installed", "not due: 61.0 days left", serial_hex="05a1",
-                              installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
+                              installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",),
+                              notes=("installed: cdn:cdn.example.com (serial 05a1, handshake verified)",))
     assert why(installed) == ("installed: cdn:cdn.example.com (serial 05a1, handshake verified); "
                               "not due: 61.0 days left")
-    # a reason that already names the target (the engine's own wording) is taken as it is
+    # a result without notes is its reason as it is: nothing is made up from installed / verified
     told = ServiceResult("shop", "installed", "installed: cdn:cdn.example.com (serial 05a1, handshake verified)",
                          serial_hex="05a1", installed=("cdn:cdn.example.com",), verified=("cdn:cdn.example.com",))
     assert why(told) == told.reason
