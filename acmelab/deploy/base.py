@@ -207,8 +207,10 @@ class Deployer:
     def preflight(self, client: Any, target: InstallTarget, names: Sequence[str]) -> None:
         """Raise ConfigError naming the target if the certificate's ``names``
         do not cover it, or (with a ``client``, :meth:`check_exists`) the
-        account has no such target.  The engine calls it without a client
-        before any order is placed, and with one before it installs."""
+        account has no such target.  The engine calls it once per run and
+        target, with a client, before any order is placed
+        (:func:`acmelab.delivery.preflight`); an install skips the targets
+        the run already checked."""
         if not self.covers(target, names):
             raise ConfigError(f"{self.target_id(target)}: the certificate covers {', '.join(names)}, "
                               f"not {target.domain}")

@@ -58,7 +58,7 @@ from aliyunsdkalidns.request.v20150109.DescribeSubDomainRecordsRequest import De
 from acmelab.aliyun import AliyunClient, resolve_credentials
 from acmelab.csr import ascii_name
 from acmelab.dns.propagation import Server, cname_chain, wait_for_txt
-from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError
+from acmelab.errors import AliyunError, DelegatedZoneMissing, DnsError, ZoneMissing
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class AlidnsProvider:
             if matches:
                 zone = max(matches, key=lambda z: len(z.puny_code))
                 return zone, zone.relative_name(wanted)
-        raise DnsError(f"no zone of this Alibaba Cloud DNS account holds {name} "
+        raise ZoneMissing(f"no zone of this Alibaba Cloud DNS account holds {name} "
                        f"(the account has {len(self._zones or [])} zones; add the domain in the Alibaba Cloud DNS console)")
 
     # -- DnsProvider ---------------------------------------------------------
