@@ -522,7 +522,12 @@ class Lab:
             a temporary directory that is removed on stop.
         ports: :class:`LabPorts` (default: the lab's well-known ports).
         pebble_env: Pebble knobs, e.g. ``{"PEBBLE_WFE_NONCEREJECT": "0"}``
-            (see :mod:`acmelab.lab.pebble`); ``PEBBLE_VA_NOSLEEP=1`` is the default.
+            (see :mod:`acmelab.lab.pebble`), applied key by key on top of
+            ``pebble_defaults``.
+        pebble_defaults: the knobs under ``pebble_env``; default
+            :data:`~acmelab.lab.pebble.DEFAULT_PEBBLE_ENV`
+            (``PEBBLE_VA_NOSLEEP=1``); :func:`ensure_running` passes
+            :data:`~acmelab.lab.pebble.COURSE_PEBBLE_ENV`.
         strict: run ``pebble -strict``.
         eab_keys: ``{kid: base64url HMAC key}``; non-empty makes Pebble require
             External Account Binding (RFC 8555 §7.3.4).
@@ -554,7 +559,8 @@ class Lab:
     """
 
     def __init__(self, run_dir: Path | None = None, *, ports: LabPorts | None = None,
-                 pebble_env: dict[str, str] | None = None, strict: bool = False,
+                 pebble_env: dict[str, str] | None = None,
+                 pebble_defaults: dict[str, str] = pebble_config.DEFAULT_PEBBLE_ENV, strict: bool = False,
                  eab_keys: dict[str, str] | None = None,
                  profiles: dict[str, tuple[str, int]] | None = None,
                  retry_after: dict[str, int] | None = None, key_algorithm: str = "rsa",
@@ -563,7 +569,7 @@ class Lab:
         self._temporary = run_dir is None
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.ports = ports or LabPorts()
-        self.pebble_environment = pebble_config.pebble_environment(pebble_env)
+        self.pebble_environment = pebble_config.pebble_environment(pebble_env, pebble_defaults)
         self.strict = bool(strict)
         self.eab_keys = pebble_config.check_eab_keys(eab_keys)
         self.profiles = pebble_config.check_profiles(profiles)
@@ -896,10 +902,7 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
     options.pop("detached", None)
-    given_env = dict(options.get("pebble_env") or {})
-    course_env = {key: value for key, value in COURSE_PEBBLE_ENV.items()   # a sleep time alone turns
-                  if not (key == "PEBBLE_VA_NOSLEEP" and "PEBBLE_VA_SLEEPTIME" in given_env)}  # sleeping on
-    options["pebble_env"] = {**course_env, **given_env}
+    options["pebble_defaults"] = COURSE_PEBBLE_ENV
     options["retry_after"] = {**COURSE_RETRY_AFTER, **(options.get("retry_after") or {})}
     # One starter or stopper at a time per run directory (two notebooks, a
     # notebook and `acmelab lab up`, a test session leaving).
