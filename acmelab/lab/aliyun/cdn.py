@@ -154,13 +154,8 @@ def describe_cdn_domain_detail(state: LabState, params: dict[str, str]) -> dict[
 def _certificate_to_bind(state: LabState, params: dict[str, str], domain: str) -> tuple[Installed, str]:
     cert_type = params.get("CertType") or "upload"
     if cert_type == "cas":
-        try:
-            cert_id = int(require(params, "CertId"))
-        except ValueError:
-            raise ApiFault("InvalidCertId", "The specified CertId is invalid.") from None
-        stored = cas.stored(state, cert_id)
-        if stored is None:
-            raise ApiFault("InvalidCertificate.NotFound", f"The certificate {cert_id} does not exist.", 404)
+        cert_id = cas.cert_id_param(params)
+        stored = cas.known(state, cert_id, "InvalidCertificate.NotFound")
         leaf = check_upload(stored.chain_pem, stored.key_pem, domain, CODES)
         return Installed(params.get("CertName") or stored.cert_name, stored.chain_pem, stored.key_pem, leaf,
                          "cas", cert_id), cert_type
