@@ -184,16 +184,18 @@ def set_cdn_domain_ssl_certificate(state: LabState, params: dict[str, str]) -> d
     if region not in CERT_REGIONS:
         raise ApiFault("InvalidCertRegion", f"The specified CertRegion is invalid ({' or '.join(CERT_REGIONS)}).")
     cdn = _state(state)
+    # The edge and the binding change under one hold of state.lock, so two
+    # concurrent calls for a domain leave both on the same certificate, and
+    # a CAS certificate cannot be deleted between its check and its binding
+    # (lock order state.lock -> edge.lock; the edge never takes state.lock).
     with state.lock:
         domain = _domain(cdn, name)
-    if protocol == "off":
-        with state.lock:
+        if protocol == "off":
             domain.binding, domain.modified = None, dt.datetime.now(dt.timezone.utc)
-        cdn.edge.remove(name)
-        return {}
-    installed, _ = _certificate_to_bind(state, params, name)
-    cdn.edge.install(name, installed.chain_pem, installed.key_pem)
-    with state.lock:
+            cdn.edge.remove(name)
+            return {}
+        installed, _ = _certificate_to_bind(state, params, name)
+        cdn.edge.install(name, installed.chain_pem, installed.key_pem)
         domain.binding, domain.modified = Binding(installed, region), dt.datetime.now(dt.timezone.utc)
     logger.info("CDN %s: certificate %s (%s, serial %x) installed", name, installed.cert_name,
                 installed.cert_type, installed.leaf.serial_number)
