@@ -14,8 +14,8 @@ Theory of operation
 3. starts ``pebble-challtestsrv`` (mock DNS + management API), then
    ``pebble -dnsserver 127.0.0.1:<dns>`` and waits until the ACME directory
    answers over verified HTTPS;
-4. starts ``python -m acmelab.lab.aliyun`` when that package has a
-   ``__main__`` (and ``aliyun=True``) and waits until it accepts TLS;
+4. starts ``python -m acmelab.lab.aliyun`` (unless ``aliyun=False``) and
+   waits until it accepts TLS;
 5. writes ``lab.json`` (no secrets) so :func:`status` can find the lab again.
 
 Each process is recorded by pid and start time in ``<run_dir>/pids`` as
@@ -34,7 +34,7 @@ detached and lives until :func:`stop` (``acmelab lab down``).
 Run directory layout::
 
     lab.json                 LabInfo without secrets
-    lab.lock                 the run directory's lock (flock)
+    lab.lock                 the run directory's lock (flock), only while held
     ca.pem                   the lab CA (pass as requests' verify=)
     pebble-config.json       0600 (may hold EAB keys)
     aliyun-access-key.json   0600, the lab's AccessKeyId/AccessKeySecret
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -209,8 +208,9 @@ class LabInfo:
         aliyun_access_key_secret: its AccessKeySecret (hidden from repr and JSON).
         cdn_edge_port: port of the CDN edge TLS listener.
         apigateway_edge_port: port of the API Gateway edge TLS listener.
-        slb_edge_port: port of the SLB edge TLS listener (None in a
-            ``lab.json`` written before it existed).
+        slb_edge_port: port of the SLB edge TLS listener (None when the
+            Alibaba endpoint is not running, or in a ``lab.json`` written
+            before it existed).
         run_dir: the lab's run directory (logs, config, pids).
         eab_keys: External Account Binding keys, kid -> base64url HMAC key
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
@@ -452,13 +452,6 @@ def _access_key(run_dir: Path) -> tuple[str, str]:
     return key_id, key_secret
 
 
-def _aliyun_available() -> bool:
-    try:
-        return importlib.util.find_spec(f"{ALIYUN_MODULE}.__main__") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _read_eab_keys(run_dir: Path) -> dict[str, str]:
     try:
         config = json.loads((run_dir / "pebble-config.json").read_text())
@@ -546,7 +539,7 @@ class Lab:
             the Alibaba endpoint, as a round trip over the internet would.
             For validation taking time, see Pebble's ``PEBBLE_VA_SLEEPTIME``
             in ``pebble_env``; for polls, ``retry_after``.
-        aliyun: start the local Alibaba Cloud endpoint if it is installed.
+        aliyun: start the local Alibaba Cloud endpoint (:mod:`acmelab.lab.aliyun`).
         detached: processes outlive this Python process (used by
             :func:`ensure_running`); otherwise they die with it.
 
@@ -604,7 +597,7 @@ class Lab:
             return self.info
         pebble_path, challtestsrv_path = find_binaries()
         pebble, challtestsrv = str(pebble_path), str(challtestsrv_path)
-        start_aliyun = self.aliyun and _aliyun_available()
+        start_aliyun = self.aliyun
         ports = self.ports.to_dict()
         if not start_aliyun:
             for name in ("aliyun", "cdn_edge", "apigateway_edge", "slb_edge"):
@@ -656,7 +649,7 @@ class Lab:
         self._wait(record, process, lambda: _directory_answers(directory_url, ca_bundle)
                    and _https_answers(f"https://localhost:{ports.management}/roots/0", ca_bundle))
 
-        # The local Alibaba Cloud endpoint (another engineer's package).
+        # The local Alibaba Cloud endpoint (acmelab.lab.aliyun).
         aliyun_endpoint = None
         if start_aliyun:
             aliyun_tls = authority.issue_listener(run_dir / "tls" / "aliyun")
