@@ -14,8 +14,8 @@ Theory of operation
 3. starts ``pebble-challtestsrv`` (mock DNS + management API), then
    ``pebble -dnsserver 127.0.0.1:<dns>`` and waits until the ACME directory
    answers over verified HTTPS;
-4. starts ``python -m acmelab.lab.aliyun`` when that package has a
-   ``__main__`` (and ``aliyun=True``) and waits until it accepts TLS;
+4. starts ``python -m acmelab.lab.aliyun`` (unless ``aliyun=False``) and
+   waits until it accepts TLS;
 5. writes ``lab.json`` (no secrets) so :func:`status` can find the lab again.
 
 Each process is recorded by pid and start time in ``<run_dir>/pids`` as
@@ -34,7 +34,7 @@ detached and lives until :func:`stop` (``acmelab lab down``).
 Run directory layout::
 
     lab.json                 LabInfo without secrets
-    lab.lock                 the run directory's lock (flock)
+    lab.lock                 the run directory's lock (flock), only while held
     ca.pem                   the lab CA (pass as requests' verify=)
     pebble-config.json       0600 (may hold EAB keys)
     aliyun-access-key.json   0600, the lab's AccessKeyId/AccessKeySecret
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -209,8 +208,9 @@ class LabInfo:
         aliyun_access_key_secret: its AccessKeySecret (hidden from repr and JSON).
         cdn_edge_port: port of the CDN edge TLS listener.
         apigateway_edge_port: port of the API Gateway edge TLS listener.
-        slb_edge_port: port of the SLB edge TLS listener (None in a
-            ``lab.json`` written before it existed).
+        slb_edge_port: port of the SLB edge TLS listener (None when the
+            Alibaba endpoint is not running, or in a ``lab.json`` written
+            before it existed).
         run_dir: the lab's run directory (logs, config, pids).
         eab_keys: External Account Binding keys, kid -> base64url HMAC key
             (RFC 8555 §7.3.4); empty unless EAB is required (hidden from repr and JSON).
@@ -452,13 +452,6 @@ def _access_key(run_dir: Path) -> tuple[str, str]:
     return key_id, key_secret
 
 
-def _aliyun_available() -> bool:
-    try:
-        return importlib.util.find_spec(f"{ALIYUN_MODULE}.__main__") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def _read_eab_keys(run_dir: Path) -> dict[str, str]:
     try:
         config = json.loads((run_dir / "pebble-config.json").read_text())
@@ -522,7 +515,12 @@ class Lab:
             a temporary directory that is removed on stop.
         ports: :class:`LabPorts` (default: the lab's well-known ports).
         pebble_env: Pebble knobs, e.g. ``{"PEBBLE_WFE_NONCEREJECT": "0"}``
-            (see :mod:`acmelab.lab.pebble`); ``PEBBLE_VA_NOSLEEP=1`` is the default.
+            (see :mod:`acmelab.lab.pebble`), applied key by key on top of
+            ``pebble_defaults``.
+        pebble_defaults: the knobs under ``pebble_env``; default
+            :data:`~acmelab.lab.pebble.DEFAULT_PEBBLE_ENV`
+            (``PEBBLE_VA_NOSLEEP=1``); :func:`ensure_running` passes
+            :data:`~acmelab.lab.pebble.COURSE_PEBBLE_ENV`.
         strict: run ``pebble -strict``.
         eab_keys: ``{kid: base64url HMAC key}``; non-empty makes Pebble require
             External Account Binding (RFC 8555 §7.3.4).
@@ -541,7 +539,7 @@ class Lab:
             the Alibaba endpoint, as a round trip over the internet would.
             For validation taking time, see Pebble's ``PEBBLE_VA_SLEEPTIME``
             in ``pebble_env``; for polls, ``retry_after``.
-        aliyun: start the local Alibaba Cloud endpoint if it is installed.
+        aliyun: start the local Alibaba Cloud endpoint (:mod:`acmelab.lab.aliyun`).
         detached: processes outlive this Python process (used by
             :func:`ensure_running`); otherwise they die with it.
 
@@ -554,7 +552,8 @@ class Lab:
     """
 
     def __init__(self, run_dir: Path | None = None, *, ports: LabPorts | None = None,
-                 pebble_env: dict[str, str] | None = None, strict: bool = False,
+                 pebble_env: dict[str, str] | None = None,
+                 pebble_defaults: dict[str, str] = pebble_config.DEFAULT_PEBBLE_ENV, strict: bool = False,
                  eab_keys: dict[str, str] | None = None,
                  profiles: dict[str, tuple[str, int]] | None = None,
                  retry_after: dict[str, int] | None = None, key_algorithm: str = "rsa",
@@ -563,7 +562,7 @@ class Lab:
         self._temporary = run_dir is None
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.ports = ports or LabPorts()
-        self.pebble_environment = pebble_config.pebble_environment(pebble_env)
+        self.pebble_environment = pebble_config.pebble_environment(pebble_env, pebble_defaults)
         self.strict = bool(strict)
         self.eab_keys = pebble_config.check_eab_keys(eab_keys)
         self.profiles = pebble_config.check_profiles(profiles)
@@ -598,7 +597,7 @@ class Lab:
             return self.info
         pebble_path, challtestsrv_path = find_binaries()
         pebble, challtestsrv = str(pebble_path), str(challtestsrv_path)
-        start_aliyun = self.aliyun and _aliyun_available()
+        start_aliyun = self.aliyun
         ports = self.ports.to_dict()
         if not start_aliyun:
             for name in ("aliyun", "cdn_edge", "apigateway_edge", "slb_edge"):
@@ -650,7 +649,7 @@ class Lab:
         self._wait(record, process, lambda: _directory_answers(directory_url, ca_bundle)
                    and _https_answers(f"https://localhost:{ports.management}/roots/0", ca_bundle))
 
-        # The local Alibaba Cloud endpoint (another engineer's package).
+        # The local Alibaba Cloud endpoint (acmelab.lab.aliyun).
         aliyun_endpoint = None
         if start_aliyun:
             aliyun_tls = authority.issue_listener(run_dir / "tls" / "aliyun")
@@ -896,10 +895,7 @@ def ensure_running(run_dir: Path | None = None, **options: Any) -> LabInfo:
     """
     run_dir = Path(run_dir).resolve() if run_dir is not None else default_run_dir()
     options.pop("detached", None)
-    given_env = dict(options.get("pebble_env") or {})
-    course_env = {key: value for key, value in COURSE_PEBBLE_ENV.items()   # a sleep time alone turns
-                  if not (key == "PEBBLE_VA_NOSLEEP" and "PEBBLE_VA_SLEEPTIME" in given_env)}  # sleeping on
-    options["pebble_env"] = {**course_env, **given_env}
+    options["pebble_defaults"] = COURSE_PEBBLE_ENV
     options["retry_after"] = {**COURSE_RETRY_AFTER, **(options.get("retry_after") or {})}
     # One starter or stopper at a time per run directory (two notebooks, a
     # notebook and `acmelab lab up`, a test session leaving).

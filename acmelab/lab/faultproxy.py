@@ -228,25 +228,39 @@ class FaultProxy:
         return connection
 
     def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
-        """Send the request to Pebble; (status, headers, body) of its answer."""
-        for attempt in (1, 2):  # a kept-alive upstream connection may have closed
-            connection = self._upstream()
+        """Send the request to Pebble once; (status, headers, body) of its answer.
+
+        The one retry: a kept-alive connection that Pebble closed while it
+        was idle fails with nothing answered (``RemoteDisconnected``,
+        ``BrokenPipeError``, ``ConnectionResetError``, or ``SSLEOFError``
+        when TLS refuses to write after Pebble's close_notify), and the
+        request goes again on a fresh connection.  Any other failure -- a timeout after
+        the request was sent, a failure on a fresh connection -- is raised,
+        so a POST never reaches Pebble twice behind the log's back.
+        """
+        connection = self._upstream()
+        if connection.sock is not None:  # reused
             try:
-                connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    if name.lower() not in HOP_BY_HOP:
-                        connection.putheader(name, value)
-                connection.putheader("Content-Length", str(len(body)))
-                connection.endheaders(body)
-                response = connection.getresponse()
-                content = response.read()
-                return response.status, response.getheaders(), content
-            except (http.client.HTTPException, OSError):
-                connection.close()
-                self._local.connection = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                return self._exchange(connection, method, path, headers, body)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+                connection = self._upstream()  # _exchange dropped the stale one
+        return self._exchange(connection, method, path, headers, body)
+
+    def _exchange(self, connection: http.client.HTTPSConnection, method: str, path: str,
+                  headers: list[tuple[str, str]], body: bytes):
+        try:
+            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                if name.lower() not in HOP_BY_HOP:
+                    connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        except (http.client.HTTPException, OSError):
+            connection.close()
+            self._local.connection = None
+            raise
 
     def __enter__(self) -> "FaultProxy":
         return self

@@ -100,11 +100,14 @@ COURSE_RETRY_AFTER = {"authz": 1, "order": 1}
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def pebble_environment(pebble_env: dict[str, str] | None) -> dict[str, str]:
+def pebble_environment(pebble_env: dict[str, str] | None,
+                       defaults: dict[str, str] = DEFAULT_PEBBLE_ENV) -> dict[str, str]:
     """The environment Pebble runs with: ours minus any inherited
     ``PEBBLE_*`` (so a stray shell variable cannot change the lab), then
-    :data:`DEFAULT_PEBBLE_ENV`, then ``pebble_env``.  ``PEBBLE_VA_SLEEPTIME``
-    without ``PEBBLE_VA_NOSLEEP`` in ``pebble_env`` sets ``PEBBLE_VA_NOSLEEP=0``
+    ``defaults`` (:data:`DEFAULT_PEBBLE_ENV` for a :class:`~acmelab.lab.Lab`,
+    :data:`COURSE_PEBBLE_ENV` for :func:`~acmelab.lab.ensure_running`), then
+    ``pebble_env``.  ``PEBBLE_VA_SLEEPTIME`` without ``PEBBLE_VA_NOSLEEP`` in
+    ``pebble_env`` sets ``PEBBLE_VA_NOSLEEP=0`` whatever the defaults say
     (Pebble ignores the sleep time while NOSLEEP is on), so
     ``{"PEBBLE_VA_SLEEPTIME": "3"}`` alone makes validations take 0..2 s.
 
@@ -112,15 +115,16 @@ def pebble_environment(pebble_env: dict[str, str] | None) -> dict[str, str]:
         InputError: a key that is not ``PEBBLE_*`` or a value that is not a
             string/int.
     """
+    given = dict(pebble_env or {})
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PEBBLE_")}
-    environment.update(DEFAULT_PEBBLE_ENV)
-    for key, value in (pebble_env or {}).items():
+    environment.update(defaults)
+    for key, value in given.items():
         if not isinstance(key, str) or not key.startswith("PEBBLE_"):
             raise InputError(f"pebble_env keys must start with PEBBLE_ (got {key!r})")
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise InputError(f"pebble_env[{key!r}] must be a string or int (got {type(value).__name__})")
         environment[key] = str(value)
-    if "PEBBLE_VA_SLEEPTIME" in (pebble_env or {}) and "PEBBLE_VA_NOSLEEP" not in (pebble_env or {}):
+    if "PEBBLE_VA_SLEEPTIME" in given and "PEBBLE_VA_NOSLEEP" not in given:
         environment["PEBBLE_VA_NOSLEEP"] = "0"
     return environment
 

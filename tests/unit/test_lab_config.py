@@ -85,6 +85,18 @@ def test_pebble_environment_drops_inherited_knobs(monkeypatch):
     assert chosen["PEBBLE_WFE_NONCEREJECT"] == "0" and chosen["PEBBLE_VA_NOSLEEP"] == "0"
 
 
+def test_pebble_environment_sleep_time_alone_turns_the_defaults_nosleep_off():
+    """The rule sees the caller's knobs only, whichever layer of defaults is
+    under them (the course's for ensure_running)."""
+    course = pebble_config.COURSE_PEBBLE_ENV
+    sleeping = pebble_config.pebble_environment({"PEBBLE_VA_SLEEPTIME": "3"}, course)
+    assert sleeping["PEBBLE_VA_NOSLEEP"] == "0" and sleeping["PEBBLE_VA_SLEEPTIME"] == "3"
+    assert all(sleeping[key] == value for key, value in course.items() if key != "PEBBLE_VA_NOSLEEP")
+    assert pebble_config.pebble_environment({}, course)["PEBBLE_VA_NOSLEEP"] == "1"
+    explicit = pebble_config.pebble_environment({"PEBBLE_VA_SLEEPTIME": "3", "PEBBLE_VA_NOSLEEP": "1"}, course)
+    assert explicit["PEBBLE_VA_NOSLEEP"] == "1"
+
+
 @pytest.mark.parametrize("bad", [{"WFE_NONCEREJECT": "0"}, {"PEBBLE_CHAIN_LENGTH": 2.5},
                                  {"PEBBLE_VA_NOSLEEP": True}])
 def test_pebble_environment_rejects_bad_knobs(bad):

@@ -177,8 +177,8 @@ def set_domain_certificate(state: LabState, params: dict[str, str]) -> dict[str,
     chain_pem = require(params, "CertificateBody")
     key_pem = require(params, "CertificatePrivateKey")
     leaf = check_upload(chain_pem, key_pem, domain, CODES)
-    apigateway.edge.install(domain, chain_pem, key_pem)
-    with state.lock:
+    with state.lock:  # edge and DescribeDomain change together (state.lock -> edge.lock, never back)
+        apigateway.edge.install(domain, chain_pem, key_pem)
         group.domains[domain] = Installed(name, chain_pem, key_pem, leaf)
     logger.info("API Gateway %s/%s: certificate %s (serial %x) installed", group.group_id, domain, name,
                 leaf.serial_number)

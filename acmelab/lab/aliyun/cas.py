@@ -52,17 +52,28 @@ def stored(state: LabState, cert_id: int) -> Installed | None:
         return _state(state).certificates.get(cert_id)
 
 
-def _cert_id(params: dict[str, str]) -> int:
+def cert_id_param(params: dict[str, str]) -> int:
+    """The required ``CertId`` parameter as an int.
+
+    Raises:
+        ApiFault: ``MissingCertId`` or ``InvalidCertId`` (not a number).
+    """
     try:
         return int(require(params, "CertId"))
     except ValueError:
         raise ApiFault("InvalidCertId", "The specified CertId is invalid.") from None
 
 
-def _known(state: LabState, cert_id: int) -> Installed:
+def known(state: LabState, cert_id: int, code: str = "InvalidCertId.NotFound") -> Installed:
+    """The CAS certificate ``cert_id``.
+
+    Raises:
+        ApiFault: ``code`` (HTTP 404) if there is none; CAS's own
+            ``InvalidCertId.NotFound`` unless a product answers with its own.
+    """
     installed = stored(state, cert_id)
     if installed is None:
-        raise ApiFault("InvalidCertId.NotFound", f"The certificate {cert_id} does not exist.", 404)
+        raise ApiFault(code, f"The certificate {cert_id} does not exist.", 404)
     return installed
 
 
@@ -93,8 +104,8 @@ def upload_user_certificate(state: LabState, params: dict[str, str]) -> dict[str
 @action("GetUserCertificateDetail", version=VERSION)
 def get_user_certificate_detail(state: LabState, params: dict[str, str]) -> dict[str, Any]:
     """One CAS certificate: Id, Name, Cert (PEM), Sans, StartDate, EndDate, SerialNo (never the key)."""
-    cert_id = _cert_id(params)
-    installed = _known(state, cert_id)
+    cert_id = cert_id_param(params)
+    installed = known(state, cert_id)
     leaf = installed.leaf
     return {"Id": cert_id, "Name": installed.cert_name, "Cert": installed.chain_pem,
             "Sans": ",".join(names_of(leaf)), "Common": names_of(leaf)[0] if names_of(leaf) else "",
@@ -106,9 +117,9 @@ def get_user_certificate_detail(state: LabState, params: dict[str, str]) -> dict
 @action("DeleteUserCertificate", version=VERSION)
 def delete_user_certificate(state: LabState, params: dict[str, str]) -> dict[str, Any]:
     """Delete CAS certificate ``CertId`` (refused while a product serves it)."""
-    cert_id = _cert_id(params)
+    cert_id = cert_id_param(params)
     with state.lock:
-        _known(state, cert_id)
+        known(state, cert_id)
         users = [user for check in USERS for user in check(state, cert_id)]
         if users:
             raise ApiFault("CertificateInUse", f"The certificate {cert_id} is in use by {', '.join(users)}; "

@@ -154,13 +154,8 @@ def describe_cdn_domain_detail(state: LabState, params: dict[str, str]) -> dict[
 def _certificate_to_bind(state: LabState, params: dict[str, str], domain: str) -> tuple[Installed, str]:
     cert_type = params.get("CertType") or "upload"
     if cert_type == "cas":
-        try:
-            cert_id = int(require(params, "CertId"))
-        except ValueError:
-            raise ApiFault("InvalidCertId", "The specified CertId is invalid.") from None
-        stored = cas.stored(state, cert_id)
-        if stored is None:
-            raise ApiFault("InvalidCertificate.NotFound", f"The certificate {cert_id} does not exist.", 404)
+        cert_id = cas.cert_id_param(params)
+        stored = cas.known(state, cert_id, "InvalidCertificate.NotFound")
         leaf = check_upload(stored.chain_pem, stored.key_pem, domain, CODES)
         return Installed(params.get("CertName") or stored.cert_name, stored.chain_pem, stored.key_pem, leaf,
                          "cas", cert_id), cert_type
@@ -189,16 +184,18 @@ def set_cdn_domain_ssl_certificate(state: LabState, params: dict[str, str]) -> d
     if region not in CERT_REGIONS:
         raise ApiFault("InvalidCertRegion", f"The specified CertRegion is invalid ({' or '.join(CERT_REGIONS)}).")
     cdn = _state(state)
+    # The edge and the binding change under one hold of state.lock, so two
+    # concurrent calls for a domain leave both on the same certificate, and
+    # a CAS certificate cannot be deleted between its check and its binding
+    # (lock order state.lock -> edge.lock; the edge never takes state.lock).
     with state.lock:
         domain = _domain(cdn, name)
-    if protocol == "off":
-        with state.lock:
+        if protocol == "off":
             domain.binding, domain.modified = None, dt.datetime.now(dt.timezone.utc)
-        cdn.edge.remove(name)
-        return {}
-    installed, _ = _certificate_to_bind(state, params, name)
-    cdn.edge.install(name, installed.chain_pem, installed.key_pem)
-    with state.lock:
+            cdn.edge.remove(name)
+            return {}
+        installed, _ = _certificate_to_bind(state, params, name)
+        cdn.edge.install(name, installed.chain_pem, installed.key_pem)
         domain.binding, domain.modified = Binding(installed, region), dt.datetime.now(dt.timezone.utc)
     logger.info("CDN %s: certificate %s (%s, serial %x) installed", name, installed.cert_name,
                 installed.cert_type, installed.leaf.serial_number)

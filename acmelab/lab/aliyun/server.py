@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Alibaba Cloud's RPC APIs (Alidns, CDN, API Gateway, CAS) all work the same
-way, so one small server can stand in for all of them on loopback:
+Alibaba Cloud's RPC APIs (Alidns, CDN, API Gateway, CAS, SLB, STS) all work
+the same way, so one small server can stand in for all of them on loopback:
 
 1. The client sends ``GET`` or ``POST https://host/?...`` with the action's
    parameters in the query string and/or an
@@ -578,14 +578,7 @@ class LabApiHandler(BaseHTTPRequestHandler):
     def _serve_metadata(self) -> None:
         """The ECS instance metadata paths (:func:`acmelab.lab.aliyun.sts.serve_metadata`)."""
         from acmelab.lab.aliyun import sts
-        headers: dict[str, list[str]] = {}
-        for name, value in self.headers.items():
-            headers.setdefault(name.lower(), []).append(value)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        status, content_type, data = sts.serve_metadata(self.server.state, self.command,
-                                                        urlsplit(self.path).path, headers)
+        status, content_type, data = sts.serve_metadata(self.server.state, self._read_request())
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))

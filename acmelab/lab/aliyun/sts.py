@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from acmelab.lab.aliyun.server import ApiFault, LabState, action, int_param, require
+from acmelab.lab.aliyun.server import ApiFault, LabRequest, LabState, action, int_param, require
 
 VERSION = "2015-04-01"
 #: the lab account's ID (the ``<uid>`` in ARNs)
@@ -187,7 +187,7 @@ def expire_security_tokens(state: LabState, params: dict[str, str]) -> dict[str,
 # The instance metadata service (ECS RAM role)
 # --------------------------------------------------------------------------
 
-def serve_metadata(state: LabState, method: str, path: str, headers: dict[str, list[str]]) -> tuple[int, str, bytes]:
+def serve_metadata(state: LabState, request: LabRequest) -> tuple[int, str, bytes]:
     """Answer one instance-metadata request: (HTTP status, Content-Type, body).
 
     ``PUT /latest/api/token`` -> a token (TTL 1..21600 s from
@@ -196,16 +196,12 @@ def serve_metadata(state: LabState, method: str, path: str, headers: dict[str, l
     ``GET .../security-credentials/<role>`` -> its credentials (JSON).  A token
     sent in ``X-aliyun-ecs-metadata-token`` must be valid (401 otherwise).
     """
-    def header(name: str) -> str:
-        values = headers.get(name.lower())
-        return values[0] if values else ""
-
     now = time.time()
-    if path == "/latest/api/token":
-        if method != "PUT":
+    if request.path == "/latest/api/token":
+        if request.method != "PUT":
             return 405, "text/plain", b"Method Not Allowed"
         try:
-            ttl = int(header("X-aliyun-ecs-metadata-token-ttl-seconds"))
+            ttl = int(request.header("X-aliyun-ecs-metadata-token-ttl-seconds"))
         except ValueError:
             return 400, "text/plain", b"Bad Request"
         if not 1 <= ttl <= 21600:
@@ -214,18 +210,18 @@ def serve_metadata(state: LabState, method: str, path: str, headers: dict[str, l
         with state.lock:
             _state(state).metadata_tokens[token] = now + ttl
         return 200, "text/plain", token.encode()
-    if method != "GET":
+    if request.method != "GET":
         return 405, "text/plain", b"Method Not Allowed"
-    token = header("X-aliyun-ecs-metadata-token")
+    token = request.header("X-aliyun-ecs-metadata-token")
     if token:
         with state.lock:
             expires = _state(state).metadata_tokens.get(token, 0.0)
         if expires <= now:
             return 401, "text/plain", b"Unauthorized"
     prefix = "/latest/meta-data/ram/security-credentials/"
-    if path == prefix:
+    if request.path == prefix:
         return 200, "text/plain", ECS_ROLE.encode()
-    if path.startswith(prefix) and path[len(prefix):] == ECS_ROLE:
+    if request.path.startswith(prefix) and request.path[len(prefix):] == ECS_ROLE:
         key = issue(state, role_arn(ECS_ROLE), "ecs-instance", ECS_CREDENTIAL_LIFETIME)
         body = {"AccessKeyId": key.access_key_id, "AccessKeySecret": key.access_key_secret,
                 "SecurityToken": key.security_token, "Expiration": _stamp(key.expires),
