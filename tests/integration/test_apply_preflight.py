@@ -13,12 +13,10 @@ import uuid
 
 import pytest
 
-from acmelab import cli, operations
-from acmelab.backends import LabBackend
+from acmelab import cli
 from acmelab.config import parse_services
 from acmelab.deploy import apigateway, cdn, lab_client
 from acmelab.engine import apply_services
-from acmelab.state import StateDir
 from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
@@ -26,21 +24,6 @@ pytestmark = pytest.mark.lab
 RUN = uuid.uuid4().hex[:6]
 GROUP = "523e8dc7bbe04613b5b1d726c2a7889d"          # the lab's seeded API group
 SHOP_LB = "lb-bp1acmelabshop0000001"                # seeded, HTTPS listener on 443 only
-
-
-@pytest.fixture
-def proxied(lab, fault_proxy, tmp_path):
-    """(environment through the fault proxy, its proxy, state)."""
-    proxy = fault_proxy(lab)
-    backend = LabBackend(lab, acme_verify=str(proxy.ca_bundle))
-    backend.directory_url = proxy.directory_url
-    state = StateDir(tmp_path / "state")
-    env = operations.environment(backend, state)
-    return env, proxy, state
-
-
-def orders(proxy) -> int:
-    return len(proxy.requests("POST", "/order-plz"))
 
 
 def cname(lab, zone: str, rr: str, target: str) -> None:
@@ -70,7 +53,7 @@ def test_every_target_is_checked_before_a_single_order(lab, proxied):
     services = parse_services({"defaults": {"dns": "alidns"},
                                "service": [{"name": name, **entry} for name, entry in entries.items()]
                                + [{"name": "good", "domains": [good], "cdn": good}]})
-    before = orders(proxy)
+    before = proxied.orders()
     results = {r.name: r for r in apply_services(services, env, state, concurrency=2)}
     expected = {
         "cdn-missing": (f"cdn:pre-nocdn-{RUN}.example.com", "InvalidDomain.NotFound"),
@@ -89,7 +72,7 @@ def test_every_target_is_checked_before_a_single_order(lab, proxied):
         assert state.certificate(name) is None
     assert results["good"].status == "issued" and results["good"].verified == (f"cdn:{good}",)
     # at the CA: exactly one newOrder -- the good service's; none for the seven that failed
-    assert orders(proxy) - before == 1
+    assert proxied.orders() - before == 1
 
 
 def test_issue_exits_2_before_any_order_for_a_missing_zone(lab, tmp_path, capsys):
