@@ -18,7 +18,6 @@ file (it must hide what changes between runs and nothing that matters).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -28,21 +27,10 @@ import nbformat
 import pytest
 
 from acmelab.lab import html_export, run_series
-
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = REPO / "notebooks"
-PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+from tests._notebooks import NOTEBOOKS, NUMBERED as PATHS, REPO, code_cells, lab_secret, load, notebooks_build
 MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT")
 IGNORING = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP")
 IGNORING_TAGS = ("nbval-ignore-output", "nbval-skip")
-
-
-def load(path: Path):
-    return nbformat.read(path, as_version=4)
-
-
-def code_cells(notebook):
-    return [cell for cell in notebook.cells if cell.cell_type == "code"]
 
 
 def markdown(notebook) -> str:
@@ -52,19 +40,6 @@ def markdown(notebook) -> str:
 def ignores_output(cell) -> bool:
     tags = cell.get("metadata", {}).get("tags", [])
     return any(marker in cell.source for marker in IGNORING) or any(tag in tags for tag in IGNORING_TAGS)
-
-
-def lab_secret() -> str:
-    """The access key secret of the course's lab run dir, if one exists."""
-    from acmelab.lab import default_run_dir, status
-
-    info = status()
-    if info is not None:
-        return info.aliyun_access_key_secret
-    try:  # the lab keeps it per run dir (see acmelab.lab.core)
-        return json.loads((default_run_dir() / "aliyun-access-key.json").read_text())["AccessKeySecret"]
-    except (OSError, ValueError, KeyError):
-        return ""
 
 
 def test_series_is_numbered_from_00_without_gaps():
@@ -156,12 +131,7 @@ def test_notebook_matches_its_source(path):
     source = NOTEBOOKS / "src" / f"{path.stem}.py"
     if not source.exists():
         pytest.skip("authored directly as .ipynb")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("acmelab_notebooks_build", NOTEBOOKS / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    expected = [(kind, text) for kind, text in build.parse(source.read_text(encoding="utf-8"))]
+    expected = [(kind, text) for kind, text in notebooks_build().parse(source.read_text(encoding="utf-8"))]
     actual = [(cell.cell_type, cell.source) for cell in load(path).cells]
     assert actual == expected, f"run: python notebooks/build.py {path.name[:2]} && make refresh-notebooks"
 

@@ -13,30 +13,17 @@ and matches its source in ``notebooks/solutions/src/``.  nbval re-runs them
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from acmelab.exercises import EXERCISES
 from acmelab.lab import run_series
+from tests._notebooks import (NOTEBOOKS, NUMBERED, REPO, SOLUTION_PATHS as PATHS, SOLUTIONS, code_cells,
+                              lab_secret, load, notebooks_build)
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = REPO / "notebooks"
-SOLUTIONS = NOTEBOOKS / "solutions"
-NUMBERED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-PATHS = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](?P<id>\d\d\.\d+)["']""")
-
-
-def load(path: Path):
-    return nbformat.read(path, as_version=4)
-
-
-def code_cells(notebook):
-    return [cell for cell in notebook.cells if cell.cell_type == "code"]
 
 
 def output_text(notebook) -> str:
@@ -101,17 +88,10 @@ def test_executed_in_order_without_errors_or_leaks(path):
         assert all(output.output_type != "error" for output in cell.outputs), cell.source[:80]
         assert not any(marker in cell.source for marker in ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP",
                                                             "NBVAL_RAISES_EXCEPTION"))
-    assert run_series.leaks(notebook) == []
+    assert run_series.leaks(notebook, [lab_secret()]) == []
     text = output_text(notebook)
     assert str(REPO) not in text, "absolute path of this checkout in an output"
     assert not re.search(r"/tmp/\w", text), "temporary path in an output"
-
-
-def notebooks_build():
-    spec = importlib.util.spec_from_file_location("acmelab_notebooks_build", NOTEBOOKS / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)

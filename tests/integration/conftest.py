@@ -4,15 +4,21 @@
   in front of the Pebble of ``info`` (a LabInfo), stopped at the end of the
   test.  Point the client at ``proxy.directory_url`` with
   ``verify=proxy.ca_bundle``.
+* ``proxied`` -- the application's environment (``operations.environment``)
+  for the shared ``lab`` with the CA seen through a fault proxy:
+  ``(env, proxy, state)``, and ``proxied.orders()``, the newOrder requests
+  that reached the proxy so far.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 import pytest
 
 from acmelab.lab.faultproxy import FaultProxy
+from acmelab.state import StateDir
 
 
 @pytest.fixture
@@ -27,6 +33,29 @@ def fault_proxy(tmp_path):
     yield start
     for proxy in proxies:
         proxy.stop()
+
+
+class Proxied(NamedTuple):
+    """An environment whose CA is ``lab``'s Pebble through ``proxy``."""
+    env: Any                  # acmelab.operations' environment
+    proxy: FaultProxy
+    state: StateDir
+
+    def orders(self) -> int:
+        """How many newOrder requests (RFC 8555 §7.4) reached the proxy."""
+        return len(self.proxy.requests("POST", "/order-plz"))
+
+
+@pytest.fixture
+def proxied(lab, fault_proxy, tmp_path) -> Proxied:
+    from acmelab import operations
+    from acmelab.backends import LabBackend
+
+    proxy = fault_proxy(lab)
+    backend = LabBackend(lab, acme_verify=str(proxy.ca_bundle))
+    backend.directory_url = proxy.directory_url
+    state = StateDir(tmp_path / "state")
+    return Proxied(operations.environment(backend, state), proxy, state)
 
 
 @pytest.fixture

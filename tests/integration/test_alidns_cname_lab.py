@@ -14,7 +14,7 @@ import dns.query
 import pytest
 
 from acmelab import keys
-from acmelab.aliyun import AliyunClient, Credentials
+from acmelab.aliyun import AliyunClient
 from acmelab.client import AcmeClient
 from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import DelegatedZoneMissing, DnsError
@@ -27,13 +27,8 @@ pytestmark = pytest.mark.lab
 RUN = uuid.uuid4().hex[:8]
 
 
-def lab_client(lab) -> AliyunClient:
-    return AliyunClient(Credentials(lab.aliyun_access_key_id, lab.aliyun_access_key_secret),
-                        endpoint=lab.aliyun_endpoint, verify=lab.ca_bundle)
-
-
 def records_at(lab, zone: str, name: str) -> list[dict]:
-    answer = lab_client(lab).call("DescribeSubDomainRecords", "2015-01-09",
+    answer = AliyunClient.for_lab(lab).call("DescribeSubDomainRecords", "2015-01-09",
                                   {"DomainName": zone, "SubDomain": name}, product="Alidns")
     return answer["DomainRecords"]["Record"]
 
@@ -50,7 +45,7 @@ def cname(lab):
     made = []
 
     def add(zone: str, rr: str, target: str) -> str:
-        answer = lab_client(lab).call("AddDomainRecord", "2015-01-09",
+        answer = AliyunClient.for_lab(lab).call("AddDomainRecord", "2015-01-09",
                                       {"DomainName": zone, "RR": rr, "Type": "CNAME", "Value": target},
                                       product="Alidns")
         made.append(answer["RecordId"])
@@ -58,7 +53,7 @@ def cname(lab):
 
     yield add
     for record_id in made:
-        lab_client(lab).call("DeleteDomainRecord", "2015-01-09", {"RecordId": record_id}, product="Alidns")
+        AliyunClient.for_lab(lab).call("DeleteDomainRecord", "2015-01-09", {"RecordId": record_id}, product="Alidns")
 
 
 @pytest.fixture

@@ -13,34 +13,17 @@ import uuid
 
 import pytest
 
-from acmelab import cli, operations
-from acmelab.backends import LabBackend
-from acmelab.certificates import serial_hex
+from acmelab import cli
 from acmelab.config import parse_services
-from acmelab.deploy import apigateway, cdn, lab_client, verify
+from acmelab.deploy import apigateway, cdn, lab_client
 from acmelab.engine import apply_services
-from acmelab.state import StateDir
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
 RUN = uuid.uuid4().hex[:6]
 GROUP = "523e8dc7bbe04613b5b1d726c2a7889d"          # the lab's seeded API group
 SHOP_LB = "lb-bp1acmelabshop0000001"                # seeded, HTTPS listener on 443 only
-
-
-@pytest.fixture
-def proxied(lab, fault_proxy, tmp_path):
-    """(environment through the fault proxy, its proxy, state)."""
-    proxy = fault_proxy(lab)
-    backend = LabBackend(lab, acme_verify=str(proxy.ca_bundle))
-    backend.directory_url = proxy.directory_url
-    state = StateDir(tmp_path / "state")
-    env = operations.environment(backend, state)
-    return env, proxy, state
-
-
-def orders(proxy) -> int:
-    return len(proxy.requests("POST", "/order-plz"))
 
 
 def cname(lab, zone: str, rr: str, target: str) -> None:
@@ -70,7 +53,7 @@ def test_every_target_is_checked_before_a_single_order(lab, proxied):
     services = parse_services({"defaults": {"dns": "alidns"},
                                "service": [{"name": name, **entry} for name, entry in entries.items()]
                                + [{"name": "good", "domains": [good], "cdn": good}]})
-    before = orders(proxy)
+    before = proxied.orders()
     results = {r.name: r for r in apply_services(services, env, state, concurrency=2)}
     expected = {
         "cdn-missing": (f"cdn:pre-nocdn-{RUN}.example.com", "InvalidDomain.NotFound"),
@@ -89,7 +72,7 @@ def test_every_target_is_checked_before_a_single_order(lab, proxied):
         assert state.certificate(name) is None
     assert results["good"].status == "issued" and results["good"].verified == (f"cdn:{good}",)
     # at the CA: exactly one newOrder -- the good service's; none for the seven that failed
-    assert orders(proxy) - before == 1
+    assert proxied.orders() - before == 1
 
 
 def test_issue_exits_2_before_any_order_for_a_missing_zone(lab, tmp_path, capsys):
@@ -126,10 +109,6 @@ def meta(run, name: str) -> dict:
     return json.loads((run.state / "certificates" / name / "meta.json").read_text())
 
 
-def served(lab, domain: str) -> str:
-    return serial_hex(verify(domain, host="127.0.0.1", port=lab.apigateway_edge_port, root_pem=lab.roots()).serial_hex)
-
-
 def own_group(lab, label: str) -> str:
     """A new API group of the lab account (the seeded one stays as seeded)."""
     return apigateway.create_api_group(lab_client(lab), f"acmelab_{label}_{RUN}")
@@ -150,7 +129,7 @@ def test_two_certificates_on_one_api_gateway_domain_never_swap(run, lab):
     assert code == 0 and moved["status"] == "installed", err
     assert any("ownership moved from the certificate 'first' to 'second'" in n for n in moved["notes"])
     assert target not in meta(run, "first")["installed"] and target in meta(run, "second")["installed"]
-    serial = served(lab, domain)
+    serial = served_serial(lab, domain, lab.apigateway_edge_port)
     assert serial == moved["serial_hex"]
 
     for _ in range(2):
@@ -159,7 +138,7 @@ def test_two_certificates_on_one_api_gateway_domain_never_swap(run, lab):
         results = {r["name"]: r for r in out["services"]}
         assert results["first"]["installed"] == [] and results["second"]["installed"] == []
         assert results["second"]["verified"] == [target]
-        assert served(lab, domain) == serial
+        assert served_serial(lab, domain, lab.apigateway_edge_port) == serial
     assert target not in meta(run, "first")["installed"] and target in meta(run, "second")["installed"]
     assert all(t.get("domain") != domain for t in meta(run, "first")["service"]["install"])
 
@@ -186,13 +165,13 @@ def test_a_state_with_two_owners_is_resolved_without_a_swap(run, lab):
     data["installed"][target] = {**old_record, "installed_at": "2020-01-01T00:00:00+00:00"}
     data["service"]["install"].append({"product": "apigateway", "group_id": group, "domain": domain})
     path.write_text(json.dumps(data))
-    serial = served(lab, domain)
+    serial = served_serial(lab, domain, lab.apigateway_edge_port)
 
     for _ in range(2):
         code, out, err = run("renew")
         assert code == 0, err
         results = {r["name"]: r for r in out["services"]}
-        assert results["old"]["installed"] == [] and served(lab, domain) == serial
+        assert results["old"]["installed"] == [] and served_serial(lab, domain, lab.apigateway_edge_port) == serial
     assert target not in meta(run, "old")["installed"]
     code, out, _ = run("renew")
     notes = [n for r in out["services"] for n in r["notes"]]

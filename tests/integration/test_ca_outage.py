@@ -28,7 +28,7 @@ import pytest
 
 import acmelab
 from acmelab import keys
-from acmelab.aliyun import AliyunClient, Credentials
+from acmelab.aliyun import AliyunClient
 from acmelab.client import AcmeClient
 from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import NetworkError
@@ -66,9 +66,7 @@ def _kill_pebble(run_dir: Path) -> None:
 
 def challenge_txt_records(lab, zone: str) -> list[dict]:
     """Every ``_acme-challenge`` TXT record of ``zone`` in the lab's Alibaba Cloud DNS."""
-    client = AliyunClient(Credentials(lab.aliyun_access_key_id, lab.aliyun_access_key_secret),
-                          endpoint=lab.aliyun_endpoint, verify=lab.ca_bundle)
-    answer = client.call("DescribeDomainRecords", "2015-01-09",
+    answer = AliyunClient.for_lab(lab).call("DescribeDomainRecords", "2015-01-09",
                          {"DomainName": zone, "Type": "TXT", "PageSize": 500}, product="Alidns")
     return [r for r in answer["DomainRecords"]["Record"] if r["RR"].startswith("_acme-challenge")]
 

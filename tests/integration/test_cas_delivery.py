@@ -16,9 +16,9 @@ import uuid
 
 import pytest
 
-from acmelab.certificates import serial_hex
-from acmelab.deploy import cas, cdn, lab_client, verify
+from acmelab.deploy import cas, cdn, lab_client
 from acmelab.errors import AliyunError
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -45,10 +45,6 @@ def binding(lab, domain: str) -> dict:
     return info
 
 
-def served(lab, domain: str) -> str:
-    return serial_hex(verify(domain, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots()).serial_hex)
-
-
 @pytest.mark.parametrize("keep", [1, 0])
 def test_cas_first_binds_cdn_by_cert_id_and_removes_superseded(run, lab, tmp_path, keep):
     domain = f"casfirst{keep}-{RUN}.example.com"
@@ -68,7 +64,7 @@ def test_cas_first_binds_cdn_by_cert_id_and_removes_superseded(run, lab, tmp_pat
         assert meta["installed"][f"cdn:{domain}"]["via"] == "cas"
         info = binding(lab, domain)
         assert (info["CertType"], info["CertId"], info["CertRegion"]) == ("cas", str(cert_id), "cn-hangzhou")
-        assert served(lab, domain) == result["serial_hex"]
+        assert served_serial(lab, domain, lab.cdn_edge_port) == result["serial_hex"]
         assert f"installed: cdn:{domain} (serial {result['serial_hex']} by CertId from CAS, handshake verified)" \
             in result["notes"]
         cert_ids.append(cert_id)
@@ -100,7 +96,7 @@ def test_international_region_sets_the_cdn_cert_region(run, lab, tmp_path):
     assert code == 0, (err, result)
     info = binding(lab, domain)
     assert (info["CertType"], info["CertRegion"]) == ("cas", "ap-southeast-1")
-    assert served(lab, domain) == result["serial_hex"]
+    assert served_serial(lab, domain, lab.cdn_edge_port) == result["serial_hex"]
     meta = json.loads((run.state / "certificates" / "intl" / "meta.json").read_text())
     assert meta["service"]["region"] == "ap-southeast-1" and meta["service"]["delivery"] == "cas"
     # renew reads the stored spec: the same region, the same delivery

@@ -23,8 +23,8 @@ from aliyunsdkalidns.request.v20150109.DescribeDomainRecordsRequest import Descr
 from cryptography import x509
 
 from acmelab import cli, keys
-from acmelab.state import serial_hex
-from acmelab.deploy import apigateway, cdn, lab_client, verify
+from acmelab.deploy import apigateway, cdn, lab_client
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -142,11 +142,9 @@ def test_apply_100_services_then_nothing_then_renew_all(lab, tmp_path, capsys, a
         assert target in result["verified"]
     assert by_name[services[0]["name"]]["installed"] == [f"cdn:{services[0]['name']}", "cas"]
     # our own handshake with each edge: the served serial is the stored one
-    roots = lab.roots()
     for service in services:
         port = lab.cdn_edge_port if service["product"] == "cdn" else lab.apigateway_edge_port
-        served = verify(service["name"], host="127.0.0.1", port=port, root_pem=roots)
-        assert serial_hex(served.serial_hex) == by_name[service["name"]]["serial_hex"]
+        assert served_serial(lab, service["name"], port) == by_name[service["name"]]["serial_hex"]
     assert assert_state_files_parse(tmp_path / "state") == SERVICES
     assert acme_txt_records(lab, RUN) == []
 

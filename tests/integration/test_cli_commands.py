@@ -11,8 +11,8 @@ import pytest
 from cryptography import x509
 
 from acmelab import cli, keys
-from acmelab.state import serial_hex
-from acmelab.deploy import apigateway, cdn, lab_client, verify
+from acmelab.deploy import apigateway, cdn, lab_client
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -170,8 +170,7 @@ def test_issue_install_revoke_renew_export(run, lab, tmp_path):
     assert renewed["status"] == "renewed" and renewed["reason"] == "revoked"
     assert set(renewed["installed"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}", "cas"}
     assert set(renewed["verified"]) == {f"cdn:{domain}", f"apigateway:{group}/www.{domain}"}
-    served = verify(domain, host="127.0.0.1", port=lab.cdn_edge_port, root_pem=lab.roots())
-    assert serial_hex(served.serial_hex) == renewed["serial_hex"] != issued["serial_hex"]
+    assert served_serial(lab, domain, lab.cdn_edge_port) == renewed["serial_hex"] != issued["serial_hex"]
     code, out, _ = run("renew")
     assert code == 0 and json.loads(out)["counts"] == {"unchanged": 1}
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from acmelab import cli, lab as lab_module
-from acmelab.deploy import verify
-from acmelab.state import StateDir, serial_hex
+from acmelab.state import StateDir
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -58,10 +58,6 @@ def own_lab(tmp_path, monkeypatch):
         lab_module.stop(run_dir)
 
 
-def served_serial(info, port: int, domain: str) -> str:
-    return serial_hex(verify(domain, host="127.0.0.1", port=port, root_pem=info.roots()).serial_hex)
-
-
 def test_the_readme_commands_issue_install_and_really_renew(own_lab, capsys):
     run_dir, state = own_lab
     capsys.readouterr()
@@ -80,8 +76,8 @@ def test_the_readme_commands_issue_install_and_really_renew(own_lab, capsys):
             info = lab_module.status(run_dir)
             assert renewed.serial_hex != issued.serial_hex
             # really renewed and reinstalled: both edges serve the new certificate
-            assert served_serial(info, info.cdn_edge_port, "cdn.example.com") == renewed.serial_hex
-            assert served_serial(info, info.slb_edge_port, "shop.example.com") == renewed.serial_hex
+            assert served_serial(info, "cdn.example.com", info.cdn_edge_port) == renewed.serial_hex
+            assert served_serial(info, "shop.example.com", info.slb_edge_port) == renewed.serial_hex
             assert {record["serial_hex"] for record in renewed.installed.values()} == {renewed.serial_hex}
     assert lab_module.status(run_dir) is None          # lab down stopped it
 

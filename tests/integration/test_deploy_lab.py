@@ -24,6 +24,7 @@ from acmelab.dns.alidns import AlidnsProvider
 from acmelab.errors import AliyunAuthError, AliyunError, DeployError, InputError
 from acmelab.issue import issue_certificate
 from acmelab.pkcs12 import export_pkcs12, load_pkcs12
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -84,10 +85,6 @@ def installed(lab, aliyun, group_id, issued):
     on_api = apigateway.set_domain_certificate(aliyun, group_id, API_DOMAIN, issued.chain_pem,
                                                issued.private_key)
     return on_cdn, on_api
-
-
-def served_serial(lab, domain: str, port: int) -> str:
-    return verify(domain, host="127.0.0.1", port=port, root_pem=lab.roots()).serial_hex
 
 
 def test_installed_certificate_is_served_and_validates_to_pebble_root(lab, aliyun, issued, installed):

@@ -9,7 +9,6 @@ management API (``info.cert_status``).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from email.utils import parsedate_to_datetime
@@ -21,7 +20,7 @@ from acmelab.client import AcmeClient
 from acmelab.csr import make_csr
 from acmelab.dns.challtestsrv import ChallTestSrvProvider
 from acmelab.errors import AccountDoesNotExist, NetworkError, RateLimited, ServiceUnavailable
-from acmelab.issue import issue_certificate
+from acmelab.issue import authorize_order, issue_certificate
 from acmelab.lab.faultproxy import http_date
 
 pytestmark = pytest.mark.lab
@@ -57,23 +56,6 @@ def dns(info):
 
 def _names() -> list[str]:
     return [f"www.{uuid.uuid4().hex[:12]}.example.com"]
-
-
-@contextlib.contextmanager
-def _authorized_order(client: AcmeClient, dns, names: list[str]):
-    """An order for one name whose dns-01 authorization is valid (its TXT
-    record removed on the way out), for the tests of what comes after."""
-    order = client.new_order(names)
-    authorization = client.fetch_authorization(order.authorizations[0])
-    challenge = authorization.challenge("dns-01")
-    record = client.dns01_name(authorization), client.dns01_txt_value(challenge)
-    dns.present(*record)
-    try:
-        client.answer_challenge(challenge)
-        client.poll_authorization(authorization)
-        yield order
-    finally:
-        dns.cleanup(*record)
 
 
 def _reached_pebble(proxy, path: str) -> list:
@@ -283,12 +265,13 @@ def test_long_retry_after_raises_rate_limited_at_once(proxy, client, status, err
 
 def test_retry_after_beyond_the_callers_deadline_is_not_waited(proxy, client, dns):
     """finalize(timeout=1) with a 503 'Retry-After: 5': RateLimited now."""
-    with _authorized_order(client, dns, _names()) as order:
-        proxy.refuse("POST", "/finalize-order/", status=503, retry_after="5")
-        start = time.monotonic()
-        with pytest.raises(ServiceUnavailable) as raised:
-            client.finalize(client.fetch_order(order.url), make_csr(keys.generate_key(), order.names), timeout=1)
-        assert time.monotonic() - start < 1 and raised.value.retry_after == 5
+    order = authorize_order(client, client.new_order(_names()), dns)
+    proxy.refuse("POST", "/finalize-order/", status=503, retry_after="5")
+    order, csr = client.fetch_order(order.url), make_csr(keys.generate_key(), order.names)
+    start = time.monotonic()                 # only the finalize is timed
+    with pytest.raises(ServiceUnavailable) as raised:
+        client.finalize(order, csr, timeout=1)
+    assert time.monotonic() - start < 1 and raised.value.retry_after == 5
 
 
 # -- outages -----------------------------------------------------------------
@@ -296,11 +279,10 @@ def test_retry_after_beyond_the_callers_deadline_is_not_waited(proxy, client, dn
 def test_outage_is_one_line_naming_the_step_and_url(proxy, client, dns):
     """The CA disappears before finalize: connection refused, said plainly."""
     names = _names()
-    with _authorized_order(client, dns, names) as order:
-        order = client.poll_order(order.url, until=("ready",))
-        proxy.stop()
-        with pytest.raises(NetworkError) as raised:
-            client.finalize(order, make_csr(keys.generate_key(), names))
+    order = authorize_order(client, client.new_order(names), dns)
+    proxy.stop()
+    with pytest.raises(NetworkError) as raised:
+        client.finalize(order, make_csr(keys.generate_key(), names))
     assert str(raised.value) == (f"finalizing the order for {names[0]}: {order.finalize}: "
                                  f"connection refused (after 4 tries)")
     assert raised.value.url == order.finalize

@@ -16,29 +16,19 @@ import uuid
 
 import pytest
 
-from acmelab import cli, operations
-from acmelab.backends import LabBackend
+from acmelab import cli
 from acmelab.config import parse_services
 from acmelab.engine import apply_services
 from acmelab.lab.faultproxy import http_date
-from acmelab.state import StateDir
 
 pytestmark = pytest.mark.lab
 
 RUN = uuid.uuid4().hex[:6]
 
 
-def orders(proxy) -> int:
-    return len(proxy.requests("POST", "/order-plz"))
-
-
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
-def test_rate_limited_service_is_scheduled_and_the_run_goes_on(lab, fault_proxy, tmp_path, capsys, form):
-    proxy = fault_proxy(lab)
-    backend = LabBackend(lab, acme_verify=str(proxy.ca_bundle))
-    backend.directory_url = proxy.directory_url
-    state = StateDir(tmp_path / "state")
-    env = operations.environment(backend, state)
+def test_rate_limited_service_is_scheduled_and_the_run_goes_on(lab, proxied, tmp_path, capsys, form):
+    env, proxy, state = proxied
     names = {"limited": f"limited-{form}-{RUN}.example.com", "fine": f"fine-{form}-{RUN}.example.com"}
     services = parse_services({"defaults": {"dns": "challtestsrv"},
                                "service": [{"name": n, "domains": [d]} for n, d in names.items()]})
@@ -56,10 +46,10 @@ def test_rate_limited_service_is_scheduled_and_the_run_goes_on(lab, fault_proxy,
     assert state.certificate("limited") is None
 
     # before that time: skipped without a request to the CA
-    before = orders(proxy)
+    before = proxied.orders()
     limited, fine = apply_services(services, env, state, concurrency=1)
     assert limited.status == "scheduled" and f"not before {until:%Y-%m-%dT%H:%M:%SZ}" in limited.reason
-    assert fine.status == "unchanged" and orders(proxy) == before
+    assert fine.status == "unchanged" and proxied.orders() == before
 
     # the command reports it, and a scheduled service does not fail the run (exit 0)
     path = tmp_path / "services.toml"
@@ -74,16 +64,12 @@ def test_rate_limited_service_is_scheduled_and_the_run_goes_on(lab, fault_proxy,
     # after it: ordered again, issued, the record gone
     later = until + dt.timedelta(minutes=1)
     [limited] = apply_services(services[:1], env, state, concurrency=1, now=later)
-    assert limited.status == "issued" and orders(proxy) == before + 1
+    assert limited.status == "issued" and proxied.orders() == before + 1
     assert state.not_before("limited") is None and state.certificate("limited") is not None
 
 
-def test_rate_limit_without_retry_after_fails_the_service(lab, fault_proxy, tmp_path):
-    proxy = fault_proxy(lab)
-    backend = LabBackend(lab, acme_verify=str(proxy.ca_bundle))
-    backend.directory_url = proxy.directory_url
-    state = StateDir(tmp_path / "state")
-    env = operations.environment(backend, state)
+def test_rate_limit_without_retry_after_fails_the_service(lab, proxied):
+    env, proxy, state = proxied
     [service] = parse_services({"service": [{"name": "x", "domains": [f"noretry-{RUN}.example.com"],
                                              "dns": "challtestsrv"}]})
     proxy.refuse("POST", "/order-plz", status=429)

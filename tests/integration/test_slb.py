@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from acmelab.certificates import serial_hex
-from acmelab.deploy import lab_client, slb, verify
+from acmelab.deploy import lab_client, slb
 from acmelab.errors import DeployError
+from tests.integration._served import served_serial
 
 pytestmark = pytest.mark.lab
 
@@ -50,8 +50,7 @@ def test_install_slb_verify_and_renew(run, lab):
     assert result["status"] == "installed" and result["installed"] == [target] and result["verified"] == [target]
     first_id = bound(lab, SHOP, 443)
     assert first_id in server_certificates(lab)
-    served = verify(domain, host="127.0.0.1", port=lab.slb_edge_port, root_pem=lab.roots())
-    assert serial_hex(served.serial_hex) == issued["serial_hex"]
+    assert served_serial(lab, domain, lab.slb_edge_port) == issued["serial_hex"]
     meta = json.loads((run.state / "certificates" / domain / "meta.json").read_text())
     assert meta["installed"][target]["cert_id"] == first_id
     assert {"product": "slb", "load_balancer_id": SHOP, "listener_port": 443} in meta["service"]["install"]
@@ -64,8 +63,7 @@ def test_install_slb_verify_and_renew(run, lab):
     second_id = bound(lab, SHOP, 443)
     assert second_id != first_id and second_id in server_certificates(lab)
     assert first_id not in server_certificates(lab)
-    served = verify(domain, host="127.0.0.1", port=lab.slb_edge_port, root_pem=lab.roots())
-    assert serial_hex(served.serial_hex) == renewed["serial_hex"] != issued["serial_hex"]
+    assert served_serial(lab, domain, lab.slb_edge_port) == renewed["serial_hex"] != issued["serial_hex"]
 
 
 def test_install_slb_preflight_names_the_target(run, lab):
@@ -95,12 +93,10 @@ def test_services_file_with_slb(run, lab, tmp_path):
     target = f"slb:{API}:8443"
     assert code == 0, applied["error"]
     assert applied["status"] == "issued" and applied["verified"] == [target]
-    served = verify(domain, host="127.0.0.1", port=lab.slb_edge_port, root_pem=lab.roots())
-    assert serial_hex(served.serial_hex) == applied["serial_hex"]
+    assert served_serial(lab, domain, lab.slb_edge_port) == applied["serial_hex"]
     code, out, _ = run("apply", str(services))
     assert code == 0 and out["counts"] == {"unchanged": 1} and out["services"][0]["verified"] == [target]
     code, out, _ = run("apply", str(services), "--force")
     [again] = out["services"]
     assert code == 0 and again["status"] == "renewed" and again["installed"] == [target]
-    served = verify(domain, host="127.0.0.1", port=lab.slb_edge_port, root_pem=lab.roots())
-    assert serial_hex(served.serial_hex) == again["serial_hex"] != applied["serial_hex"]
+    assert served_serial(lab, domain, lab.slb_edge_port) == again["serial_hex"] != applied["serial_hex"]

@@ -58,12 +58,13 @@ def test_concurrency_must_be_a_whole_number_of_at_least_one(concurrency):
 def test_each_runs_at_most_concurrency_at_once_and_keeps_the_order(client):
     running, peak = [0], [0]
     lock = threading.Lock()
+    together = threading.Barrier(4)          # each call waits until four run at once
 
     def work(number):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.02)
+        together.wait(timeout=10)            # BrokenBarrierError if fewer than four ever run together
         with lock:
             running[0] -= 1
         return number * 2

@@ -414,16 +414,22 @@ def test_lock_file_exists_only_while_held(tmp_path):
     assert not path.exists()
 
 
-def test_a_waiting_run_takes_the_lock_its_holder_removed(tmp_path):
+def test_a_waiting_run_takes_the_lock_its_holder_removed(tmp_path, monkeypatch):
     """B opened the lock file A holds; A removes it on release: B must not
-    hold the removed file while C locks a new one (the inode is checked)."""
+    hold the removed file while C locks a new one (the inode is checked).
+
+    No sleeping: B's flock, once refused, waits until A has released and
+    removed the file, then locks the file it still has open -- the removed
+    one -- so the inode check is always the thing that sends B on."""
+    import fcntl
     import threading
-    import time
 
     state = StateDir(tmp_path)
     path = tmp_path / "locks" / "account-x.lock"
     a_holds, a_release, b_holds, b_release = (threading.Event() for _ in range(4))
-    b_inode = []
+    b_waits, a_gone = threading.Event(), threading.Event()
+    b_inode, b_locked_removed = [], []
+    flock = fcntl.flock
 
     def run(holds, release, inode=None):
         with state.lock("account-x", wait=10):
@@ -432,20 +438,34 @@ def test_a_waiting_run_takes_the_lock_its_holder_removed(tmp_path):
             holds.set()
             release.wait(10)
 
+    def b_flock(fd, operation):
+        try:
+            return flock(fd, operation)
+        except BlockingIOError:
+            if threading.current_thread() is not b or b_waits.is_set():
+                raise
+            b_waits.set()                    # B has A's file open and is waiting for it
+            assert a_gone.wait(10)
+            flock(fd, operation)             # A's file, removed: B locks it ...
+            b_locked_removed.append(os.fstat(fd).st_nlink == 0)
+
+    monkeypatch.setattr(fcntl, "flock", b_flock)
     a = threading.Thread(target=run, args=(a_holds, a_release))
     a.start()
-    a_holds.wait(10)
+    assert a_holds.wait(10)
     b = threading.Thread(target=run, args=(b_holds, b_release, b_inode))
     b.start()
-    time.sleep(0.2)                      # B has A's file open and is waiting for it
+    assert b_waits.wait(10)
     a_release.set()
+    a.join(10)
+    a_gone.set()
     assert b_holds.wait(10)
+    assert b_locked_removed == [True]    # ... and goes on to the new file (the inode check)
     with pytest.raises(StateLocked):     # C: B holds the lock file that is there
         with state.lock("account-x"):
             pass
     assert path.stat().st_ino == b_inode[0]
     b_release.set()
-    a.join(10)
     b.join(10)
     assert not path.exists()
 
