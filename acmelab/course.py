@@ -393,10 +393,10 @@ def client(key=None, *, account_url: str | None = None):
     return backend().acme_client(key if key is not None else account_key(), account_url=account_url)
 
 
-def account_client(**options: Any):
+def account_client():
     """A client signed in as the course's account: :func:`client` with
-    :func:`account_key` (``options`` go to :func:`client`).  The account is
-    looked up (``newAccount`` with ``onlyReturnExisting``, RFC 8555 §7.3.1)
+    :func:`account_key`.  The account is looked up (``newAccount`` with
+    ``onlyReturnExisting``, RFC 8555 §7.3.1)
     and, if the CA has none for the key (a fresh lab), created
     (``newAccount``, §7.3; ``ACMELAB_CONTACT`` as contact, terms of service
     agreed, EAB as the command does it, :meth:`acmelab.backends.Backend.eab`)
@@ -412,7 +412,7 @@ def account_client(**options: Any):
     from acmelab.errors import AccountDoesNotExist
 
     chosen = backend()
-    acme = chosen.acme_client(account_key(), **options)
+    acme = chosen.acme_client(account_key())
     try:
         account = acme.find_account()
     except AccountDoesNotExist:

@@ -159,9 +159,6 @@ def sort_lists(document: Any) -> Any:
     return document
 
 
-#: the same as :func:`sort_lists` (older name)
-sort_challenges = sort_lists
-
 
 def exchange_text(response: Any, *, body_limit: int = 4000, tidy: Any = None,
                   shorten: Iterable[str] = ()) -> str:

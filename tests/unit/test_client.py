@@ -620,7 +620,8 @@ def _self_signed_pem() -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _answer(retry_after: str | None) -> "AcmeResponse":
+def _answer(retry_after: str | None):
+    """An ``AcmeResponse`` with this ``Retry-After`` (None: no header)."""
     from acmelab.client import AcmeResponse
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
     return AcmeResponse("u", 200, headers, b"{}")
